@@ -1,0 +1,1 @@
+"""Data contract, validation, storage and the synthetic generator."""

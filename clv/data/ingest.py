@@ -1,0 +1,125 @@
+"""Ingest: validate an input once and keep a typed, content-addressed copy in the warehouse.
+
+The warehouse (``$CLV_HOME/warehouse``) holds one Parquet file per distinct input content, named
+by the SHA-256 of the source bytes, and a ``manifest.json`` listing them. Ingesting the same bytes
+again (same file, a copy elsewhere, the same object on S3) is a no-op that returns the existing
+record, so re-running an ingest is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from clv.data.contract import TableKind
+from clv.data.io import display_name, read_table, sha256_of, write_atomic, write_table
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class IngestRecord:
+    """What the warehouse knows about one ingested input.
+
+    Attributes
+    ----------
+    sha256 : str
+        Hash of the source bytes; the identity of the input.
+    kind : str
+        Table kind in the contract.
+    source : str
+        Where it was first ingested from.
+    path : str
+        The typed Parquet copy, relative to the warehouse.
+    rows : int
+        Number of rows.
+    ingested_at : str
+        UTC time of the first ingest (ISO 8601).
+    """
+
+    sha256: str
+    kind: str
+    source: str
+    path: str
+    rows: int
+    ingested_at: str
+
+
+def read_manifest(warehouse: Path) -> list[IngestRecord]:
+    """Return the records of every input ingested into ``warehouse`` (oldest first)."""
+    path = warehouse / MANIFEST
+    if not path.exists():
+        return []
+    return [IngestRecord(**item) for item in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def ingest(
+    uri: str | os.PathLike[str],
+    kind: TableKind = "transactions",
+    *,
+    warehouse: Path | None = None,
+    allow_extra_columns: bool = False,
+    client: S3Client | None = None,
+) -> tuple[IngestRecord, bool]:
+    """Validate ``uri`` and store its typed copy in the warehouse, once per content.
+
+    Parameters
+    ----------
+    uri : str or PathLike
+        Local path or ``s3://`` URI of a CSV or Parquet file.
+    kind : {"transactions", "customers", "sustainability"}
+        Table kind in the contract.
+    warehouse : Path, optional
+        Target folder (default: ``$CLV_HOME/warehouse``).
+    allow_extra_columns : bool
+        Drop columns outside the contract instead of rejecting the file.
+    client : S3Client, optional
+        boto3 client for S3 sources.
+
+    Returns
+    -------
+    (IngestRecord, bool)
+        The record and whether this call added it (``False``: the content was already there).
+
+    Raises
+    ------
+    clv.data.validation.ContractError
+        When the input breaks the contract; nothing is written then.
+    """
+    if warehouse is None:
+        from clv.settings import get_settings
+
+        warehouse = get_settings().warehouse
+    warehouse = Path(warehouse)
+    digest = sha256_of(uri, client=client)
+    records = read_manifest(warehouse)
+    for record in records:
+        if record.sha256 == digest and record.kind == kind and (warehouse / record.path).exists():
+            return record, False
+    frame = read_table(uri, kind, allow_extra_columns=allow_extra_columns, client=client)
+    relative = f"{kind}/{digest}.parquet"
+    write_table(frame, warehouse / relative)
+    record = IngestRecord(
+        sha256=digest,
+        kind=kind,
+        source=str(uri) if str(uri).startswith("s3://") else str(Path(uri).resolve()),
+        path=relative,
+        rows=len(frame),
+        ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    kept = [r for r in records if not (r.sha256 == digest and r.kind == kind)]
+    payload = json.dumps([asdict(r) for r in [*kept, record]], indent=2)
+    write_atomic(warehouse / MANIFEST, lambda p: p.write_text(payload, encoding="utf-8"))
+    return record, True
+
+
+def describe(record: IngestRecord) -> str:
+    """One line about a record, for CLIs."""
+    return f"{display_name(record.source)} -> {record.path} ({record.rows} rows)"

@@ -1,0 +1,1 @@
+"""Models that predict customer lifetime value: probabilistic (BTYD) and machine-learned."""

@@ -1,0 +1,726 @@
+"""BG/NBD and Gamma-Gamma models fitted by maximum likelihood ("buy 'til you die", BTYD).
+
+The conventions are those of ``lifetimes`` and of the papers it implements:
+
+- ``frequency`` (:math:`x`) is the number of *repeat* purchases;
+- ``recency`` (:math:`t_x`) is the customer's age at the last repeat purchase (0 if there is none);
+- ``T`` is the customer's age at the end of the calibration period;
+- ``monetary_value`` (:math:`\\bar m`) is the mean value of the repeat purchases;
+
+all ages in one time unit of the caller's choice, in which the fitted ``alpha`` is then expressed.
+
+Every function is vectorised over customers (no Python loop per customer), works in log space
+(``gammaln``, ``betaln``, ``logaddexp``) so that large frequencies cannot overflow, and validates
+its inputs once, naming the offending argument and position.
+
+References
+----------
+.. [1] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005). "Counting your customers the easy way:
+   an alternative to the Pareto/NBD model". *Marketing Science* 24(2), 275-284.
+.. [2] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2005). "RFM and CLV: using iso-value curves
+   for customer base analysis". *Journal of Marketing Research* 42(4), 415-430.
+.. [3] Fader, P. S., Hardie, B. G. S. and Lee, K. L. (2008). "Computing P(alive) using the BG/NBD
+   model". http://brucehardie.com/notes/021/
+.. [4] Fader, P. S. and Hardie, B. G. S. (2013). "The Gamma-Gamma model of monetary value".
+   http://brucehardie.com/notes/025/
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import OptimizeResult, minimize
+from scipy.special import betaln, expit, gammaln, hyp2f1, psi
+
+__all__ = [
+    "BGNBDParams",
+    "GammaGammaParams",
+    "bgnbd_expected_purchases",
+    "bgnbd_expected_purchases_new",
+    "bgnbd_log_likelihood",
+    "bgnbd_probability_alive",
+    "fit_bgnbd",
+    "fit_gamma_gamma",
+    "gamma_gamma_expected_spend",
+]
+
+FloatArray = npt.NDArray[np.float64]
+_Objective = Callable[[FloatArray], tuple[float, FloatArray]]
+
+# Optimisation runs on log-parameters; these bounds (e^-25 .. e^25) only keep exp() finite during
+# line searches. A fit that ends on one of them is degenerate (e.g. no dropout at all) and is
+# reported with a warning.
+_LOG_PARAM_BOUND = 25.0
+
+
+@dataclass(frozen=True)
+class BGNBDParams:
+    """Parameters of the BG/NBD model.
+
+    Attributes
+    ----------
+    r, alpha : float
+        Shape and rate of the gamma distribution of purchase rates :math:`\\lambda`; ``alpha`` is in
+        the caller's time unit (the mean rate is ``r / alpha`` purchases per unit).
+    a, b : float
+        Shapes of the beta distribution of the dropout probability :math:`p` after each purchase.
+    """
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+
+    def __post_init__(self) -> None:
+        _check_params(self)
+
+
+@dataclass(frozen=True)
+class GammaGammaParams:
+    """Parameters of the Gamma-Gamma model of spend per transaction.
+
+    Attributes
+    ----------
+    p : float
+        Shape of the gamma distribution of a transaction's value around the customer's mean.
+    q, v : float
+        Shape and rate of the gamma distribution of the customers' scale parameter :math:`\\nu`;
+        ``v`` is in the caller's currency unit. The population mean spend per transaction is
+        ``p * v / (q - 1)`` (infinite when ``q <= 1``).
+    """
+
+    p: float
+    q: float
+    v: float
+
+    def __post_init__(self) -> None:
+        _check_params(self)
+
+
+def _check_params(params: BGNBDParams | GammaGammaParams) -> None:
+    for field in fields(params):
+        value = getattr(params, field.name)
+        if not (isinstance(value, int | float | np.floating | np.integer) and np.isfinite(value)):
+            raise ValueError(
+                f"{type(params).__name__}.{field.name} must be a finite number, got {value!r}"
+            )
+        if value <= 0:
+            raise ValueError(f"{type(params).__name__}.{field.name} must be > 0, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation at the boundary
+# --------------------------------------------------------------------------------------------------
+
+
+def _position(values: object, i: int) -> str:
+    """Describe position ``i`` of ``values`` for a person: the index label too, for pandas."""
+    index = getattr(values, "index", None)
+    if index is not None and not callable(index):
+        try:
+            label = index[i]
+        except (IndexError, KeyError, TypeError):
+            return f"position {i}"
+        if label != i:
+            return f"position {i} (index label {label!r})"
+    return f"position {i}"
+
+
+def _as_float_vector(name: str, values: npt.ArrayLike) -> FloatArray:
+    """Convert ``values`` to a finite 1-D float array, or raise ``ValueError`` naming ``name``."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must contain only numbers: {error}") from error
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty")
+    _raise_first(name, values, array, ~np.isfinite(array), "is not finite")
+    return array
+
+
+def _raise_first(
+    name: str, original: object, array: FloatArray, bad: npt.NDArray[np.bool_], problem: str
+) -> None:
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        count = int(bad.sum())
+        more = f" ({count - 1} more like it)" if count > 1 else ""
+        raise ValueError(f"{name} at {_position(original, i)} = {array[i]!r} {problem}{more}")
+
+
+def _check_same_length(reference: tuple[str, FloatArray], *others: tuple[str, FloatArray]) -> None:
+    ref_name, ref = reference
+    for name, array in others:
+        if array.shape != ref.shape:
+            raise ValueError(
+                f"{name} has {array.size} values but {ref_name} has {ref.size}; "
+                "they must describe the same customers"
+            )
+
+
+def _validate_frequency(frequency: npt.ArrayLike) -> FloatArray:
+    x = _as_float_vector("frequency", frequency)
+    _raise_first("frequency", frequency, x, x < 0, "is negative; it counts repeat purchases")
+    _raise_first(
+        "frequency", frequency, x, x != np.round(x), "is not a whole number of repeat purchases"
+    )
+    return x
+
+
+def _validate_rfm(
+    frequency: npt.ArrayLike, recency: npt.ArrayLike, age_at_end: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    x = _validate_frequency(frequency)
+    t_x = _as_float_vector("recency", recency)
+    age = _as_float_vector("T", age_at_end)
+    _check_same_length(("frequency", x), ("recency", t_x), ("T", age))
+    _raise_first("recency", recency, t_x, t_x < 0, "is negative")
+    _raise_first("recency", recency, t_x, t_x > age, "is larger than T (the customer's age)")
+    _raise_first(
+        "recency",
+        recency,
+        t_x,
+        (x == 0) & (t_x != 0),
+        "is not 0 although frequency is 0 (no repeat purchase, so recency must be 0)",
+    )
+    return x, t_x, age
+
+
+def _validate_weights(weights: npt.ArrayLike | None, n: int) -> FloatArray:
+    if weights is None:
+        return np.ones(n)
+    w = _as_float_vector("weights", weights)
+    if w.size != n:
+        raise ValueError(f"weights has {w.size} values but frequency has {n}")
+    _raise_first("weights", weights, w, w < 0, "is negative; weights count identical customers")
+    if w.sum() <= 0:
+        raise ValueError("weights sum to 0: there is no customer to fit")
+    return w
+
+
+def _validate_horizon(t: npt.ArrayLike, n: int) -> FloatArray:
+    horizon = _as_float_vector("t", t)
+    if horizon.size not in (1, n):
+        raise ValueError(
+            f"t must be a scalar or have one value per customer ({n}), got {horizon.size} values"
+        )
+    _raise_first("t", t, horizon, horizon < 0, "is negative; it is a length of time")
+    return horizon
+
+
+def _validate_penalizer(penalizer: float) -> float:
+    if not (np.isfinite(penalizer) and penalizer >= 0):
+        raise ValueError(f"penalizer must be a finite number >= 0, got {penalizer!r}")
+    return float(penalizer)
+
+
+# --------------------------------------------------------------------------------------------------
+# Optimisation
+# --------------------------------------------------------------------------------------------------
+
+
+def _minimize(objective: _Objective, x0: FloatArray, model: str) -> FloatArray:
+    """Minimise ``objective`` (value and gradient) with L-BFGS-B, falling back to Nelder-Mead."""
+    bounds = [(-_LOG_PARAM_BOUND, _LOG_PARAM_BOUND)] * x0.size
+    with np.errstate(all="ignore"):
+        result: OptimizeResult = minimize(
+            objective,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 2_000, "ftol": 1e-13, "gtol": 1e-9},
+        )
+        best_x = np.asarray(result.x, dtype=np.float64)
+        best_f = float(result.fun)
+        converged = bool(result.success) and np.isfinite(best_f)
+        if not converged:
+            # L-BFGS-B can stop in a line search on a flat or badly scaled surface; a
+            # derivative-free polish from its best point (or the start, if better) settles it.
+            start = best_x if np.isfinite(best_f) and best_f <= objective(x0)[0] else x0
+            fallback: OptimizeResult = minimize(
+                lambda z: objective(z)[0],
+                start,
+                method="Nelder-Mead",
+                bounds=bounds,
+                options={"maxiter": 20_000, "xatol": 1e-10, "fatol": 1e-13},
+            )
+            if np.isfinite(fallback.fun) and (not np.isfinite(best_f) or fallback.fun <= best_f):
+                best_x = np.asarray(fallback.x, dtype=np.float64)
+                best_f = float(fallback.fun)
+            converged = bool(fallback.success) and np.isfinite(best_f)
+    if not np.isfinite(best_f):
+        raise RuntimeError(f"{model} fit failed: the log-likelihood is not finite anywhere tried")
+    if not converged:
+        warnings.warn(
+            f"{model} fit did not converge ({result.message}); returning the best point found",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    if np.any(np.abs(best_x) >= _LOG_PARAM_BOUND - 1e-6):
+        warnings.warn(
+            f"{model} fit ended at a parameter bound (log-parameters {np.round(best_x, 3)}): "
+            "the data do not identify the model well",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return best_x
+
+
+def _compress(columns: tuple[FloatArray, ...], weights: FloatArray) -> tuple[FloatArray, ...]:
+    """Merge identical rows, summing their weights, and drop rows of weight 0."""
+    keep = weights > 0
+    stacked = np.column_stack([c[keep] for c in columns])
+    unique_rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
+    counts: FloatArray = np.bincount(
+        inverse.ravel(), weights=weights[keep], minlength=len(unique_rows)
+    ).astype(np.float64, copy=False)
+    return (*(unique_rows[:, j].copy() for j in range(len(columns))), counts)
+
+
+# --------------------------------------------------------------------------------------------------
+# BG/NBD
+# --------------------------------------------------------------------------------------------------
+
+
+def _bgnbd_terms(
+    r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, age: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Per-customer log-likelihood (eq. 6 of [1]) and the pieces its gradient needs.
+
+    Returns ``ll``, the posterior weight of "dropped out after the last purchase" (``w_dead``,
+    0 when ``x == 0``), ``log(alpha + T)``, ``log(alpha + t_x)`` and ``b + max(x, 1) - 1``.
+    """
+    has_repeat = x > 0
+    b_x = b + np.maximum(x, 1.0) - 1.0  # b + x - 1 where it is used (x > 0); b otherwise (unused)
+    log_alpha_age = np.log(alpha + age)
+    log_alpha_tx = np.log(alpha + t_x)
+    r_x = r + x
+    common = gammaln(r_x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b)
+    alive_term = -r_x * log_alpha_age
+    dead_term = np.where(has_repeat, np.log(a) - np.log(b_x) - r_x * log_alpha_tx, -np.inf)
+    log_mix = np.logaddexp(alive_term, dead_term)
+    w_dead = np.exp(dead_term - log_mix)
+    return common + log_mix, w_dead, log_alpha_age, log_alpha_tx, b_x
+
+
+def _bgnbd_objective(
+    log_params: FloatArray,
+    x: FloatArray,
+    t_x: FloatArray,
+    age: FloatArray,
+    weights: FloatArray,
+    penalizer: float,
+) -> tuple[float, FloatArray]:
+    """Mean negative log-likelihood plus L2 penalty, and its gradient in log-parameters."""
+    params = np.exp(log_params)
+    r, alpha, a, b = params
+    ll, w_dead, log_alpha_age, log_alpha_tx, b_x = _bgnbd_terms(r, alpha, a, b, x, t_x, age)
+    w_alive = 1.0 - w_dead
+    r_x = r + x
+    psi_ab = psi(a + b)
+    psi_abx = psi(a + b + x)
+    d_r = psi(r_x) - psi(r) + np.log(alpha) - w_alive * log_alpha_age - w_dead * log_alpha_tx
+    d_alpha = r / alpha - r_x * (w_alive / (alpha + age) + w_dead / (alpha + t_x))
+    d_a = psi_ab - psi_abx + w_dead / a
+    d_b = psi_ab + psi(b + x) - psi(b) - psi_abx - w_dead / b_x
+    total = weights.sum()
+    value = -float(weights @ ll) / total + penalizer * float(params @ params)
+    grad = -np.array([weights @ d_r, weights @ d_alpha, weights @ d_a, weights @ d_b]) / total
+    grad = (grad + 2.0 * penalizer * params) * params
+    if not np.isfinite(value):
+        return np.inf, np.zeros_like(log_params)
+    return value, grad
+
+
+def fit_bgnbd(
+    frequency: npt.ArrayLike,
+    recency: npt.ArrayLike,
+    T: npt.ArrayLike,  # noqa: N803 - the literature's name, kept for callers
+    *,
+    weights: npt.ArrayLike | None = None,
+    penalizer: float = 0.0,
+    initial: BGNBDParams | None = None,
+) -> BGNBDParams:
+    """Fit the BG/NBD model by maximum likelihood.
+
+    Parameters
+    ----------
+    frequency : array-like of int
+        Number of repeat purchases per customer (:math:`x`).
+    recency : array-like of float
+        Age of each customer at their last repeat purchase (:math:`t_x`; 0 when ``frequency`` is 0).
+    T : array-like of float
+        Age of each customer at the end of the calibration period, in the unit of ``recency``.
+    weights : array-like of float, optional
+        Number of customers each row stands for, so that a dataset compressed to its distinct
+        ``(frequency, recency, T)`` rows gives the same fit. Defaults to 1 per row.
+    penalizer : float, default 0
+        Coefficient of an L2 penalty ``penalizer * (r**2 + alpha_s**2 + a**2 + b**2)`` added to the
+        mean negative log-likelihood, where ``alpha_s = alpha * max(T)`` is ``alpha`` with time
+        scaled so that the oldest customer has age 1. This is the penalty of ``lifetimes``, so its
+        coefficients carry over.
+    initial : BGNBDParams, optional
+        Starting point of the optimiser (caller's units). Defaults to ``r = a = b = 1`` and
+        ``alpha = max(T)``.
+
+    Returns
+    -------
+    BGNBDParams
+        The maximum-likelihood (or penalised) estimates, ``alpha`` in the unit of ``T``.
+
+    Raises
+    ------
+    ValueError
+        If an input is malformed; the message names the argument and position.
+    RuntimeError
+        If the log-likelihood cannot be evaluated anywhere the optimiser looked.
+
+    Warns
+    -----
+    RuntimeWarning
+        If the optimiser did not converge or stopped at a (degenerate) parameter bound.
+
+    Notes
+    -----
+    Time is scaled by ``1 / max(T)`` during the fit (as ``lifetimes`` does) so that all
+    log-parameters are of order one; L-BFGS-B uses the analytic gradient and falls back to
+    Nelder-Mead if it stops early.
+    """
+    x, t_x, age = _validate_rfm(frequency, recency, T)
+    w = _validate_weights(weights, x.size)
+    pen = _validate_penalizer(penalizer)
+    max_age = float(age[w > 0].max())
+    if max_age <= 0:
+        raise ValueError("T is 0 for every customer: there is no observed time to fit on")
+    scale = 1.0 / max_age
+    x_u, t_x_u, age_u, w_u = _compress((x, t_x * scale, age * scale), w)
+    x0 = (
+        np.zeros(4)
+        if initial is None
+        else np.log([initial.r, initial.alpha * scale, initial.a, initial.b])
+    )
+
+    def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
+        return _bgnbd_objective(log_params, x_u, t_x_u, age_u, w_u, pen)
+
+    r, alpha_s, a, b = np.exp(_minimize(objective, x0, "BG/NBD"))
+    return BGNBDParams(r=float(r), alpha=float(alpha_s / scale), a=float(a), b=float(b))
+
+
+def bgnbd_log_likelihood(
+    params: BGNBDParams,
+    frequency: npt.ArrayLike,
+    recency: npt.ArrayLike,
+    T: npt.ArrayLike,  # noqa: N803
+) -> FloatArray:
+    """Log-likelihood of each customer's ``(frequency, recency, T)`` under the BG/NBD model.
+
+    Parameters
+    ----------
+    params : BGNBDParams
+        Model parameters, ``alpha`` in the unit of ``T``.
+    frequency, recency, T : array-like
+        Customer histories, as in :func:`fit_bgnbd`.
+
+    Returns
+    -------
+    ndarray of float
+        One log-likelihood per customer (equation 6 of [1]_), a density in ``recency`` for customers
+        with repeat purchases, so its value depends on the time unit.
+    """
+    x, t_x, age = _validate_rfm(frequency, recency, T)
+    ll, *_ = _bgnbd_terms(params.r, params.alpha, params.a, params.b, x, t_x, age)
+    return ll
+
+
+def bgnbd_probability_alive(
+    params: BGNBDParams,
+    frequency: npt.ArrayLike,
+    recency: npt.ArrayLike,
+    T: npt.ArrayLike,  # noqa: N803
+) -> FloatArray:
+    """Probability that each customer is still active at age ``T``.
+
+    Parameters
+    ----------
+    params : BGNBDParams
+        Model parameters, ``alpha`` in the unit of ``T``.
+    frequency, recency, T : array-like
+        Customer histories, as in :func:`fit_bgnbd`.
+
+    Returns
+    -------
+    ndarray of float
+        ``1 / (1 + 1{x>0} a / (b + x - 1) ((alpha + T) / (alpha + t_x))**(r + x))`` ([3]_), in
+        [0, 1].
+        It is exactly 1 when ``frequency`` is 0: in the BG/NBD model a customer can only drop out
+        right after a repeat purchase, so one who has made none is certainly still active.
+    """
+    x, t_x, age = _validate_rfm(frequency, recency, T)
+    return _probability_alive(params, x, t_x, age)
+
+
+def _probability_alive(
+    params: BGNBDParams, x: FloatArray, t_x: FloatArray, age: FloatArray
+) -> FloatArray:
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    log_odds_dead = (
+        (r + x) * (np.log(alpha + age) - np.log(alpha + t_x))
+        + np.log(a)
+        - np.log(b + np.maximum(x, 1.0) - 1.0)
+    )
+    return np.where(x > 0, expit(-log_odds_dead), 1.0)
+
+
+def _scaled_hyp_term(
+    params: BGNBDParams, x: FloatArray, age: FloatArray, t: FloatArray
+) -> FloatArray:
+    """``G = ((alpha+T)/(alpha+T+t))**(r+x) * 2F1(r+x, b+x; a+b+x-1; t/(alpha+T+t))``.
+
+    The direct form multiplies a hypergeometric function that grows like ``exp(x z)`` by a power
+    that vanishes like ``(1-z)**(r+x)``, which overflows for large ``x``. Euler's transformation
+    ``2F1(A, B; C; z) = (1-z)**(C-A-B) 2F1(C-A, C-B; C; z)`` turns ``G`` into
+    ``(1-z)**(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``, whose parameters do not grow with ``x`` except
+    ``C`` (which only speeds convergence). Where that still fails, the direct form in log space
+    and then Pfaff's transformation ``G = 2F1(r+x, a-1; a+b+x-1; -t/(alpha+T))`` are tried.
+    """
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    c = a + b + x - 1.0
+    log_one_minus_z = np.log(alpha + age) - np.log(alpha + age + t)
+    z = t / (alpha + age + t)
+    with np.errstate(all="ignore"):
+        g = np.exp((a - 1.0) * log_one_minus_z) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+        bad = ~np.isfinite(g)
+        if bad.any():
+            direct = hyp2f1(r + x[bad], b + x[bad], c[bad], z[bad])
+            g[bad] = np.exp((r + x[bad]) * log_one_minus_z[bad] + np.log(direct))
+            bad = ~np.isfinite(g)
+        if bad.any():
+            g[bad] = hyp2f1(r + x[bad], a - 1.0, c[bad], -t[bad] / (alpha + age[bad]))
+    return g
+
+
+def _expected_purchases(
+    params: BGNBDParams, x: FloatArray, t_x: FloatArray, age: FloatArray, t: FloatArray
+) -> FloatArray:
+    x, t_x, age, t = np.broadcast_arrays(x, t_x, age, t)
+    a = params.a
+    g = _scaled_hyp_term(params, x, age, t)
+    unconditional_alive = (a + params.b + x - 1.0) / (a - 1.0) * (1.0 - g)
+    expected = unconditional_alive * _probability_alive(params, x, t_x, age)
+    # (a+b+x-1)/(a-1) and (1 - g) change sign together at a = 1; only rounding can make the product
+    # negative, and only by a few ulps.
+    return np.maximum(expected, 0.0)
+
+
+def bgnbd_expected_purchases(
+    params: BGNBDParams,
+    frequency: npt.ArrayLike,
+    recency: npt.ArrayLike,
+    T: npt.ArrayLike,  # noqa: N803
+    t: npt.ArrayLike,
+) -> FloatArray:
+    """Expected number of purchases of each customer in the next ``t`` time units, ``(T, T + t]``.
+
+    Parameters
+    ----------
+    params : BGNBDParams
+        Model parameters, ``alpha`` in the unit of ``T``.
+    frequency, recency, T : array-like
+        Customer histories, as in :func:`fit_bgnbd`.
+    t : float or array-like of float
+        Horizon, in the unit of ``T``: one value for all customers or one per customer.
+
+    Returns
+    -------
+    ndarray of float
+        Equation 10 of [1]_, which is the expectation for a customer known to be alive times
+        :func:`bgnbd_probability_alive`; non-negative and non-decreasing in ``t``.
+
+    Notes
+    -----
+    The formula divides by ``a - 1``; at ``a == 1`` exactly it is 0/0, and within about 1e-8 of it
+    the result loses precision.
+    """
+    x, t_x, age = _validate_rfm(frequency, recency, T)
+    horizon = _validate_horizon(t, x.size)
+    return _expected_purchases(params, x, t_x, age, horizon)
+
+
+def bgnbd_expected_purchases_new(params: BGNBDParams, t: npt.ArrayLike) -> FloatArray | float:
+    """Expected number of repeat purchases in ``(0, t]`` of a customer who has just been acquired.
+
+    Parameters
+    ----------
+    params : BGNBDParams
+        Model parameters, ``alpha`` in the unit of ``t``.
+    t : float or array-like of float
+        Horizon(s), counted from the first purchase.
+
+    Returns
+    -------
+    float or ndarray of float
+        Equation 9 of [1]_, ``E[X(t)]``; a float when ``t`` is a scalar.
+    """
+    horizon = _as_float_vector("t", t)
+    _raise_first("t", t, horizon, horizon < 0, "is negative; it is a length of time")
+    # A brand-new customer is the conditional case with x = t_x = T = 0 (certainly alive).
+    zeros = np.zeros_like(horizon)
+    expected = _expected_purchases(params, zeros, zeros, zeros, horizon)
+    if np.ndim(t) == 0:
+        return float(expected[0])
+    return expected
+
+
+# --------------------------------------------------------------------------------------------------
+# Gamma-Gamma
+# --------------------------------------------------------------------------------------------------
+
+
+def _gamma_gamma_objective(
+    log_params: FloatArray,
+    x: FloatArray,
+    m: FloatArray,
+    weights: FloatArray,
+    penalizer: float,
+) -> tuple[float, FloatArray]:
+    """Mean negative log-likelihood (eq. 1a of [4]_) plus L2 penalty, gradient in log-parameters."""
+    params = np.exp(log_params)
+    p, q, v = params
+    px = p * x
+    log_v_xm = np.log(v + x * m)
+    log_m = np.log(m)
+    log_x = np.log(x)
+    psi_pxq = psi(px + q)
+    ll = (
+        gammaln(px + q)
+        - gammaln(px)
+        - gammaln(q)
+        + q * np.log(v)
+        + (px - 1.0) * log_m
+        + px * log_x
+        - (px + q) * log_v_xm
+    )
+    d_p = x * (psi_pxq - psi(px) + log_m + log_x - log_v_xm)
+    d_q = psi_pxq - psi(q) + np.log(v) - log_v_xm
+    d_v = q / v - (px + q) / (v + x * m)
+    total = weights.sum()
+    value = -float(weights @ ll) / total + penalizer * float(params @ params)
+    grad = -np.array([weights @ d_p, weights @ d_q, weights @ d_v]) / total
+    grad = (grad + 2.0 * penalizer * params) * params
+    if not np.isfinite(value):
+        return np.inf, np.zeros_like(log_params)
+    return value, grad
+
+
+def _validate_monetary(
+    frequency: npt.ArrayLike, monetary_value: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    x = _validate_frequency(frequency)
+    m = _as_float_vector("monetary_value", monetary_value)
+    _check_same_length(("frequency", x), ("monetary_value", m))
+    _raise_first("monetary_value", monetary_value, m, m < 0, "is negative; spend must be >= 0")
+    return x, m
+
+
+def fit_gamma_gamma(
+    frequency: npt.ArrayLike,
+    monetary_value: npt.ArrayLike,
+    *,
+    penalizer: float = 0.0,
+    weights: npt.ArrayLike | None = None,
+    initial: GammaGammaParams | None = None,
+) -> GammaGammaParams:
+    """Fit the Gamma-Gamma model of average spend per transaction by maximum likelihood.
+
+    Parameters
+    ----------
+    frequency : array-like of int
+        Number of repeat purchases per customer (:math:`x`).
+    monetary_value : array-like of float
+        Mean value of each customer's repeat purchases (:math:`\\bar m`), >= 0.
+    penalizer : float, default 0
+        Coefficient of an L2 penalty ``penalizer * (p**2 + q**2 + v_s**2)`` added to the mean
+        negative log-likelihood, where ``v_s`` is ``v`` in units of the mean ``monetary_value`` of
+        the customers fitted on.
+    weights : array-like of float, optional
+        Number of customers each row stands for. Defaults to 1 per row.
+    initial : GammaGammaParams, optional
+        Starting point of the optimiser (caller's units). Defaults to ``p = q = 1`` and
+        ``v`` = the mean ``monetary_value``.
+
+    Returns
+    -------
+    GammaGammaParams
+        The maximum-likelihood (or penalised) estimates, ``v`` in the currency of
+        ``monetary_value``.
+
+    Raises
+    ------
+    ValueError
+        If an input is malformed, or no customer has both ``frequency > 0`` and
+        ``monetary_value > 0``.
+
+    Notes
+    -----
+    Only customers with ``frequency > 0`` and ``monetary_value > 0`` carry information about spend
+    and are used; the others are ignored. The model assumes spend is independent of frequency.
+    """
+    x, m = _validate_monetary(frequency, monetary_value)
+    w = _validate_weights(weights, x.size)
+    pen = _validate_penalizer(penalizer)
+    used = (x > 0) & (m > 0) & (w > 0)
+    if not used.any():
+        raise ValueError(
+            "no customer has frequency > 0 and monetary_value > 0: there is no spend to fit on"
+        )
+    x, m, w = x[used], m[used], w[used]
+    scale = 1.0 / float(np.average(m, weights=w))
+    x_u, m_u, w_u = _compress((x, m * scale), w)
+    x0 = np.zeros(3) if initial is None else np.log([initial.p, initial.q, initial.v * scale])
+
+    def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
+        return _gamma_gamma_objective(log_params, x_u, m_u, w_u, pen)
+
+    p, q, v_s = np.exp(_minimize(objective, x0, "Gamma-Gamma"))
+    return GammaGammaParams(p=float(p), q=float(q), v=float(v_s / scale))
+
+
+def gamma_gamma_expected_spend(
+    params: GammaGammaParams, frequency: npt.ArrayLike, monetary_value: npt.ArrayLike
+) -> FloatArray:
+    """Expected average spend per transaction of each customer, given their history.
+
+    Parameters
+    ----------
+    params : GammaGammaParams
+        Model parameters, ``v`` in the currency of ``monetary_value``.
+    frequency : array-like of int
+        Number of repeat purchases per customer.
+    monetary_value : array-like of float
+        Mean value of each customer's repeat purchases (ignored where ``frequency`` is 0).
+
+    Returns
+    -------
+    ndarray of float
+        ``p (v + x m) / (p x + q - 1)`` (equation 5 of [4]_): a weighted average of the population
+        mean ``p v / (q - 1)`` and the customer's own mean, the latter weighted
+        ``p x / (p x + q - 1)``. Customers with no repeat purchase get the population mean.
+        Where ``p x + q <= 1`` the expectation does not exist (heavy tail) and ``inf`` is returned.
+    """
+    x, m = _validate_monetary(frequency, monetary_value)
+    p, q, v = params.p, params.q, params.v
+    own_mean = np.where(x > 0, m, 0.0)
+    denominator = p * x + q - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = p * (v + x * own_mean) / denominator
+    return np.where(denominator > 0, expected, np.inf)

@@ -1,0 +1,48 @@
+"""Settings read once from the environment (prefix ``CLV_``).
+
+Use :func:`get_settings`; it is cached, so the environment is read on first use, never at import.
+Tests that change the environment call ``get_settings.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Platform settings.
+
+    Attributes
+    ----------
+    home : Path
+        The data home (``CLV_HOME``): generated data, ingested files, local stores and reports.
+    s3_endpoint_url : str or None
+        Endpoint for ``s3://`` URIs (``CLV_S3_ENDPOINT_URL``), for MinIO and other S3-compatible
+        stores. ``None`` uses AWS.
+    s3_region : str
+        Region passed to boto3 (``CLV_S3_REGION``).
+    max_reported_errors : int
+        How many validation problems are listed before the report is cut short.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CLV_", extra="ignore")
+
+    home: Path = Field(default=Path(".clv"))
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    max_reported_errors: int = Field(default=50, ge=1, le=100_000)
+
+    @property
+    def warehouse(self) -> Path:
+        """Folder where ``clv ingest`` keeps validated, content-addressed copies of inputs."""
+        return self.home / "warehouse"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the settings, read from the environment on first call and cached afterwards."""
+    return Settings()
