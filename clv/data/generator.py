@@ -619,30 +619,39 @@ def generate(config: GeneratorConfig | None = None, *, seed: int = 0) -> Synthet
 
 def write_synthetic(
     data: SyntheticData, out_dir: str | Path, *, fmt: Literal["parquet", "csv"] = "parquet"
-) -> dict[str, Path]:
+) -> dict[str, str]:
     """Write every table (and ``truth.json`` with the population) to ``out_dir``, atomically.
+
+    ``out_dir`` may be a local folder or an ``s3://bucket/prefix``.
 
     Returns
     -------
-    dict of str to Path
-        Table name to the file written.
+    dict of str to str
+        Table name to the file (or object URI) written.
     """
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from clv.data.io import write_atomic
+    from clv.data.io import is_s3, write_atomic
 
-    out = Path(out_dir)
-    written: dict[str, Path] = {}
+    base = str(out_dir).rstrip("/")
+    written: dict[str, str] = {}
+
+    def target(name: str) -> str:
+        return f"{base}/{name}" if is_s3(base) else str(Path(base) / name)
+
     for name in data.tables:
         table: pa.Table = getattr(data, name)
-        path = out / f"{name}.{fmt}"
-        if fmt == "parquet":
-            write_atomic(path, lambda p, t=table: pq.write_table(t, p, compression="zstd"))
-        else:
-            write_atomic(path, lambda p, t=table: pacsv.write_csv(t, p))
-        written[name] = path
+
+        def write_one(path: Path, table: pa.Table = table) -> None:
+            if fmt == "parquet":
+                pq.write_table(table, path, compression="zstd")
+            else:
+                pacsv.write_csv(table, path)
+
+        written[name] = target(f"{name}.{fmt}")
+        write_atomic(written[name], write_one)
     meta = json.dumps(data.population(), indent=2, sort_keys=True)
-    write_atomic(out / "truth.json", lambda p: p.write_text(meta, encoding="utf-8"))
-    written["population"] = out / "truth.json"
+    written["population"] = target("truth.json")
+    write_atomic(written["population"], lambda p: p.write_text(meta, encoding="utf-8"))
     return written

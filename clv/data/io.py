@@ -113,14 +113,14 @@ def local_copy(uri: str | os.PathLike[str], *, client: S3Client | None = None) -
         yield target
 
 
-def _atomic_local_write(path: Path, writer: Callable[[Path], None]) -> None:
+def _atomic_local_write(path: Path, writer: Callable[[Path], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         writer(tmp)
-        os.replace(tmp, path)
+        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -128,7 +128,7 @@ def _atomic_local_write(path: Path, writer: Callable[[Path], None]) -> None:
 
 def write_atomic(
     uri: str | os.PathLike[str],
-    writer: Callable[[Path], None],
+    writer: Callable[[Path], object],
     *,
     client: S3Client | None = None,
 ) -> None:

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Literal
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,8 @@ class Problem:
     source : str
         File name (or ``<DataFrame>``).
     row : int or None
-        1-based line (CSV, header = line 1) or row (Parquet, frames); ``None`` for file-level issues.
+        1-based line (CSV, header = line 1) or row (Parquet, frames);
+        ``None`` for file-level issues.
     column : str or None
         Column name, when the problem is in one column.
     value : str or None
@@ -236,7 +238,7 @@ def _read_csv_raw(path: Path, spec: TableSpec, source: str) -> pd.DataFrame:
                 f"'{','.join(spec.required)}' followed by data rows",
             )
         )
-    compression = "gzip" if path.name.lower().endswith(".gz") else None
+    compression: Literal["gzip"] | None = "gzip" if path.name.lower().endswith(".gz") else None
     try:
         opener = _open_text(path, compression)
         with opener as fh:
@@ -335,7 +337,7 @@ def _read_csv_raw(path: Path, spec: TableSpec, source: str) -> pd.DataFrame:
     return raw
 
 
-def _open_text(path: Path, compression: str | None):  # type: ignore[no-untyped-def]
+def _open_text(path: Path, compression: str | None) -> IO[str]:
     if compression == "gzip":
         import gzip
 
@@ -383,7 +385,7 @@ def _missing_mask(values: pd.Series) -> np.ndarray:
 
 
 def _parse_string(values: pd.Series, missing: np.ndarray) -> tuple[pd.Series, np.ndarray]:
-    out = values.astype(object).where(~missing, None)
+    out = values.astype(object).mask(pd.Series(missing, index=values.index))
     out = out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
     return out, np.zeros(len(values), dtype=bool)
 
@@ -394,7 +396,8 @@ def _parse_float(values: pd.Series, missing: np.ndarray) -> tuple[pd.Series, np.
     if pd.api.types.is_numeric_dtype(values):
         return values.astype("float64"), np.zeros(len(values), dtype=bool)
     text = values.astype("string").str.strip()
-    parsed = pd.to_numeric(text.where(~missing, None), errors="coerce").astype("float64")
+    parsed = pd.to_numeric(text.mask(pd.Series(missing, index=text.index)), errors="coerce")
+    parsed = parsed.astype("float64")
     bad = ~missing & parsed.isna().to_numpy()
     return parsed, bad
 
@@ -435,7 +438,7 @@ def _parse_datetime(
         text = values.map(lambda v: None if v is None else str(v)).astype("string")
     else:
         text = values.astype("string")
-    text = text.str.strip().where(~missing, None)
+    text = text.str.strip().mask(pd.Series(missing, index=text.index))
     has_tz = text.str.contains(_TZ_SUFFIX, regex=True, na=False).to_numpy(dtype=bool)
     present = ~missing
     n_tz, n_naive = int((has_tz & present).sum()), int((~has_tz & present).sum())
@@ -454,7 +457,12 @@ def _parse_datetime(
         positions = np.flatnonzero(minority & present)
         collector.add_rows(positions, col.name, values, reason)
         bad |= minority & present
-    parsed = pd.to_datetime(text.where(~bad, None), format="ISO8601", utc=True, errors="coerce")
+    parsed = pd.to_datetime(
+        text.mask(pd.Series(bad, index=text.index, dtype=bool)),
+        format="ISO8601",
+        utc=True,
+        errors="coerce",
+    )
     parsed = parsed.dt.tz_localize(None).astype("datetime64[ns]")
     unparsed = present & ~bad & parsed.isna().to_numpy()
     if unparsed.any():
@@ -659,11 +667,11 @@ def _validate_raw(
             sub = _Collector(collector.source, collector.row_label, 0, collector.limit)
             _run_pandera(frame.iloc[clean_positions].reset_index(drop=True), spec, sub)
             for p in sub.problems:
-                pos = None if p.row is None else int(clean_positions[p.row])
-                value = p.value
-                if pos is not None and p.column in raw.columns:
-                    value = raw[p.column].iloc[pos]  # show the value as written in the input
-                collector.add(p.reason, position=pos, column=p.column, value=value)
+                at = None if p.row is None else int(clean_positions[p.row])
+                value: object = p.value
+                if at is not None and p.column in raw.columns:
+                    value = raw[p.column].iloc[at]  # show the value as written in the input
+                collector.add(p.reason, position=at, column=p.column, value=value)
             collector.total += sub.total - len(sub.problems)
         if collector.total == 0:
             report.frame = frame

@@ -49,12 +49,15 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 _Objective = Callable[[FloatArray], tuple[float, FloatArray]]
 
 # Optimisation runs on log-parameters; these bounds (e^-25 .. e^25) only keep exp() finite during
 # line searches. A fit that ends on one of them is degenerate (e.g. no dropout at all) and is
 # reported with a warning.
 _LOG_PARAM_BOUND = 25.0
+# On the mean log-likelihood per customer, in log-parameters: far below sampling error.
+_GRADIENT_TOLERANCE = 1e-7
 
 
 @dataclass(frozen=True)
@@ -241,17 +244,21 @@ def _minimize(objective: _Objective, x0: FloatArray, model: str) -> FloatArray:
         )
         best_x = np.asarray(result.x, dtype=np.float64)
         best_f = float(result.fun)
-        converged = bool(result.success) and np.isfinite(best_f)
+        # L-BFGS-B also stops when a line search can no longer improve the objective within
+        # floating-point precision; that is convergence if the gradient is already small.
+        converged = np.isfinite(best_f) and (
+            bool(result.success) or float(np.max(np.abs(result.jac))) <= _GRADIENT_TOLERANCE
+        )
         if not converged:
-            # L-BFGS-B can stop in a line search on a flat or badly scaled surface; a
-            # derivative-free polish from its best point (or the start, if better) settles it.
+            # Otherwise (a flat or badly scaled surface), a derivative-free polish from its best
+            # point, or from the start if that is better, settles it.
             start = best_x if np.isfinite(best_f) and best_f <= objective(x0)[0] else x0
             fallback: OptimizeResult = minimize(
                 lambda z: objective(z)[0],
                 start,
                 method="Nelder-Mead",
                 bounds=bounds,
-                options={"maxiter": 20_000, "xatol": 1e-10, "fatol": 1e-13},
+                options={"maxfev": 4_000, "xatol": 1e-8, "fatol": 1e-12},
             )
             if np.isfinite(fallback.fun) and (not np.isfinite(best_f) or fallback.fun <= best_f):
                 best_x = np.asarray(fallback.x, dtype=np.float64)
@@ -276,14 +283,46 @@ def _minimize(objective: _Objective, x0: FloatArray, model: str) -> FloatArray:
 
 
 def _compress(columns: tuple[FloatArray, ...], weights: FloatArray) -> tuple[FloatArray, ...]:
-    """Merge identical rows, summing their weights, and drop rows of weight 0."""
+    """Merge identical rows, summing their weights, and drop rows of weight 0.
+
+    A dataset and its compressed form (distinct rows with counts as weights) thus reach the
+    optimiser as the same arrays.
+    """
     keep = weights > 0
-    stacked = np.column_stack([c[keep] for c in columns])
-    unique_rows, inverse = np.unique(stacked, axis=0, return_inverse=True)
-    counts: FloatArray = np.bincount(
-        inverse.ravel(), weights=weights[keep], minlength=len(unique_rows)
-    ).astype(np.float64, copy=False)
-    return (*(unique_rows[:, j].copy() for j in range(len(columns))), counts)
+    kept = [column[keep] for column in columns]
+    order = np.lexsort(kept[::-1])
+    ordered = [column[order] for column in kept]
+    starts_group = np.ones(order.size, dtype=bool)
+    for column in ordered:
+        starts_group[1:] |= column[1:] != column[:-1]
+    starts = np.flatnonzero(starts_group)
+    counts: FloatArray = np.add.reduceat(weights[keep][order], starts)
+    return (*(column[starts] for column in ordered), counts)
+
+
+@dataclass(frozen=True)
+class _FrequencyLevels:
+    """Distinct frequencies, so that special functions of ``x`` run once per level, not per row.
+
+    Attributes
+    ----------
+    values : ndarray
+        The distinct frequencies, sorted.
+    row_level : ndarray of int
+        For each row, the position of its frequency in ``values``.
+    weight : ndarray
+        Total weight of the rows at each level.
+    """
+
+    values: FloatArray
+    row_level: IntArray
+    weight: FloatArray
+
+    @classmethod
+    def of(cls, x: FloatArray, weights: FloatArray) -> _FrequencyLevels:
+        values, row_level = np.unique(x, return_inverse=True)
+        weight = np.bincount(row_level, weights=weights, minlength=values.size)
+        return cls(values, row_level.astype(np.intp), weight.astype(np.float64, copy=False))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -291,25 +330,48 @@ def _compress(columns: tuple[FloatArray, ...], weights: FloatArray) -> tuple[Flo
 # --------------------------------------------------------------------------------------------------
 
 
-def _bgnbd_terms(
-    r: float, alpha: float, a: float, b: float, x: FloatArray, t_x: FloatArray, age: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Per-customer log-likelihood (eq. 6 of [1]) and the pieces its gradient needs.
+@dataclass(frozen=True)
+class _BGNBDTerms:
+    """Pieces of the BG/NBD log-likelihood (eq. 6 of [1]_) shared by its value and gradient."""
 
-    Returns ``ll``, the posterior weight of "dropped out after the last purchase" (``w_dead``,
-    0 when ``x == 0``), ``log(alpha + T)``, ``log(alpha + t_x)`` and ``b + max(x, 1) - 1``.
-    """
-    has_repeat = x > 0
-    b_x = b + np.maximum(x, 1.0) - 1.0  # b + x - 1 where it is used (x > 0); b otherwise (unused)
+    level_ll: FloatArray  # the part that depends on x only, per frequency level
+    mix_ll: FloatArray  # log[(alpha+T)^-(r+x) + 1{x>0} a/(b+x-1) (alpha+t_x)^-(r+x)], per row
+    w_dead: FloatArray  # posterior weight of "dropped out after the last purchase", per row
+    log_alpha_age: FloatArray  # log(alpha + T), per row
+    log_alpha_tx: FloatArray  # log(alpha + t_x), per row
+
+    def per_customer(self, levels: _FrequencyLevels) -> FloatArray:
+        return self.level_ll[levels.row_level] + self.mix_ll
+
+
+def _bgnbd_terms(
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    x: FloatArray,
+    t_x: FloatArray,
+    age: FloatArray,
+    levels: _FrequencyLevels,
+) -> _BGNBDTerms:
+    level_x = levels.values
+    level_ll = (
+        gammaln(r + level_x)
+        - gammaln(r)
+        + r * np.log(alpha)
+        + betaln(a, b + level_x)
+        - betaln(a, b)
+    )
+    # log(a / (b + x - 1)) where x > 0; the x == 0 rows never use it (their dead term is -inf).
+    level_log_odds = np.log(a) - np.log(b + np.maximum(level_x, 1.0) - 1.0)
     log_alpha_age = np.log(alpha + age)
     log_alpha_tx = np.log(alpha + t_x)
     r_x = r + x
-    common = gammaln(r_x) - gammaln(r) + r * np.log(alpha) + betaln(a, b + x) - betaln(a, b)
     alive_term = -r_x * log_alpha_age
-    dead_term = np.where(has_repeat, np.log(a) - np.log(b_x) - r_x * log_alpha_tx, -np.inf)
-    log_mix = np.logaddexp(alive_term, dead_term)
-    w_dead = np.exp(dead_term - log_mix)
-    return common + log_mix, w_dead, log_alpha_age, log_alpha_tx, b_x
+    dead_term = np.where(x > 0, level_log_odds[levels.row_level] - r_x * log_alpha_tx, -np.inf)
+    mix_ll = np.logaddexp(alive_term, dead_term)
+    w_dead = np.exp(dead_term - mix_ll)
+    return _BGNBDTerms(level_ll, mix_ll, w_dead, log_alpha_age, log_alpha_tx)
 
 
 def _bgnbd_objective(
@@ -318,27 +380,38 @@ def _bgnbd_objective(
     t_x: FloatArray,
     age: FloatArray,
     weights: FloatArray,
+    levels: _FrequencyLevels,
     penalizer: float,
 ) -> tuple[float, FloatArray]:
     """Mean negative log-likelihood plus L2 penalty, and its gradient in log-parameters."""
     params = np.exp(log_params)
     r, alpha, a, b = params
-    ll, w_dead, log_alpha_age, log_alpha_tx, b_x = _bgnbd_terms(r, alpha, a, b, x, t_x, age)
+    terms = _bgnbd_terms(r, alpha, a, b, x, t_x, age, levels)
+    level_x, level_w = levels.values, levels.weight
+    w_dead = terms.w_dead
     w_alive = 1.0 - w_dead
     r_x = r + x
     psi_ab = psi(a + b)
-    psi_abx = psi(a + b + x)
-    d_r = psi(r_x) - psi(r) + np.log(alpha) - w_alive * log_alpha_age - w_dead * log_alpha_tx
-    d_alpha = r / alpha - r_x * (w_alive / (alpha + age) + w_dead / (alpha + t_x))
-    d_a = psi_ab - psi_abx + w_dead / a
-    d_b = psi_ab + psi(b + x) - psi(b) - psi_abx - w_dead / b_x
-    total = weights.sum()
-    value = -float(weights @ ll) / total + penalizer * float(params @ params)
-    grad = -np.array([weights @ d_r, weights @ d_alpha, weights @ d_a, weights @ d_b]) / total
-    grad = (grad + 2.0 * penalizer * params) * params
+    psi_abx = psi(a + b + level_x)
+    # Derivatives of the per-level part are summed over levels, the rest over rows.
+    d_r = level_w @ (psi(r + level_x) - psi(r) + np.log(alpha)) - weights @ (
+        w_alive * terms.log_alpha_age + w_dead * terms.log_alpha_tx
+    )
+    d_alpha = level_w.sum() * r / alpha - weights @ (
+        r_x * (w_alive / (alpha + age) + w_dead / (alpha + t_x))
+    )
+    b_x = b + x - 1.0  # only used where w_dead > 0, that is x > 0
+    d_a = level_w @ (psi_ab - psi_abx) + weights @ (w_dead / a)
+    d_b = level_w @ (psi_ab + psi(b + level_x) - psi(b) - psi_abx) - weights @ np.divide(
+        w_dead, b_x, out=np.zeros_like(w_dead), where=w_dead > 0
+    )
+    total = level_w.sum()
+    log_likelihood = float(level_w @ terms.level_ll + weights @ terms.mix_ll)
+    value = -log_likelihood / total + penalizer * float(params @ params)
     if not np.isfinite(value):
         return np.inf, np.zeros_like(log_params)
-    return value, grad
+    grad = -np.array([d_r, d_alpha, d_a, d_b]) / total
+    return value, (grad + 2.0 * penalizer * params) * params
 
 
 def fit_bgnbd(
@@ -403,6 +476,7 @@ def fit_bgnbd(
         raise ValueError("T is 0 for every customer: there is no observed time to fit on")
     scale = 1.0 / max_age
     x_u, t_x_u, age_u, w_u = _compress((x, t_x * scale, age * scale), w)
+    levels = _FrequencyLevels.of(x_u, w_u)
     x0 = (
         np.zeros(4)
         if initial is None
@@ -410,7 +484,7 @@ def fit_bgnbd(
     )
 
     def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
-        return _bgnbd_objective(log_params, x_u, t_x_u, age_u, w_u, pen)
+        return _bgnbd_objective(log_params, x_u, t_x_u, age_u, w_u, levels, pen)
 
     r, alpha_s, a, b = np.exp(_minimize(objective, x0, "BG/NBD"))
     return BGNBDParams(r=float(r), alpha=float(alpha_s / scale), a=float(a), b=float(b))
@@ -438,8 +512,9 @@ def bgnbd_log_likelihood(
         with repeat purchases, so its value depends on the time unit.
     """
     x, t_x, age = _validate_rfm(frequency, recency, T)
-    ll, *_ = _bgnbd_terms(params.r, params.alpha, params.a, params.b, x, t_x, age)
-    return ll
+    levels = _FrequencyLevels.of(x, np.ones_like(x))
+    terms = _bgnbd_terms(params.r, params.alpha, params.a, params.b, x, t_x, age, levels)
+    return terms.per_customer(levels)
 
 
 def bgnbd_probability_alive(
@@ -590,36 +665,35 @@ def _gamma_gamma_objective(
     log_params: FloatArray,
     x: FloatArray,
     m: FloatArray,
+    log_m: FloatArray,
     weights: FloatArray,
+    levels: _FrequencyLevels,
     penalizer: float,
 ) -> tuple[float, FloatArray]:
     """Mean negative log-likelihood (eq. 1a of [4]_) plus L2 penalty, gradient in log-parameters."""
     params = np.exp(log_params)
     p, q, v = params
+    level_x, level_w = levels.values, levels.weight
+    level_px = p * level_x
+    level_psi_pxq = psi(level_px + q)
+    # Terms of x only are summed over frequency levels; those of the spend over rows.
+    level_ll = gammaln(level_px + q) - gammaln(level_px) - gammaln(q) + level_px * np.log(level_x)
     px = p * x
     log_v_xm = np.log(v + x * m)
-    log_m = np.log(m)
-    log_x = np.log(x)
-    psi_pxq = psi(px + q)
-    ll = (
-        gammaln(px + q)
-        - gammaln(px)
-        - gammaln(q)
-        + q * np.log(v)
-        + (px - 1.0) * log_m
-        + px * log_x
-        - (px + q) * log_v_xm
+    row_ll = q * np.log(v) + (px - 1.0) * log_m - (px + q) * log_v_xm
+    d_p = level_w @ (level_x * (level_psi_pxq - psi(level_px) + np.log(level_x))) + weights @ (
+        x * (log_m - log_v_xm)
     )
-    d_p = x * (psi_pxq - psi(px) + log_m + log_x - log_v_xm)
-    d_q = psi_pxq - psi(q) + np.log(v) - log_v_xm
-    d_v = q / v - (px + q) / (v + x * m)
-    total = weights.sum()
-    value = -float(weights @ ll) / total + penalizer * float(params @ params)
-    grad = -np.array([weights @ d_p, weights @ d_q, weights @ d_v]) / total
-    grad = (grad + 2.0 * penalizer * params) * params
+    d_q = level_w @ (level_psi_pxq - psi(q)) + weights @ (np.log(v) - log_v_xm)
+    d_v = weights @ (q / v - (px + q) / (v + x * m))
+    total = level_w.sum()
+    value = -float(level_w @ level_ll + weights @ row_ll) / total + penalizer * float(
+        params @ params
+    )
     if not np.isfinite(value):
         return np.inf, np.zeros_like(log_params)
-    return value, grad
+    grad = -np.array([d_p, d_q, d_v]) / total
+    return value, (grad + 2.0 * penalizer * params) * params
 
 
 def _validate_monetary(
@@ -686,10 +760,12 @@ def fit_gamma_gamma(
     x, m, w = x[used], m[used], w[used]
     scale = 1.0 / float(np.average(m, weights=w))
     x_u, m_u, w_u = _compress((x, m * scale), w)
+    levels = _FrequencyLevels.of(x_u, w_u)
+    log_m_u = np.log(m_u)
     x0 = np.zeros(3) if initial is None else np.log([initial.p, initial.q, initial.v * scale])
 
     def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
-        return _gamma_gamma_objective(log_params, x_u, m_u, w_u, pen)
+        return _gamma_gamma_objective(log_params, x_u, m_u, log_m_u, w_u, levels, pen)
 
     p, q, v_s = np.exp(_minimize(objective, x0, "Gamma-Gamma"))
     return GammaGammaParams(p=float(p), q=float(q), v=float(v_s / scale))

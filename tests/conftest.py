@@ -1,0 +1,141 @@
+"""Shared fixtures: isolated settings, a real moto S3 server over HTTP, a small synthetic data set."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from clv.data.generator import GeneratorConfig, SyntheticData, generate
+from clv.settings import get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+#: Dummy credentials: passed explicitly everywhere so that a real ~/.aws is never read.
+AWS_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+MOTO_START_TIMEOUT_S = 20.0
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point ``CLV_HOME`` at a fresh folder and drop any other ``CLV_*`` from the environment."""
+    for name in list(os.environ):
+        if name.startswith("CLV_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "clv-home"
+    monkeypatch.setenv("CLV_HOME", str(home))
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers_http(url: str) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    try:
+        with opener.open(url, timeout=1) as response:
+            return bool(response.status < 500)
+    except urllib.error.HTTPError as err:
+        return err.code < 500
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Run a real ``moto.server`` process on a free port; yield its endpoint URL."""
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    env = {**os.environ, **AWS_TEST_ENV}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own process group: teardown stops every child too
+        )
+    try:
+        deadline = time.monotonic() + MOTO_START_TIMEOUT_S
+        while not _answers_http(endpoint):
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"moto server exited with code {proc.returncode}:\n"
+                    + log_path.read_text(errors="replace")
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"moto server did not answer on {endpoint} within {MOTO_START_TIMEOUT_S:g} s:\n"
+                    + log_path.read_text(errors="replace")
+                )
+            time.sleep(0.1)
+        yield endpoint
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_bucket(
+    moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, S3Client]]:
+    """A fresh, uniquely named bucket on the moto server; the settings point ``s3://`` at it."""
+    import boto3
+
+    for name, value in AWS_TEST_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    # No shared config or credentials files: nothing from ~/.aws can leak into the tests.
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("CLV_S3_ENDPOINT_URL", moto_server)
+    get_settings.cache_clear()
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_server,
+        region_name=AWS_TEST_ENV["AWS_DEFAULT_REGION"],
+        aws_access_key_id=AWS_TEST_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=AWS_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+    bucket = f"clv-test-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=bucket)
+    yield bucket, client
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def small_data() -> SyntheticData:
+    """300 synthetic customers (seed 7): a few thousand transactions, generated in well under 1 s."""
+    return generate(GeneratorConfig(n_customers=300), seed=7)
