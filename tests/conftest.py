@@ -1,4 +1,4 @@
-"""Shared fixtures: isolated settings, a real moto S3 server over HTTP, a small synthetic data set."""
+"""Shared fixtures: isolated settings, a real moto S3 server over HTTP, small synthetic data."""
 
 from __future__ import annotations
 
@@ -137,5 +137,5 @@ def s3_bucket(
 
 @pytest.fixture(scope="session")
 def small_data() -> SyntheticData:
-    """300 synthetic customers (seed 7): a few thousand transactions, generated in well under 1 s."""
+    """300 synthetic customers (seed 7): about 3,000 transactions, generated in well under 1 s."""
     return generate(GeneratorConfig(n_customers=300), seed=7)

@@ -385,8 +385,10 @@ def _missing_mask(values: pd.Series) -> np.ndarray:
 
 
 def _parse_string(values: pd.Series, missing: np.ndarray) -> tuple[pd.Series, np.ndarray]:
-    out = values.astype(object).mask(pd.Series(missing, index=values.index))
-    out = out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    out = values.astype(object).copy()
+    out[missing] = None
+    if not pd.api.types.is_string_dtype(values):
+        out = out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
     return out, np.zeros(len(values), dtype=bool)
 
 

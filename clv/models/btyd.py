@@ -292,7 +292,8 @@ def _compress(columns: tuple[FloatArray, ...], weights: FloatArray) -> tuple[Flo
     kept = [column[keep] for column in columns]
     order = np.lexsort(kept[::-1])
     ordered = [column[order] for column in kept]
-    starts_group = np.ones(order.size, dtype=bool)
+    starts_group = np.zeros(order.size, dtype=bool)
+    starts_group[0] = True
     for column in ordered:
         starts_group[1:] |= column[1:] != column[:-1]
     starts = np.flatnonzero(starts_group)

@@ -18,13 +18,13 @@ from clv.data.validation import ContractError, validate_frame
 BAD_TRANSACTIONS_CSV = "customer_id,timestamp,amount\nC1,2024-01-01,10.5\nC2,2024-01-02,abc\n"
 
 
-class WriterFailed(RuntimeError):
+class WriterFailedError(RuntimeError):
     """Raised by the test writers half-way through a file."""
 
 
 def _write_half_then_fail(path: Path) -> None:
     path.write_text("customer_id,timestamp,amount\nC1,2024-", encoding="utf-8")
-    raise WriterFailed("disk full, say")
+    raise WriterFailedError("disk full, say")
 
 
 def _transactions_csv(data: SyntheticData, path: Path) -> Path:
@@ -41,7 +41,7 @@ def test_writer_that_raises_midway_leaves_neither_destination_nor_temp_file(tmp_
     folder = tmp_path / "out"
     destination = folder / "transactions.csv"
 
-    with pytest.raises(WriterFailed):
+    with pytest.raises(WriterFailedError):
         write_atomic(destination, _write_half_then_fail)
 
     assert not destination.exists()
@@ -52,7 +52,7 @@ def test_writer_that_raises_keeps_the_old_content_of_an_existing_destination(tmp
     destination = tmp_path / "transactions.csv"
     destination.write_text("old,content\n1,2\n", encoding="utf-8")
 
-    with pytest.raises(WriterFailed):
+    with pytest.raises(WriterFailedError):
         write_atomic(destination, _write_half_then_fail)
 
     assert destination.read_text(encoding="utf-8") == "old,content\n1,2\n"
@@ -83,7 +83,9 @@ def test_write_table_parquet_is_byte_identical_for_the_same_frame(
     assert first == (tmp_path / "second.parquet").read_bytes()
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"], ids=["csv", "csv.gz", "parquet"])
+@pytest.mark.parametrize(
+    "suffix", [".csv", ".csv.gz", ".parquet"], ids=["csv", "csv.gz", "parquet"]
+)
 def test_write_table_then_read_table_gives_the_validated_frame(
     tmp_path: Path, small_data: SyntheticData, suffix: str
 ):
@@ -107,7 +109,7 @@ def test_write_table_rejects_an_unknown_extension_and_writes_nothing(
 def test_local_copy_of_a_missing_file_raises_file_not_found_naming_it(tmp_path: Path):
     missing = tmp_path / "nowhere.csv"
 
-    with pytest.raises(FileNotFoundError, match="nowhere.csv"), local_copy(missing):
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.csv"), local_copy(missing):
         pass
 
 
