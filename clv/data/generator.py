@@ -446,8 +446,14 @@ def generate(config: GeneratorConfig | None = None, *, seed: int = 0) -> Synthet
         value = np.where(drifted, value * cfg.drift.price_level, value)
     value = np.maximum(np.round(value, 2), 0.5)
 
-    cat_cdf = np.cumsum(np.array([s.category_mix for s in cfg.segments]), axis=1)
-    category = (rng.random(n_orders)[:, None] > cat_cdf[seg_idx[order_owner]]).sum(axis=1)
+    # Inverse-CDF draw per segment: no (orders x categories) matrix, so memory stays linear.
+    category_u = rng.random(n_orders)
+    order_segment = seg_idx[order_owner]
+    category = np.empty(n_orders, dtype=np.int8)
+    for k, seg in enumerate(cfg.segments):
+        in_seg = order_segment == k
+        cdf_k = np.cumsum(seg.category_mix)
+        category[in_seg] = np.searchsorted(cdf_k, category_u[in_seg], side="right")
     category = np.minimum(category, len(CATEGORIES) - 1)
     eco_prob = eco_share[order_owner]
     if cfg.drift is not None and cfg.drift.eco_share_shift:
