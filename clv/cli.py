@@ -190,7 +190,7 @@ def validate(
     failed = 0
     for uri in paths:
         try:
-            with local_copy(uri) as path:
+            with err_console.status(f"validating {uri} ..."), local_copy(uri) as path:
                 report = validate_file(
                     path,
                     kind.value,
@@ -233,9 +233,10 @@ def ingest(
     failed = 0
     for uri in paths:
         try:
-            record, added = ingest_file(
-                uri, kind.value, warehouse=warehouse, allow_extra_columns=allow_extra_columns
-            )
+            with err_console.status(f"ingesting {uri} ..."):
+                record, added = ingest_file(
+                    uri, kind.value, warehouse=warehouse, allow_extra_columns=allow_extra_columns
+                )
         except (ContractError, FileNotFoundError) as err:
             failed += 1
             err_console.print(Text(str(err), style="red"))
