@@ -198,7 +198,7 @@ def validate(
                     max_problems=max_errors,
                     source=display_name(uri),
                 )
-        except FileNotFoundError as err:
+        except (FileNotFoundError, ValueError) as err:  # ValueError: malformed s3:// URI
             err_console.print(Text(f"{uri}: {err}", style="red"))
             failed += 1
             continue
@@ -237,7 +237,7 @@ def ingest(
                 record, added = ingest_file(
                     uri, kind.value, warehouse=warehouse, allow_extra_columns=allow_extra_columns
                 )
-        except (ContractError, FileNotFoundError) as err:
+        except (ContractError, FileNotFoundError, ValueError) as err:
             failed += 1
             err_console.print(Text(str(err), style="red"))
             continue

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket"})
+
+
 @dataclass(frozen=True)
 class S3Location:
     """A parsed ``s3://bucket/key`` URI."""
@@ -106,8 +109,7 @@ def local_copy(uri: str | os.PathLike[str], *, client: S3Client | None = None) -
         try:
             client.download_file(loc.bucket, loc.key, str(target))
         except ClientError as err:
-            code = err.response.get("Error", {}).get("Code", "")
-            if code in ("404", "NoSuchKey", "NoSuchBucket"):
+            if err.response.get("Error", {}).get("Code", "") in _MISSING_CODES:
                 raise FileNotFoundError(f"no such S3 object: {uri}") from None
             raise
         yield target
@@ -222,8 +224,15 @@ def sha256_of(uri: str | os.PathLike[str], *, client: S3Client | None = None) ->
     """Content hash of a local file or S3 object (streamed; constant memory)."""
     digest = hashlib.sha256()
     if is_s3(uri):
+        from botocore.exceptions import ClientError
+
         loc = S3Location.parse(str(uri))
-        body = (client or s3_client()).get_object(Bucket=loc.bucket, Key=loc.key)["Body"]
+        try:
+            body = (client or s3_client()).get_object(Bucket=loc.bucket, Key=loc.key)["Body"]
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code", "") in _MISSING_CODES:
+                raise FileNotFoundError(f"no such S3 object: {uri}") from None
+            raise
         for chunk in iter(lambda: body.read(1 << 20), b""):
             digest.update(chunk)
     else:

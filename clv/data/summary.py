@@ -18,7 +18,10 @@ def _find(folder: Path, name: str) -> Path | None:
 def _read(path: Path) -> pd.DataFrame:
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
-    return pd.read_csv(path, dtype={"customer_id": str}, parse_dates=["timestamp"])
+    frame = pd.read_csv(path, dtype={"customer_id": str})
+    if "timestamp" in frame:
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"])
+    return frame
 
 
 def summarise_transactions(transactions: pd.DataFrame) -> list[tuple[str, str]]:
