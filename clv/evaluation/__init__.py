@@ -1,0 +1,1 @@
+"""Evaluation of CLV and churn predictions: metrics (normalised Gini, decile MAPE, ...), plots."""
