@@ -34,9 +34,12 @@ MOTO_START_TIMEOUT_S = 20.0
 
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Point ``CLV_HOME`` at a fresh folder and drop any other ``CLV_*`` from the environment."""
+    """Point ``CLV_HOME`` at a fresh folder and drop other ``CLV_*`` settings from the environment.
+
+    ``CLV_TEST_CACHE`` (where tests keep downloaded reference data) is not a setting and stays.
+    """
     for name in list(os.environ):
-        if name.startswith("CLV_"):
+        if name.startswith("CLV_") and name != "CLV_TEST_CACHE":
             monkeypatch.delenv(name)
     home = tmp_path / "clv-home"
     monkeypatch.setenv("CLV_HOME", str(home))

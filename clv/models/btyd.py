@@ -27,9 +27,13 @@ References
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -53,11 +57,18 @@ IntArray = npt.NDArray[np.intp]
 _Objective = Callable[[FloatArray], tuple[float, FloatArray]]
 
 # Optimisation runs on log-parameters; these bounds (e^-25 .. e^25) only keep exp() finite during
-# line searches. A fit that ends on one of them is degenerate (e.g. no dropout at all) and is
-# reported with a warning.
+# line searches. A fit that ends on one of them is degenerate (e.g. every customer has the same
+# dropout probability, a and b -> infinity) and is reported with a warning.
 _LOG_PARAM_BOUND = 25.0
 # On the mean log-likelihood per customer, in log-parameters: far below sampling error.
 _GRADIENT_TOLERANCE = 1e-7
+# See _scaled_hyp_term: how close to an integer r - a must be to avoid SciPy's hyp2f1 there, and
+# the step in r used instead.
+_NEAR_INTEGER = 1e-7
+_R_STEP = 1e-6
+# See _expected_purchases_if_alive: the step in a used near the closed form's removable
+# singularities.
+_A_STEP = 1e-5
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,8 @@ class GammaGammaParams:
     Attributes
     ----------
     p : float
-        Shape of the gamma distribution of a transaction's value around the customer's mean.
+        Shape of the gamma distribution of one customer's transaction values (whose rate is the
+        customer's :math:`\\nu`, so that their mean is ``p / nu``).
     q, v : float
         Shape and rate of the gamma distribution of the customers' scale parameter :math:`\\nu`;
         ``v`` is in the caller's currency unit. The population mean spend per transaction is
@@ -220,9 +232,13 @@ def _validate_horizon(t: npt.ArrayLike, n: int) -> FloatArray:
 
 
 def _validate_penalizer(penalizer: float) -> float:
-    if not (np.isfinite(penalizer) and penalizer >= 0):
+    try:
+        value = float(penalizer)
+    except (TypeError, ValueError):
+        value = np.nan
+    if not (np.isfinite(value) and value >= 0):
         raise ValueError(f"penalizer must be a finite number >= 0, got {penalizer!r}")
-    return float(penalizer)
+    return value
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,17 +246,44 @@ def _validate_penalizer(penalizer: float) -> float:
 # --------------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _blas_controller() -> Any:
+    """threadpoolctl's controller (installed with scikit-learn), built on first use, or ``None``.
+
+    Building it inspects the loaded libraries (~1 ms), so it is done once, not per fit.
+    """
+    try:
+        threadpoolctl = importlib.import_module("threadpoolctl")
+    except ImportError:  # pragma: no cover - the library then just runs slower
+        return None
+    return threadpoolctl.ThreadpoolController()
+
+
+def _single_threaded_blas() -> contextlib.AbstractContextManager[object]:
+    """Limit BLAS to one thread for the duration of a fit.
+
+    L-BFGS-B makes many tiny BLAS calls; OpenBLAS hands them to its thread pool and waking it
+    dominated the fit (2-10x slower on a busy 2-core machine). The limit is process-wide while the
+    fit runs (about as long as a few likelihood evaluations) and is restored afterwards.
+    """
+    controller = _blas_controller()
+    if controller is None:  # pragma: no cover
+        return contextlib.nullcontext()
+    limit: contextlib.AbstractContextManager[object] = controller.limit(limits=1, user_api="blas")
+    return limit
+
+
 def _minimize(objective: _Objective, x0: FloatArray, model: str) -> FloatArray:
     """Minimise ``objective`` (value and gradient) with L-BFGS-B, falling back to Nelder-Mead."""
     bounds = [(-_LOG_PARAM_BOUND, _LOG_PARAM_BOUND)] * x0.size
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), _single_threaded_blas():
         result: OptimizeResult = minimize(
             objective,
             x0,
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
-            options={"maxiter": 2_000, "ftol": 1e-13, "gtol": 1e-9},
+            options={"maxiter": 2_000, "ftol": 1e-12, "gtol": 1e-8},
         )
         best_x = np.asarray(result.x, dtype=np.float64)
         best_f = float(result.fun)
@@ -299,6 +342,16 @@ def _compress(columns: tuple[FloatArray, ...], weights: FloatArray) -> tuple[Flo
     starts = np.flatnonzero(starts_group)
     counts: FloatArray = np.add.reduceat(weights[keep][order], starts)
     return (*(column[starts] for column in ordered), counts)
+
+
+def _wsum(weights: FloatArray, values: FloatArray | float) -> float:
+    """Weighted sum, deliberately without BLAS.
+
+    ``weights @ values`` calls OpenBLAS, which spreads vectors longer than ~10,000 over threads;
+    waking them on every likelihood evaluation made fits several times slower on a busy 2-core
+    machine.
+    """
+    return float(np.sum(weights * values))
 
 
 @dataclass(frozen=True)
@@ -395,20 +448,20 @@ def _bgnbd_objective(
     psi_ab = psi(a + b)
     psi_abx = psi(a + b + level_x)
     # Derivatives of the per-level part are summed over levels, the rest over rows.
-    d_r = level_w @ (psi(r + level_x) - psi(r) + np.log(alpha)) - weights @ (
-        w_alive * terms.log_alpha_age + w_dead * terms.log_alpha_tx
+    d_r = _wsum(level_w, psi(r + level_x) - psi(r) + np.log(alpha)) - _wsum(
+        weights, w_alive * terms.log_alpha_age + w_dead * terms.log_alpha_tx
     )
-    d_alpha = level_w.sum() * r / alpha - weights @ (
-        r_x * (w_alive / (alpha + age) + w_dead / (alpha + t_x))
+    d_alpha = _wsum(level_w, r / alpha) - _wsum(
+        weights, r_x * (w_alive / (alpha + age) + w_dead / (alpha + t_x))
     )
     b_x = b + x - 1.0  # only used where w_dead > 0, that is x > 0
-    d_a = level_w @ (psi_ab - psi_abx) + weights @ (w_dead / a)
-    d_b = level_w @ (psi_ab + psi(b + level_x) - psi(b) - psi_abx) - weights @ np.divide(
-        w_dead, b_x, out=np.zeros_like(w_dead), where=w_dead > 0
+    d_a = _wsum(level_w, psi_ab - psi_abx) + _wsum(weights, w_dead / a)
+    d_b = _wsum(level_w, psi_ab + psi(b + level_x) - psi(b) - psi_abx) - _wsum(
+        weights, np.divide(w_dead, b_x, out=np.zeros_like(w_dead), where=w_dead > 0)
     )
-    total = level_w.sum()
-    log_likelihood = float(level_w @ terms.level_ll + weights @ terms.mix_ll)
-    value = -log_likelihood / total + penalizer * float(params @ params)
+    total = float(level_w.sum())
+    log_likelihood = _wsum(level_w, terms.level_ll) + _wsum(weights, terms.mix_ll)
+    value = -log_likelihood / total + penalizer * float(np.sum(params**2))
     if not np.isfinite(value):
         return np.inf, np.zeros_like(log_params)
     grad = -np.array([d_r, d_alpha, d_a, d_b]) / total
@@ -566,35 +619,71 @@ def _scaled_hyp_term(
     that vanishes like ``(1-z)**(r+x)``, which overflows for large ``x``. Euler's transformation
     ``2F1(A, B; C; z) = (1-z)**(C-A-B) 2F1(C-A, C-B; C; z)`` turns ``G`` into
     ``(1-z)**(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z)``, whose parameters do not grow with ``x`` except
-    ``C`` (which only speeds convergence). Where that still fails, the direct form in log space
-    and then Pfaff's transformation ``G = 2F1(r+x, a-1; a+b+x-1; -t/(alpha+T))`` are tried.
+    ``C`` (which only speeds convergence).
+
+    SciPy's ``hyp2f1`` is unreliable when ``C - A - B = x + r - a + 1`` is within about 1e-9 of
+    an integer, that is when ``r - a`` is: it returns inf or nan, or rarely wrong digits. There,
+    ``G`` (smooth in ``r``) is the mean of its values at ``r +- 1e-6``, exact to about 1e-12.
     """
-    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    r, a, b = params.r, params.a, params.b
+    log_one_minus_z = np.log(params.alpha + age) - np.log(params.alpha + age + t)
+    z = t / (params.alpha + age + t)
     c = a + b + x - 1.0
-    log_one_minus_z = np.log(alpha + age) - np.log(alpha + age + t)
-    z = t / (alpha + age + t)
-    with np.errstate(all="ignore"):
-        g = np.exp((a - 1.0) * log_one_minus_z) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
-        bad = ~np.isfinite(g)
-        if bad.any():
-            direct = hyp2f1(r + x[bad], b + x[bad], c[bad], z[bad])
-            g[bad] = np.exp((r + x[bad]) * log_one_minus_z[bad] + np.log(direct))
-            bad = ~np.isfinite(g)
-        if bad.any():
-            g[bad] = hyp2f1(r + x[bad], a - 1.0, c[bad], -t[bad] / (alpha + age[bad]))
+    power = np.exp((a - 1.0) * log_one_minus_z)
+
+    def euler_form(shape: float) -> FloatArray:
+        with np.errstate(all="ignore"):
+            result: FloatArray = power * hyp2f1(a + b - 1.0 - shape, a - 1.0, c, z)
+        return result
+
+    g = euler_form(r)
+    if abs((r - a) - round(r - a)) < _NEAR_INTEGER:
+        g = 0.5 * (euler_form(r + _R_STEP) + euler_form(r - _R_STEP))
+    else:
+        unreliable = ~np.isfinite(g)
+        if unreliable.any():
+            g[unreliable] = 0.5 * (euler_form(r + _R_STEP) + euler_form(r - _R_STEP))[unreliable]
     return g
+
+
+def _expected_purchases_if_alive(
+    params: BGNBDParams, x: FloatArray, age: FloatArray, t: FloatArray
+) -> FloatArray:
+    """Expected purchases in ``(T, T + t]`` of a customer known to be alive at ``T``.
+
+    This is ``(a+b+x-1)/(a-1) * (1 - G)``, equation 10 of [1]_ without P(alive). The expectation is
+    smooth in ``a``, but the closed form is 0/0 at ``a = 1`` and, for ``x = 0``, at ``a + b = 1``
+    (where ``2F1`` has ``C = 0``). Near either, it is the mean of its values at ``a +- 1e-5``,
+    which is exact to about 1e-10 and keeps rounding errors (about 1e-16 / 1e-5) small.
+    """
+    a, b = params.a, params.b
+    if min(abs(a - 1.0), abs(a + b - 1.0)) < _A_STEP / 4:
+        above = replace(params, a=a + _A_STEP)
+        below = replace(params, a=a - _A_STEP)
+        return 0.5 * (
+            _closed_form_if_alive(above, x, age, t) + _closed_form_if_alive(below, x, age, t)
+        )
+    return _closed_form_if_alive(params, x, age, t)
+
+
+def _closed_form_if_alive(
+    params: BGNBDParams, x: FloatArray, age: FloatArray, t: FloatArray
+) -> FloatArray:
+    a = params.a
+    g = _scaled_hyp_term(params, x, age, t)
+    result: FloatArray = (a + params.b + x - 1.0) / (a - 1.0) * (1.0 - g)
+    return result
 
 
 def _expected_purchases(
     params: BGNBDParams, x: FloatArray, t_x: FloatArray, age: FloatArray, t: FloatArray
 ) -> FloatArray:
     x, t_x, age, t = np.broadcast_arrays(x, t_x, age, t)
-    a = params.a
-    g = _scaled_hyp_term(params, x, age, t)
-    unconditional_alive = (a + params.b + x - 1.0) / (a - 1.0) * (1.0 - g)
-    expected = unconditional_alive * _probability_alive(params, x, t_x, age)
-    # (a+b+x-1)/(a-1) and (1 - g) change sign together at a = 1; only rounding can make the product
-    # negative, and only by a few ulps.
+    expected = _expected_purchases_if_alive(params, x, age, t) * _probability_alive(
+        params, x, t_x, age
+    )
+    # (a+b+x-1)/(a-1) and (1 - G) change sign together at a = 1; only rounding can make the
+    # product negative, and only by a few ulps.
     return np.maximum(expected, 0.0)
 
 
@@ -624,8 +713,9 @@ def bgnbd_expected_purchases(
 
     Notes
     -----
-    The formula divides by ``a - 1``; at ``a == 1`` exactly it is 0/0, and within about 1e-8 of it
-    the result loses precision.
+    The closed form is evaluated with SciPy's ``hyp2f1`` after Euler's transformation, so that
+    it neither overflows for large ``frequency`` nor breaks where the formula is 0/0 (``a = 1``)
+    or SciPy is unreliable (``r - a`` an integer); accurate to about 1e-6 relative or better.
     """
     x, t_x, age = _validate_rfm(frequency, recency, T)
     horizon = _validate_horizon(t, x.size)
@@ -682,15 +772,14 @@ def _gamma_gamma_objective(
     px = p * x
     log_v_xm = np.log(v + x * m)
     row_ll = q * np.log(v) + (px - 1.0) * log_m - (px + q) * log_v_xm
-    d_p = level_w @ (level_x * (level_psi_pxq - psi(level_px) + np.log(level_x))) + weights @ (
-        x * (log_m - log_v_xm)
+    d_p = _wsum(level_w, level_x * (level_psi_pxq - psi(level_px) + np.log(level_x))) + _wsum(
+        weights, x * (log_m - log_v_xm)
     )
-    d_q = level_w @ (level_psi_pxq - psi(q)) + weights @ (np.log(v) - log_v_xm)
-    d_v = weights @ (q / v - (px + q) / (v + x * m))
-    total = level_w.sum()
-    value = -float(level_w @ level_ll + weights @ row_ll) / total + penalizer * float(
-        params @ params
-    )
+    d_q = _wsum(level_w, level_psi_pxq - psi(q)) + _wsum(weights, np.log(v) - log_v_xm)
+    d_v = _wsum(weights, q / v - (px + q) / (v + x * m))
+    total = float(level_w.sum())
+    log_likelihood = _wsum(level_w, level_ll) + _wsum(weights, row_ll)
+    value = -log_likelihood / total + penalizer * float(np.sum(params**2))
     if not np.isfinite(value):
         return np.inf, np.zeros_like(log_params)
     grad = -np.array([d_p, d_q, d_v]) / total
