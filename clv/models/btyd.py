@@ -471,7 +471,7 @@ def _bgnbd_objective(
 def fit_bgnbd(
     frequency: npt.ArrayLike,
     recency: npt.ArrayLike,
-    T: npt.ArrayLike,  # noqa: N803 - the literature's name, kept for callers
+    T: npt.ArrayLike,
     *,
     weights: npt.ArrayLike | None = None,
     penalizer: float = 0.0,
@@ -548,7 +548,7 @@ def bgnbd_log_likelihood(
     params: BGNBDParams,
     frequency: npt.ArrayLike,
     recency: npt.ArrayLike,
-    T: npt.ArrayLike,  # noqa: N803
+    T: npt.ArrayLike,
 ) -> FloatArray:
     """Log-likelihood of each customer's ``(frequency, recency, T)`` under the BG/NBD model.
 
@@ -575,7 +575,7 @@ def bgnbd_probability_alive(
     params: BGNBDParams,
     frequency: npt.ArrayLike,
     recency: npt.ArrayLike,
-    T: npt.ArrayLike,  # noqa: N803
+    T: npt.ArrayLike,
 ) -> FloatArray:
     """Probability that each customer is still active at age ``T``.
 
@@ -691,7 +691,7 @@ def bgnbd_expected_purchases(
     params: BGNBDParams,
     frequency: npt.ArrayLike,
     recency: npt.ArrayLike,
-    T: npt.ArrayLike,  # noqa: N803
+    T: npt.ArrayLike,
     t: npt.ArrayLike,
 ) -> FloatArray:
     """Expected number of purchases of each customer in the next ``t`` time units, ``(T, T + t]``.
