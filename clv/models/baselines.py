@@ -1,0 +1,73 @@
+"""Reference models every learnt model must beat.
+
+The naive run-rate model: each customer's share of past spend times the whole base's recent spend
+rate times the horizon. It needs no training, ranks customers by past value and gets the aggregate
+nearly right when the business is stable, which makes it a strong reference (on CDNOW it ranks
+better than BG/NBD).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from clv.models.base import read_manifest, register, write_manifest
+
+
+@register("run_rate")
+class RunRateBaseline:
+    """``share_i * (base spend in the last window / window days) * horizon days``.
+
+    Uses feature columns ``net_total`` (spend so far) and ``spend_{window}d`` (recent spend) from
+    :func:`clv.features.build_features`. Parameters: ``horizon_days``, ``window_days`` (90).
+    """
+
+    name = "run_rate"
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        self.params = {"window_days": 90, **(params or {})}
+        if "horizon_days" not in self.params:
+            raise ValueError("RunRateBaseline needs params['horizon_days']")
+        self.feature_names = ["net_total", f"spend_{self.params['window_days']}d"]
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series,
+        *,
+        X_val: pd.DataFrame | None = None,
+        y_val: pd.Series | None = None,
+    ) -> Self:
+        """Nothing to learn; checks that the needed columns exist."""
+        missing = [c for c in self.feature_names if c not in X.columns]
+        if missing:
+            raise ValueError(f"run-rate baseline needs feature columns {missing}")
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Share of past spend times the base's recent daily spend times the horizon."""
+        past = X["net_total"].clip(lower=0.0).fillna(0.0).to_numpy(dtype="float64")
+        recent = X[self.feature_names[1]].fillna(0.0).to_numpy(dtype="float64")
+        total = past.sum()
+        if total <= 0:
+            return np.zeros(len(X))
+        daily = recent.sum() / float(self.params["window_days"])
+        return past / total * daily * float(self.params["horizon_days"])
+
+    def save(self, path: Path) -> None:
+        """Write its parameters (its only state) as ``params.json`` with a manifest."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "params.json").write_text(json.dumps(self.params, sort_keys=True))
+        write_manifest(folder, name=self.name, files=["params.json"], meta={})
+
+    @classmethod
+    def load(cls, path: Path) -> RunRateBaseline:
+        """Load after verifying the SHA-256 of ``params.json``."""
+        read_manifest(Path(path), expected_model=cls.name)
+        return cls(json.loads((Path(path) / "params.json").read_text()))
