@@ -33,11 +33,51 @@ def _check_xy(X: pd.DataFrame, y: pd.Series | None) -> None:
             raise ValueError("y must be finite and non-negative (spend over the horizon)")
 
 
+class _BoostedTrees:
+    """What both tree families share: parameters, feature order, native save and verified load."""
+
+    name: str
+    native_file: str
+    defaults: Mapping[str, Any] = {}
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        self.params = {**self.defaults, **(params or {})}
+        self.feature_names: list[str] = []
+        self._booster: Any = None
+
+    def _fitted_booster(self) -> Any:
+        if self._booster is None:
+            raise RuntimeError("the model is not fitted")
+        return self._booster
+
+    def save(self, path: Path) -> None:
+        """Write the native model file and ``manifest.json`` (with SHA-256) to the folder."""
+        booster = self._fitted_booster()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        booster.save_model(str(folder / self.native_file))
+        meta = {"feature_names": self.feature_names, "params": json.loads(json.dumps(self.params))}
+        write_manifest(folder, name=self.name, files=[self.native_file], meta=meta)
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        """Load a saved model after verifying its files' SHA-256."""
+        manifest = read_manifest(Path(path), expected_model=cls.name)
+        model = cls(manifest["meta"]["params"])
+        model.feature_names = list(manifest["meta"]["feature_names"])
+        model._booster = model._load_native(Path(path) / cls.native_file)
+        return model
+
+    def _load_native(self, file: Path) -> Any:
+        raise NotImplementedError
+
+
 @register("xgboost")
-class XGBoostModel:
+class XGBoostModel(_BoostedTrees):
     """XGBoost regressor on future spend (default objective ``reg:tweedie``)."""
 
     name = "xgboost"
+    native_file = "model.ubj"
     defaults: Mapping[str, Any] = {
         "objective": "reg:tweedie",
         "tweedie_variance_power": 1.5,
@@ -51,11 +91,6 @@ class XGBoostModel:
         "early_stopping_rounds": 30,
         "seed": 0,
     }
-
-    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
-        self.params = {**self.defaults, **(params or {})}
-        self.feature_names: list[str] = []
-        self._booster: Any = None
 
     def fit(
         self,
@@ -95,43 +130,27 @@ class XGBoostModel:
         """Expected spend over the horizon (never negative)."""
         import xgboost as xgb
 
-        if self._booster is None:
-            raise RuntimeError("the model is not fitted")
+        booster = self._fitted_booster()
         _check_xy(X, None)
         matrix = xgb.DMatrix(align_features(X, self.feature_names))
-        best = getattr(self._booster, "best_iteration", None)
+        best = getattr(booster, "best_iteration", None)
         kwargs = {"iteration_range": (0, best + 1)} if best is not None else {}
-        return np.maximum(self._booster.predict(matrix, **kwargs), 0.0)
+        return np.maximum(booster.predict(matrix, **kwargs), 0.0)
 
-    def save(self, path: Path) -> None:
-        """Write ``model.ubj`` and ``manifest.json`` (with SHA-256) to the folder ``path``."""
-        if self._booster is None:
-            raise RuntimeError("the model is not fitted")
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        self._booster.save_model(str(folder / "model.ubj"))
-        meta = {"feature_names": self.feature_names, "params": self.params}
-        write_manifest(folder, name=self.name, files=["model.ubj"], meta=meta)
-
-    @classmethod
-    def load(cls, path: Path) -> XGBoostModel:
-        """Load a saved model after verifying its files' SHA-256."""
+    def _load_native(self, file: Path) -> Any:
         import xgboost as xgb
 
-        manifest = read_manifest(Path(path), expected_model=cls.name)
-        model = cls(manifest["meta"]["params"])
-        model.feature_names = list(manifest["meta"]["feature_names"])
         booster = xgb.Booster()
-        booster.load_model(str(Path(path) / "model.ubj"))
-        model._booster = booster
-        return model
+        booster.load_model(str(file))
+        return booster
 
 
 @register("lightgbm")
-class LightGBMModel:
+class LightGBMModel(_BoostedTrees):
     """LightGBM regressor on future spend (default objective ``tweedie``)."""
 
     name = "lightgbm"
+    native_file = "model.txt"
     defaults: Mapping[str, Any] = {
         "objective": "tweedie",
         "tweedie_variance_power": 1.5,
@@ -146,11 +165,6 @@ class LightGBMModel:
         "early_stopping_rounds": 30,
         "seed": 0,
     }
-
-    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
-        self.params = {**self.defaults, **(params or {})}
-        self.feature_names: list[str] = []
-        self._booster: Any = None
 
     def fit(
         self,
@@ -190,33 +204,16 @@ class LightGBMModel:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Expected spend over the horizon (never negative)."""
-        if self._booster is None:
-            raise RuntimeError("the model is not fitted")
+        booster = self._fitted_booster()
         _check_xy(X, None)
-        best = self._booster.best_iteration or None
-        raw = self._booster.predict(align_features(X, self.feature_names), num_iteration=best)
+        best = booster.best_iteration or None
+        raw = booster.predict(align_features(X, self.feature_names), num_iteration=best)
         return np.maximum(np.asarray(raw, dtype="float64"), 0.0)
 
-    def save(self, path: Path) -> None:
-        """Write ``model.txt`` and ``manifest.json`` (with SHA-256) to the folder ``path``."""
-        if self._booster is None:
-            raise RuntimeError("the model is not fitted")
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        self._booster.save_model(str(folder / "model.txt"))
-        meta = {"feature_names": self.feature_names, "params": json.loads(json.dumps(self.params))}
-        write_manifest(folder, name=self.name, files=["model.txt"], meta=meta)
-
-    @classmethod
-    def load(cls, path: Path) -> LightGBMModel:
-        """Load a saved model after verifying its files' SHA-256."""
+    def _load_native(self, file: Path) -> Any:
         import lightgbm as lgb
 
-        manifest = read_manifest(Path(path), expected_model=cls.name)
-        model = cls(manifest["meta"]["params"])
-        model.feature_names = list(manifest["meta"]["feature_names"])
-        model._booster = lgb.Booster(model_file=str(Path(path) / "model.txt"))
-        return model
+        return lgb.Booster(model_file=str(file))
 
 
 def xgboost_search_space(trial: Any) -> dict[str, Any]:
