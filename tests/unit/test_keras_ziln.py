@@ -1,0 +1,240 @@
+"""Behaviour of the zero-inflated lognormal Keras model in ``clv.models.keras_ziln``.
+
+Recovery tests fit data generated from a known ZILN structure (P(spend > 0) logistic in the
+features, log-spend linear plus Gaussian noise), so the true expected spend of every customer is
+known in closed form. One network is fitted per module and shared; the seed test fits two more,
+smaller ones.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit, log_expit
+from scipy.stats import lognorm, spearmanr
+
+from clv.models.base import MODELS, IntegrityError, read_manifest
+from clv.models.keras_ziln import (
+    SIGMA_FLOOR,
+    KerasZILNModel,
+    search_space,
+    ziln_interval,
+    ziln_loss,
+    ziln_quantile,
+)
+
+SIGMA = 0.5
+FAST = {"hidden_units": [32, 16], "epochs": 40, "batch_size": 256, "seed": 7}
+
+
+def make_ziln_data(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """Features, observed spend and the true expected spend ``p * exp(mu + sigma² / 2)``."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    p = expit(0.3 + 1.2 * X[:, 0] - 0.8 * X[:, 1])
+    mu = 3.0 + 0.6 * X[:, 2] + 0.4 * X[:, 0]  # x3 is noise
+    spend = np.where(rng.random(n) < p, np.exp(mu + SIGMA * rng.normal(size=n)), 0.0)
+    frame = pd.DataFrame(X, columns=["x0", "x1", "x2", "x3"])
+    return frame, pd.Series(spend, name="spend_90d"), p * np.exp(mu + SIGMA**2 / 2)
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, tuple[pd.DataFrame, pd.Series, np.ndarray]]:
+    return {
+        "train": make_ziln_data(4000, 1),
+        "val": make_ziln_data(1000, 2),
+        "test": make_ziln_data(3000, 3),
+    }
+
+
+@pytest.fixture(scope="module")
+def fitted(data: dict[str, tuple[pd.DataFrame, pd.Series, np.ndarray]]) -> KerasZILNModel:
+    X, y, _ = data["train"]
+    X_val, y_val, _ = data["val"]
+    return KerasZILNModel(FAST).fit(X, y, X_val=X_val, y_val=y_val)
+
+
+# -- recovery on data with known truth ---------------------------------------------------------
+
+
+def test_predicted_mean_recovers_true_expected_spend(fitted, data) -> None:
+    X, _, expected = data["test"]
+    predicted = fitted.predict(X)
+    assert spearmanr(predicted, expected).statistic > 0.6
+    assert predicted.sum() == pytest.approx(expected.sum(), rel=0.15)
+
+
+def test_80_percent_intervals_cover_about_80_percent(fitted, data) -> None:
+    X, y, _ = data["test"]
+    lower, upper = fitted.predict_interval(X, coverage=0.8)
+    assert np.all(lower <= upper)
+    covered = np.mean((y.to_numpy() >= lower) & (y.to_numpy() <= upper))
+    assert 0.70 <= covered <= 0.90
+
+
+def test_predictions_are_never_negative(fitted, data) -> None:
+    X, _, _ = data["test"]
+    extreme = X * 50.0  # far outside the training range
+    for frame in (X, extreme):
+        assert np.all(fitted.predict(frame) >= 0.0)
+        lower, _ = fitted.predict_interval(frame)
+        assert np.all(lower >= 0.0)
+
+
+def test_distribution_columns_and_ranges(fitted, data) -> None:
+    X, _, _ = data["test"]
+    d = fitted.predict_distribution(X)
+    assert list(d.columns) == ["p_positive", "mu", "sigma"]
+    assert d.index.equals(X.index)
+    assert d["p_positive"].between(0, 1).all()
+    assert (d["sigma"] >= SIGMA_FLOOR).all()
+
+
+def test_same_seed_gives_same_predictions(data) -> None:
+    X, y, _ = data["train"]
+    X_small, y_small = X.iloc[:800], y.iloc[:800]
+    params = {"hidden_units": [8], "epochs": 5, "seed": 11}
+    first = KerasZILNModel(params).fit(X_small, y_small).predict(X)
+    second = KerasZILNModel(params).fit(X_small, y_small).predict(X)
+    assert np.allclose(first, second)
+
+
+def test_missing_values_get_indicators_and_unseen_columns_are_tolerated(data) -> None:
+    X, y, _ = data["train"]
+    X_small, y_small = X.iloc[:500].copy(), y.iloc[:500]
+    X_small.loc[X_small.index[::5], "x1"] = np.nan
+    model = KerasZILNModel({"hidden_units": [8], "epochs": 2}).fit(X_small, y_small)
+    assert model.missing_indicators == ["x1"]
+    assert model.means["x1"] == pytest.approx(np.nanmean(X_small["x1"]))
+    # Column order does not matter and a column absent at prediction time counts as missing.
+    predicted = model.predict(X_small[["x3", "x2", "x0"]])
+    assert predicted.shape == (500,)
+    assert np.all(np.isfinite(predicted)) and np.all(predicted >= 0)
+
+
+# -- the loss and the mixture quantiles --------------------------------------------------------
+
+
+def test_ziln_loss_matches_hand_computation() -> None:
+    labels = np.array([[0.0], [2.5], [10.0]])
+    outputs = np.array([[0.4, 1.0, -0.3], [-1.2, 0.5, 0.7], [2.0, 2.1, 0.0]])
+    logit, mu, raw_scale = outputs.T
+    positive = (labels[:, 0] > 0).astype(float)
+    # BCE from logits: -(z log σ(l) + (1 - z) log(1 - σ(l))), with log(1 - σ(l)) = log σ(-l).
+    bce = -(positive * log_expit(logit) + (1 - positive) * log_expit(-logit))
+    sigma = np.logaddexp(0.0, raw_scale) + SIGMA_FLOOR
+    log_density = lognorm.logpdf(
+        np.where(positive > 0, labels[:, 0], 1.0), s=sigma, scale=np.exp(mu)
+    )
+    expected = bce - positive * log_density
+
+    actual = np.asarray(ziln_loss(labels.astype(np.float32), outputs.astype(np.float32)))
+    np.testing.assert_allclose(actual, expected, rtol=1e-5)
+    # Hand-checked magnitudes: example 0 is a zero (BCE only) ...
+    assert expected[0] == pytest.approx(np.log1p(np.exp(0.4)))
+
+
+def test_ziln_quantiles_match_the_mixture() -> None:
+    p, mu, sigma = np.array([0.3, 0.3, 0.95]), np.array([1.0, 1.0, 2.0]), np.array([0.5, 0.5, 1.0])
+    # q below the atom at zero -> 0; above it -> lognormal quantile at (q - (1 - p)) / p.
+    assert ziln_quantile(0.5, p[:1], mu[:1], sigma[:1])[0] == 0.0
+    expected = lognorm.ppf((0.9 - 0.7) / 0.3, s=0.5, scale=np.exp(1.0))
+    assert ziln_quantile(0.9, p[:1], mu[:1], sigma[:1])[0] == pytest.approx(expected)
+    lower, upper = ziln_interval(p, mu, sigma, 0.8)
+    # Lower end in the atom: [0, Q(0.8)], which covers exactly 80 %.
+    assert lower[0] == 0.0
+    assert upper[0] == pytest.approx(lognorm.ppf((0.8 - 0.7) / 0.3, s=0.5, scale=np.exp(1.0)))
+    # Lower end positive (p > 0.9): equal tails.
+    assert lower[2] == pytest.approx(lognorm.ppf((0.1 - 0.05) / 0.95, s=1.0, scale=np.exp(2.0)))
+    assert upper[2] == pytest.approx(lognorm.ppf((0.9 - 0.05) / 0.95, s=1.0, scale=np.exp(2.0)))
+
+
+# -- persistence -------------------------------------------------------------------------------
+
+
+def test_save_load_round_trip(fitted, data, tmp_path: Path) -> None:
+    X, _, _ = data["test"]
+    fitted.save(tmp_path / "ziln")
+    manifest = read_manifest(tmp_path / "ziln", expected_model="keras_ziln")
+    assert manifest["model"] == "keras_ziln"
+    assert set(manifest["files"]) == {"model.keras", "preprocessing.json"}
+    loaded = KerasZILNModel.load(tmp_path / "ziln")
+    np.testing.assert_array_equal(loaded.predict(X), fitted.predict(X))
+    assert loaded.feature_names == fitted.feature_names
+
+
+def test_tampered_model_file_is_refused(fitted, tmp_path: Path) -> None:
+    fitted.save(tmp_path / "ziln")
+    with (tmp_path / "ziln" / "model.keras").open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(IntegrityError, match=r"model\.keras"):
+        KerasZILNModel.load(tmp_path / "ziln")
+
+
+def test_registered_in_factory_registry() -> None:
+    model = MODELS["keras_ziln"]({"epochs": 3})
+    assert isinstance(model, KerasZILNModel)
+    assert model.params["epochs"] == 3
+
+
+def test_import_does_not_load_tensorflow() -> None:
+    code = (
+        "import sys, clv.models.keras_ziln\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_search_space_gives_valid_params() -> None:
+    optuna = pytest.importorskip("optuna")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(5):
+        params = search_space(study.ask())
+        KerasZILNModel(params)  # validates
+
+
+# -- validation at the boundary ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "message"),
+    [
+        (pd.DataFrame({"a": [1.0, 2.0]}), [1.0], "has 1 rows but X has 2"),
+        (pd.DataFrame({"a": [1.0, 2.0]}), [1.0, -3.0], "negative"),
+        (pd.DataFrame({"a": [1.0, 2.0]}), [1.0, np.nan], "not finite"),
+        (pd.DataFrame({"a": [1.0, 2.0]}), [np.inf, 1.0], "not finite"),
+        (pd.DataFrame({"a": [1.0, np.inf]}), [1.0, 2.0], "column 'a': infinite"),
+        (pd.DataFrame({"a": ["x", "y"]}), [1.0, 2.0], r"\['a'\] are not numeric"),
+        (np.ones((2, 1)), [1.0, 2.0], "must be a pandas DataFrame"),
+    ],
+    ids=["length", "negative-y", "nan-y", "inf-y", "inf-X", "text-X", "array-X"],
+)
+def test_bad_inputs_raise_value_error(X, y, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        KerasZILNModel({"epochs": 1}).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"epochs": 0}, {"hidden_units": 32}, {"dropout": 1.0}, {"learning_rate": 0}, {"typo": 1}],
+    ids=["epochs", "units", "dropout", "lr", "unknown"],
+)
+def test_bad_params_raise_value_error(params) -> None:
+    with pytest.raises(ValueError, match="keras_ziln"):
+        KerasZILNModel(params)
+
+
+def test_predict_before_fit_and_bad_coverage(fitted, data) -> None:
+    X, _, _ = data["test"]
+    with pytest.raises(RuntimeError, match="not fitted"):
+        KerasZILNModel().predict(X)
+    with pytest.raises(ValueError, match="coverage"):
+        fitted.predict_interval(X, coverage=1.5)
+    with pytest.raises(ValueError, match="infinite"):
+        fitted.predict(X.assign(x0=np.inf))
