@@ -1,0 +1,88 @@
+"""Stacked ensemble: non-negative weights over fitted spend models, learnt on a validation fold.
+
+The weights solve ``min ||P w - y||^2 subject to w >= 0`` (scipy's NNLS) where ``P`` holds the
+members' validation predictions. Since each single member is a feasible choice of ``w``, the
+ensemble's squared error on that fold is never worse than the best member's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from clv.models.base import MODELS, CLVModel, read_manifest, write_manifest
+
+
+class StackedEnsemble:
+    """Non-negative combination of already fitted members."""
+
+    name = "ensemble"
+
+    def __init__(self, members: Mapping[str, CLVModel]) -> None:
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = dict(members)
+        self.weights: dict[str, float] = {}
+        self.feature_names = sorted({f for m in members.values() for f in m.feature_names})
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series,
+        *,
+        X_val: pd.DataFrame | None = None,
+        y_val: pd.Series | None = None,
+    ) -> Self:
+        """Learn the weights on ``(X, y)``, which must be data the members were not trained on."""
+        from scipy.optimize import nnls
+
+        target = np.asarray(y, dtype="float64")
+        if len(target) != len(X):
+            raise ValueError(f"X has {len(X)} rows but y has {len(target)}")
+        preds = np.column_stack([m.predict(X) for m in self.members.values()])
+        w, _ = nnls(preds, target)
+        self.weights = {name: float(v) for name, v in zip(self.members, w, strict=True)}
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Weighted sum of the members' predictions (non-negative)."""
+        if not self.weights:
+            raise RuntimeError("the ensemble's weights are not fitted")
+        out = np.zeros(len(X))
+        for name, model in self.members.items():
+            if self.weights[name] > 0:
+                out += self.weights[name] * model.predict(X)
+        return np.maximum(out, 0.0)
+
+    def save(self, path: Path) -> None:
+        """Each member in its own sub-folder (native format), weights in ``weights.json``."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, model in self.members.items():
+            model.save(folder / name)
+        families = {name: model.name for name, model in self.members.items()}
+        (folder / "weights.json").write_text(
+            json.dumps({"weights": self.weights, "families": families}, sort_keys=True)
+        )
+        write_manifest(folder, name=self.name, files=["weights.json"], meta={})
+
+    @classmethod
+    def load(cls, path: Path) -> StackedEnsemble:
+        """Load the weights (SHA-256 checked) and each member through its own verified loader."""
+        folder = Path(path)
+        read_manifest(folder, expected_model=cls.name)
+        spec: dict[str, Any] = json.loads((folder / "weights.json").read_text())
+        members: dict[str, CLVModel] = {}
+        for name, family in spec["families"].items():
+            loader = getattr(MODELS[family], "load", None)
+            if loader is None:
+                raise ValueError(f"model family {family!r} cannot be loaded")
+            members[name] = loader(folder / name)
+        ensemble = cls(members)
+        ensemble.weights = {k: float(v) for k, v in spec["weights"].items()}
+        return ensemble
