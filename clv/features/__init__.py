@@ -13,6 +13,7 @@ import polars as pl
 from clv.features.behaviour import behaviour_features
 from clv.features.btyd import btyd_predict, fit_btyd
 from clv.features.rfm import rfm_features
+from clv.features.seasonal import seasonal_features
 from clv.features.sustainability import sustainability_features
 
 __all__ = ["build_features", "future_targets", "rolling_cutoffs", "training_set"]
@@ -56,6 +57,7 @@ def build_features(
         sustainability_features(
             frame, cutoff=cutoff, customers=customers, sustainability=sustainability
         ),
+        seasonal_features(frame, cutoff=cutoff, horizon_days=horizon_days),
     ]
     if include_btyd:
         parts.append(btyd_predict(rfm, fit_btyd(rfm), horizon_days=horizon_days))

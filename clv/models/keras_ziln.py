@@ -65,6 +65,8 @@ SIGMA_FLOOR = 1e-4
 # Labels are floored before the log in the loss: zeros are already replaced by 1 (their term is
 # masked out), this only guards against subnormal positive spends.
 _LABEL_FLOOR = 1e-12
+#: Standardised inputs are clipped to this many standard deviations.
+Z_CLIP = 5.0
 # exp() of larger log-means overflows float64; a prediction there is meaningless anyway.
 _MAX_LOG_MEAN = 700.0
 
@@ -137,6 +139,11 @@ def _distribution_from_outputs(outputs: npt.NDArray[Any]) -> pd.DataFrame:
             "sigma": np.logaddexp(0.0, outputs[:, 2]) + SIGMA_FLOOR,
         }
     )
+
+
+def _signed_log1p(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``sign(x) log(1 + |x|)``: spend-like features are heavy-tailed; this tames their scale."""
+    return np.sign(values) * np.log1p(np.abs(values))
 
 
 def ziln_mean(p_positive: FloatArray, mu: FloatArray, sigma: FloatArray) -> FloatArray:
@@ -279,7 +286,7 @@ class KerasZILNModel:
 
     def _learn_preprocessing(self, X: pd.DataFrame) -> None:
         self.feature_names = [str(c) for c in X.columns]
-        values = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = _signed_log1p(X.to_numpy(dtype=np.float64, na_value=np.nan))
         observed = ~np.isnan(values)
         counts = observed.sum(axis=0)
         sums = np.where(observed, values, 0.0).sum(axis=0)
@@ -295,17 +302,21 @@ class KerasZILNModel:
         self.stds = dict(zip(self.feature_names, stds.tolist(), strict=True))
         self.missing_indicators = [
             name
-            for name, seen in zip(self.feature_names, observed.all(axis=0), strict=True)
+            for name, seen in zip(
+                self.feature_names, np.asarray(observed.all(axis=0), dtype=bool), strict=True
+            )
             if not seen
         ]
 
     def _design_matrix(self, X: pd.DataFrame) -> npt.NDArray[np.float32]:
         aligned = align_features(X, self.feature_names)
-        values = aligned.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = _signed_log1p(aligned.to_numpy(dtype=np.float64, na_value=np.nan))
         means = np.array([self.means[c] for c in self.feature_names])
         stds = np.array([self.stds[c] for c in self.feature_names])
         missing = np.isnan(values)
-        standardised = np.where(missing, 0.0, (values - means) / stds)
+        # Clipped: a value far outside the training range (a new season, a record spender) must
+        # not push the network into extrapolation, where exp(mu + sigma^2 / 2) explodes.
+        standardised = np.clip(np.where(missing, 0.0, (values - means) / stds), -Z_CLIP, Z_CLIP)
         indicator_index = [self.feature_names.index(c) for c in self.missing_indicators]
         indicators = missing[:, indicator_index].astype(np.float64)
         return np.hstack([standardised, indicators]).astype(np.float32)

@@ -1,0 +1,317 @@
+"""Honest backtests: train on data up to an as-of date, score the following horizon, compare.
+
+Protocol (nothing after its cut-off is ever seen by a model):
+
+1. The evaluation cut-off is ``as_of``; the truth is each customer's spend in
+   ``(as_of, as_of + horizon]``. Customers are those with a purchase on or before ``as_of``.
+2. Training rows come from ``n_windows`` earlier cut-offs, ``as_of - horizon - k * step`` for
+   ``k = 0..n_windows-1``: their targets end on or before ``as_of``.
+3. The latest training window is the validation fold (early stopping, ensemble weights); the
+   others train the models. With one window, a random fifth of its customers validates.
+4. References measured in the same run: BG/NBD + Gamma-Gamma fitted on data up to ``as_of``, and
+   the naive run-rate model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clv.evaluation.metrics import regression_report
+from clv.features import build_features, future_targets, training_set
+
+logger = logging.getLogger(__name__)
+
+TARGET = "future_spend"
+NON_FEATURES = ("cutoff", "customer_id", "future_spend", "future_purchases")
+BTYD = "bgnbd_gamma_gamma"
+RUN_RATE = "run_rate"
+ENSEMBLE = "ensemble"
+
+
+@dataclass
+class BacktestResult:
+    """Everything a backtest measured.
+
+    Attributes
+    ----------
+    as_of : Timestamp
+        Evaluation cut-off.
+    horizon_days : int
+        Horizon in days.
+    train_cutoffs : list of Timestamp
+        Cut-offs whose windows trained (all but the latest) and validated (the latest).
+    metrics : dict
+        Model name to :func:`clv.evaluation.metrics.regression_report`.
+    predictions : DataFrame
+        Per customer: ``actual`` and one column per model (plus ZILN interval bounds).
+    ensemble_weights : dict
+        Non-negative member weights of the stacked ensemble.
+    timings : dict
+        Seconds per stage.
+    """
+
+    as_of: pd.Timestamp
+    horizon_days: int
+    train_cutoffs: list[pd.Timestamp]
+    metrics: dict[str, dict[str, float]]
+    predictions: pd.DataFrame
+    ensemble_weights: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    n_train_rows: int = 0
+
+    def best_model(self, metric: str = "normalized_gini") -> str:
+        """Name of the model with the highest ``metric``."""
+        return max(self.metrics, key=lambda m: self.metrics[m].get(metric, float("-inf")))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (no per-customer rows)."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "horizon_days": self.horizon_days,
+            "train_cutoffs": [c.isoformat() for c in self.train_cutoffs],
+            "customers_scored": len(self.predictions),
+            "train_rows": self.n_train_rows,
+            "actual_total": float(self.predictions["actual"].sum()),
+            "metrics": self.metrics,
+            "ensemble_weights": self.ensemble_weights,
+            "timings_s": self.timings,
+        }
+
+    def to_markdown(self) -> str:
+        """A markdown table of the metrics, best first."""
+        columns = [
+            "normalized_gini",
+            "decile_mape",
+            "aggregate_error",
+            "spearman",
+            "top20_precision",
+            "top20_lift",
+            "mae",
+            "rmse",
+        ]
+        lines = [
+            f"# Backtest: as of {self.as_of:%Y-%m-%d}, horizon {self.horizon_days} days",
+            "",
+            f"{len(self.predictions):,} customers scored; actual spend in the horizon "
+            f"{self.predictions['actual'].sum():,.2f}. Training cut-offs: "
+            + ", ".join(f"{c:%Y-%m-%d}" for c in self.train_cutoffs)
+            + ".",
+            "",
+            "| model | " + " | ".join(columns) + " | interval_coverage |",
+            "|---|" + "---:|" * (len(columns) + 1),
+        ]
+        order = sorted(self.metrics, key=lambda m: -self.metrics[m]["normalized_gini"])
+        for name in order:
+            m = self.metrics[name]
+            cells = [f"{m[c]:.4f}" for c in columns]
+            coverage = m.get("interval_coverage")
+            cells.append("" if coverage is None else f"{coverage:.3f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        if self.ensemble_weights:
+            weights = ", ".join(f"{k} {v:.3f}" for k, v in self.ensemble_weights.items())
+            lines += ["", f"Ensemble weights: {weights}."]
+        return "\n".join(lines) + "\n"
+
+
+def _default_as_of(transactions: pd.DataFrame, horizon_days: int) -> pd.Timestamp:
+    last = pd.Timestamp(transactions["timestamp"].max()).normalize()
+    return last - pd.Timedelta(days=horizon_days) + pd.Timedelta(days=1) - pd.Timedelta(1, "us")
+
+
+def _features_only(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=[c for c in NON_FEATURES if c in frame.columns])
+
+
+def backtest(
+    transactions: pd.DataFrame,
+    *,
+    horizon_days: int,
+    as_of: pd.Timestamp | None = None,
+    customers: pd.DataFrame | None = None,
+    sustainability: pd.DataFrame | None = None,
+    n_windows: int = 4,
+    step_days: int | None = None,
+    families: Sequence[str] = ("xgboost", "lightgbm", "keras_ziln"),
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    interval_coverage: float = 0.8,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> BacktestResult:
+    """Train every family on data up to ``as_of`` and score ``(as_of, as_of + horizon]``.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions; they must cover the horizon after ``as_of``.
+    horizon_days : int
+        Prediction horizon.
+    as_of : Timestamp, optional
+        Evaluation cut-off (default: the last day with data minus the horizon, end of day).
+    customers, sustainability : DataFrame, optional
+        Validated optional tables.
+    n_windows : int
+        Training cut-offs stacked (the latest one validates).
+    step_days : int, optional
+        Days between training cut-offs (default: the horizon).
+    families : sequence of str
+        Learnt families to train (see :data:`clv.models.registry.SPEND_FAMILIES`).
+    params : mapping, optional
+        Per-family parameter overrides.
+    interval_coverage : float
+        Coverage of the prediction intervals reported for models that give them.
+    seed : int
+        Seed passed to every family.
+    progress : callable, optional
+        Called with a short description before each stage.
+
+    Returns
+    -------
+    BacktestResult
+        Metrics per model, per-customer predictions, weights and timings.
+
+    Raises
+    ------
+    ValueError
+        When the data do not cover the horizon after ``as_of`` or no training window is usable.
+    """
+    from clv.models.baselines import RunRateBaseline
+    from clv.models.ensemble import StackedEnsemble
+    from clv.models.registry import create
+
+    say = progress or (lambda message: logger.info(message))
+    timings: dict[str, float] = {}
+    if horizon_days < 1:
+        raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
+    as_of = _default_as_of(transactions, horizon_days) if as_of is None else pd.Timestamp(as_of)
+    last = pd.Timestamp(transactions["timestamp"].max())
+    if as_of + pd.Timedelta(days=horizon_days) > last + pd.Timedelta(days=1):
+        raise ValueError(
+            f"the data end on {last:%Y-%m-%d}; a {horizon_days}-day horizon after {as_of:%Y-%m-%d} "
+            "is not fully observed, so it cannot be scored. Use an earlier --as-of."
+        )
+    step = step_days or horizon_days
+    first = pd.Timestamp(transactions["timestamp"].min())
+    cutoffs = [
+        as_of - pd.Timedelta(days=horizon_days + k * step)
+        for k in range(n_windows)
+        if as_of - pd.Timedelta(days=horizon_days + k * step) > first + pd.Timedelta(days=step)
+    ]
+    if not cutoffs:
+        raise ValueError(
+            f"no training window fits between {first:%Y-%m-%d} and {as_of:%Y-%m-%d} with a "
+            f"{horizon_days}-day horizon; use a later --as-of or a shorter horizon"
+        )
+
+    say(f"building training windows at {len(cutoffs)} cut-offs")
+    t0 = time.perf_counter()
+    stacked = training_set(
+        transactions,
+        cutoffs=cutoffs,
+        horizon_days=horizon_days,
+        customers=customers,
+        sustainability=sustainability,
+    )
+    timings["training_features"] = time.perf_counter() - t0
+    latest = stacked["cutoff"].max()
+    if len(cutoffs) > 1:
+        fit_rows, val_rows = (
+            stacked[stacked["cutoff"] < latest],
+            stacked[stacked["cutoff"] == latest],
+        )
+    else:
+        holdout = np.random.default_rng(seed).random(len(stacked)) < 0.2
+        fit_rows, val_rows = stacked[~holdout], stacked[holdout]
+    X_fit, y_fit = _features_only(fit_rows), fit_rows[TARGET]
+    X_val, y_val = _features_only(val_rows), val_rows[TARGET]
+
+    say("building features at the as-of date")
+    t0 = time.perf_counter()
+    scoring = build_features(
+        transactions,
+        cutoff=as_of,
+        horizon_days=horizon_days,
+        customers=customers,
+        sustainability=sustainability,
+    )
+    truth = future_targets(transactions, cutoff=as_of, horizon_days=horizon_days)
+    actual = truth[TARGET].reindex(scoring.index).fillna(0.0)
+    timings["scoring_features"] = time.perf_counter() - t0
+
+    predictions = pd.DataFrame({"actual": actual})
+    models = {}
+    for family in families:
+        say(f"training {family}")
+        t0 = time.perf_counter()
+        model = create(family, {"seed": seed, **dict((params or {}).get(family, {}))})
+        model.fit(X_fit, y_fit, X_val=X_val, y_val=y_val)
+        models[family] = model
+        predictions[family] = model.predict(scoring)
+        interval = getattr(model, "predict_interval", None)
+        if interval is not None:
+            lower, upper = interval(scoring, coverage=interval_coverage)
+            predictions[f"{family}_lower"], predictions[f"{family}_upper"] = lower, upper
+        timings[family] = time.perf_counter() - t0
+
+    weights: dict[str, float] = {}
+    if len(models) > 1:
+        say("learning ensemble weights on the validation window")
+        ensemble = StackedEnsemble(models).fit(X_val, y_val)
+        weights = ensemble.weights
+        predictions[ENSEMBLE] = ensemble.predict(scoring)
+
+    predictions[BTYD] = scoring["btyd_expected_spend"].to_numpy()
+    run_rate = RunRateBaseline({"horizon_days": horizon_days})
+    predictions[RUN_RATE] = run_rate.fit(scoring, actual).predict(scoring)
+
+    metrics = {}
+    for name in [*models, *([ENSEMBLE] if weights else []), BTYD, RUN_RATE]:
+        lower = predictions.get(f"{name}_lower")
+        upper = predictions.get(f"{name}_upper")
+        metrics[name] = regression_report(actual, predictions[name], lower, upper)
+    return BacktestResult(
+        as_of=as_of,
+        horizon_days=horizon_days,
+        train_cutoffs=sorted(pd.Timestamp(c) for c in stacked["cutoff"].unique()),
+        metrics=metrics,
+        predictions=predictions,
+        ensemble_weights=weights,
+        timings=timings,
+        n_train_rows=len(stacked),
+    )
+
+
+def write_backtest_report(result: BacktestResult, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``backtest.json``, ``backtest.md``, ``predictions.parquet`` and plots to ``out_dir``.
+
+    Returns
+    -------
+    dict of str to Path
+        What was written.
+    """
+    from clv.data.io import write_atomic, write_table
+    from clv.evaluation.plots import decile_sum_plot, lift_plot
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps(result.to_dict(), indent=2, sort_keys=True)
+    written = {"json": out / "backtest.json", "markdown": out / "backtest.md"}
+    write_atomic(written["json"], lambda p: p.write_text(payload, encoding="utf-8"))
+    markdown = result.to_markdown()
+    write_atomic(written["markdown"], lambda p: p.write_text(markdown, encoding="utf-8"))
+    written["predictions"] = out / "predictions.parquet"
+    write_table(result.predictions.reset_index(), written["predictions"])
+    actual = result.predictions["actual"]
+    models = {name: result.predictions[name] for name in result.metrics}
+    written["lift_plot"] = lift_plot(actual, models, out / "lift.png")
+    best = result.best_model()
+    written["decile_plot"] = decile_sum_plot(actual, result.predictions[best], out / "deciles.png")
+    return written

@@ -1,0 +1,75 @@
+"""Seasonal context of a cut-off: what the calendar and last year say about the coming horizon.
+
+Customer behaviour features describe the past; spend in the horizon also depends on *when* the
+horizon falls (a December horizon outsells a February one). These features carry that:
+
+* calendar position of the horizon (day of year of its middle, as sine and cosine) and the number
+  of its days inside the November-December peak; both depend on the cut-off date only;
+* last year's seasonal lift for the whole base: gross sales in the same window one year earlier
+  divided by sales in the equally long window just before it (missing without a year of history);
+* each customer's own gross sales in the same window one year earlier.
+
+Only rows at or before the cut-off are read.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from clv.features.rfm import history
+
+
+def _peak_days(start: pd.Timestamp, days: int) -> int:
+    dates = pd.date_range(start.normalize() + pd.Timedelta(days=1), periods=days, freq="D")
+    return int(((dates.month == 11) & (dates.day >= 15) | (dates.month == 12)).sum())
+
+
+def seasonal_features(
+    transactions: pd.DataFrame | pl.DataFrame, *, cutoff: pd.Timestamp, horizon_days: int
+) -> pd.DataFrame:
+    """Seasonal features per customer as of ``cutoff`` for a horizon of ``horizon_days``.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions.
+    cutoff : Timestamp
+        Rows after this instant are ignored.
+    horizon_days : int
+        Length of the coming window the features describe.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``customer_id`` (customers with sales on or before ``cutoff``).
+    """
+    cutoff = pd.Timestamp(cutoff)
+    sales = history(transactions, cutoff).filter(pl.col("amount") > 0)
+    year_ago = cutoff - pd.Timedelta(days=365)
+    window_end = year_ago + pd.Timedelta(days=horizon_days)
+    before_start = year_ago - pd.Timedelta(days=horizon_days)
+    ts = pl.col("timestamp")
+    in_window = (ts > year_ago.to_pydatetime()) & (ts <= window_end.to_pydatetime())
+    in_before = (ts > before_start.to_pydatetime()) & (ts <= year_ago.to_pydatetime())
+    per_customer = sales.group_by("customer_id").agg(
+        pl.col("amount").filter(in_window).sum().alias("spend_same_window_last_year")
+    )
+    totals = sales.select(
+        pl.col("amount").filter(in_window).sum().alias("window"),
+        pl.col("amount").filter(in_before).sum().alias("before"),
+        ts.min().alias("first"),
+    ).row(0, named=True)
+    has_year = totals["first"] is not None and pd.Timestamp(totals["first"]) <= before_start
+    lift = totals["window"] / totals["before"] if has_year and totals["before"] > 0 else np.nan
+    middle = cutoff + pd.Timedelta(days=horizon_days / 2)
+    angle = 2 * np.pi * middle.dayofyear / 365.25
+    out = per_customer.sort("customer_id").to_pandas().set_index("customer_id")
+    if not has_year:
+        out["spend_same_window_last_year"] = np.nan
+    out["base_seasonal_lift_last_year"] = lift
+    out["horizon_doy_sin"] = np.sin(angle)
+    out["horizon_doy_cos"] = np.cos(angle)
+    out["horizon_peak_days"] = float(_peak_days(cutoff, horizon_days))
+    return out
