@@ -6,8 +6,9 @@ Protocol (nothing after its cut-off is ever seen by a model):
    ``(as_of, as_of + horizon]``. Customers are those with a purchase on or before ``as_of``.
 2. Training rows come from ``n_windows`` earlier cut-offs, ``as_of - horizon - k * step`` for
    ``k = 0..n_windows-1``: their targets end on or before ``as_of``.
-3. The latest training window is the validation fold (early stopping, ensemble weights); the
-   others train the models. With one window, a random fifth of its customers validates.
+3. The validation fold (early stopping, ensemble weights) is the latest training window, the
+   others train the models; or, with ``validation="customers"`` (and always with one window), a
+   random fifth of the customers across all windows.
 4. References measured in the same run: BG/NBD + Gamma-Gamma fitted on data up to ``as_of``, and
    the naive run-rate model.
 """
@@ -67,6 +68,7 @@ class BacktestResult:
     ensemble_weights: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     n_train_rows: int = 0
+    churn_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def best_model(self, metric: str = "normalized_gini") -> str:
         """Name of the model with the highest ``metric``."""
@@ -83,6 +85,7 @@ class BacktestResult:
             "actual_total": float(self.predictions["actual"].sum()),
             "metrics": self.metrics,
             "ensemble_weights": self.ensemble_weights,
+            "churn_metrics": self.churn_metrics,
             "timings_s": self.timings,
         }
 
@@ -119,6 +122,19 @@ class BacktestResult:
         if self.ensemble_weights:
             weights = ", ".join(f"{k} {v:.3f}" for k, v in self.ensemble_weights.items())
             lines += ["", f"Ensemble weights: {weights}."]
+        if self.churn_metrics:
+            lines += [
+                "",
+                f"## Churn: no purchase in the {self.horizon_days}-day horizon",
+                "",
+                "| model | auc | brier | calibration_error | base_rate |",
+                "|---|---:|---:|---:|---:|",
+            ]
+            for name, m in self.churn_metrics.items():
+                lines.append(
+                    f"| {name} | {m['auc']:.4f} | {m['brier']:.4f} | "
+                    f"{m['calibration_error']:.4f} | {m['base_rate']:.4f} |"
+                )
         return "\n".join(lines) + "\n"
 
 
@@ -144,6 +160,8 @@ def backtest(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     interval_coverage: float = 0.8,
     seed: int = 0,
+    with_churn: bool = True,
+    validation: str = "latest",
     progress: Callable[[str], None] | None = None,
 ) -> BacktestResult:
     """Train every family on data up to ``as_of`` and score ``(as_of, as_of + horizon]``.
@@ -170,6 +188,11 @@ def backtest(
         Coverage of the prediction intervals reported for models that give them.
     seed : int
         Seed passed to every family.
+    validation : {"latest", "customers"}
+        Validation fold for early stopping and ensemble weights: the latest training window
+        (out of time) or a random fifth of the customers across all windows.
+    with_churn : bool
+        Also train the calibrated churn model and compare it with BG/NBD's 1 - P(alive).
     progress : callable, optional
         Called with a short description before each stage.
 
@@ -183,7 +206,9 @@ def backtest(
     ValueError
         When the data do not cover the horizon after ``as_of`` or no training window is usable.
     """
+    from clv.evaluation.metrics import churn_report
     from clv.models.baselines import RunRateBaseline
+    from clv.models.churn import ChurnModel, btyd_churn_reference
     from clv.models.ensemble import StackedEnsemble
     from clv.models.registry import create
 
@@ -222,13 +247,17 @@ def backtest(
     )
     timings["training_features"] = time.perf_counter() - t0
     latest = stacked["cutoff"].max()
-    if len(cutoffs) > 1:
+    if validation not in ("latest", "customers"):
+        raise ValueError(f"validation must be 'latest' or 'customers', got {validation!r}")
+    if len(cutoffs) > 1 and validation == "latest":
         fit_rows, val_rows = (
             stacked[stacked["cutoff"] < latest],
             stacked[stacked["cutoff"] == latest],
         )
     else:
-        holdout = np.random.default_rng(seed).random(len(stacked)) < 0.2
+        ids = stacked["customer_id"].unique()
+        held = set(np.random.default_rng(seed).permutation(ids)[: max(len(ids) // 5, 1)])
+        holdout = stacked["customer_id"].isin(held).to_numpy()
         fit_rows, val_rows = stacked[~holdout], stacked[holdout]
     X_fit, y_fit = _features_only(fit_rows), fit_rows[TARGET]
     X_val, y_val = _features_only(val_rows), val_rows[TARGET]
@@ -268,6 +297,26 @@ def backtest(
         weights = ensemble.weights
         predictions[ENSEMBLE] = ensemble.predict(scoring)
 
+    churn_metrics: dict[str, dict[str, float]] = {}
+    if with_churn:
+        say("training the churn model")
+        t0 = time.perf_counter()
+        churn_model = ChurnModel({"seed": seed}).fit(
+            X_fit,
+            fit_rows["future_purchases"] == 0,
+            X_val=X_val,
+            churned_val=val_rows["future_purchases"] == 0,
+        )
+        churned = (truth["future_purchases"].reindex(scoring.index).fillna(0.0) == 0).astype(int)
+        predictions["churn_probability"] = churn_model.predict_proba(scoring)
+        predictions["btyd_churn_probability"] = btyd_churn_reference(scoring)
+        predictions["churned"] = churned
+        churn_metrics = {
+            "churn_model": churn_report(churned, predictions["churn_probability"]),
+            "bgnbd_1_minus_p_alive": churn_report(churned, predictions["btyd_churn_probability"]),
+        }
+        timings["churn"] = time.perf_counter() - t0
+
     predictions[BTYD] = scoring["btyd_expected_spend"].to_numpy()
     run_rate = RunRateBaseline({"horizon_days": horizon_days})
     predictions[RUN_RATE] = run_rate.fit(scoring, actual).predict(scoring)
@@ -286,6 +335,7 @@ def backtest(
         ensemble_weights=weights,
         timings=timings,
         n_train_rows=len(stacked),
+        churn_metrics=churn_metrics,
     )
 
 
@@ -314,4 +364,15 @@ def write_backtest_report(result: BacktestResult, out_dir: str | Path) -> dict[s
     written["lift_plot"] = lift_plot(actual, models, out / "lift.png")
     best = result.best_model()
     written["decile_plot"] = decile_sum_plot(actual, result.predictions[best], out / "deciles.png")
+    if result.churn_metrics:
+        from clv.evaluation.plots import calibration_plot
+
+        written["churn_calibration_plot"] = calibration_plot(
+            result.predictions["churned"],
+            {
+                "churn_model": result.predictions["churn_probability"],
+                "BG/NBD 1 - P(alive)": result.predictions["btyd_churn_probability"],
+            },
+            out / "churn_calibration.png",
+        )
     return written
