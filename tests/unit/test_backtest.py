@@ -1,0 +1,117 @@
+"""Backtests train only on the past, score the horizon after the as-of date and compare fairly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from clv.cli import app
+from clv.data.generator import GeneratorConfig, generate, write_synthetic
+from clv.data.validation import validate_frame
+from clv.evaluation.backtest import BTYD, RUN_RATE, backtest, write_backtest_report
+
+HORIZON = 60
+
+
+@pytest.fixture(scope="module")
+def transactions() -> pd.DataFrame:
+    data = generate(GeneratorConfig(n_customers=1500), seed=17)
+    return validate_frame(data.frame("transactions"))
+
+
+@pytest.fixture(scope="module")
+def result(transactions: pd.DataFrame):  # type: ignore[no-untyped-def]
+    return backtest(
+        transactions,
+        horizon_days=HORIZON,
+        families=("xgboost", "lightgbm"),
+        n_windows=4,
+        step_days=45,
+        params={"xgboost": {"n_estimators": 60}, "lightgbm": {"n_estimators": 60}},
+    )
+
+
+def test_training_targets_end_before_the_as_of_date(result) -> None:  # type: ignore[no-untyped-def]
+    assert len(result.train_cutoffs) == 4
+    for cutoff in result.train_cutoffs:
+        assert cutoff + pd.Timedelta(days=HORIZON) <= result.as_of
+
+
+def test_every_model_and_both_references_are_scored(result, transactions) -> None:  # type: ignore[no-untyped-def]
+    assert set(result.metrics) == {"xgboost", "lightgbm", "ensemble", BTYD, RUN_RATE}
+    seen = transactions.loc[
+        (transactions["timestamp"] <= result.as_of) & (transactions["amount"] > 0), "customer_id"
+    ].nunique()
+    assert len(result.predictions) == seen
+    for name in result.metrics:
+        assert (result.predictions[name] >= 0).all(), name
+    assert all(w >= 0 for w in result.ensemble_weights.values())
+    assert result.metrics["xgboost"]["normalized_gini"] > 0.5
+
+
+def test_actuals_are_the_spend_in_the_horizon(result, transactions) -> None:  # type: ignore[no-untyped-def]
+    end = result.as_of + pd.Timedelta(days=HORIZON)
+    window = transactions[
+        (transactions["timestamp"] > result.as_of) & (transactions["timestamp"] <= end)
+    ]
+    expected = window.groupby("customer_id")["amount"].sum().clip(lower=0)
+    actual = result.predictions["actual"]
+    np.testing.assert_allclose(actual, expected.reindex(actual.index).fillna(0.0))
+    assert actual.sum() > 0
+
+
+def test_churn_model_is_compared_with_one_minus_p_alive(result) -> None:  # type: ignore[no-untyped-def]
+    assert set(result.churn_metrics) == {"churn_model", "bgnbd_1_minus_p_alive"}
+    assert result.churn_metrics["churn_model"]["auc"] > 0.7
+
+
+def test_report_files_are_written(result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    written = write_backtest_report(result, tmp_path / "report")
+    summary = json.loads(written["json"].read_text())
+    assert summary["horizon_days"] == HORIZON
+    assert set(summary["metrics"]) == set(result.metrics)
+    assert "| model |" in written["markdown"].read_text()
+    for key in ("lift_plot", "decile_plot", "churn_calibration_plot"):
+        assert written[key].read_bytes().startswith(b"\x89PNG"), key
+    assert len(pd.read_parquet(written["predictions"])) == len(result.predictions)
+
+
+def test_an_unobserved_horizon_is_refused(transactions: pd.DataFrame) -> None:
+    late = transactions["timestamp"].max() - pd.Timedelta(days=10)
+    with pytest.raises(ValueError, match="is not fully observed"):
+        backtest(transactions, horizon_days=HORIZON, as_of=late)
+
+
+def test_clv_backtest_writes_a_report(tmp_path: Path) -> None:
+    write_synthetic(generate(GeneratorConfig(n_customers=800), seed=2), tmp_path / "d", fmt="csv")
+    runner = CliRunner(env={"COLUMNS": "240"})
+    args = [
+        "backtest",
+        "--transactions",
+        str(tmp_path / "d" / "transactions.csv"),
+        "--horizon-days",
+        "60",
+        "--as-of",
+        "2025-09-30",
+        "--families",
+        "lightgbm",
+        "--windows",
+        "3",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "bgnbd_gamma_gamma" in result.stdout and "run_rate" in result.stdout
+    summary = json.loads((tmp_path / "r" / "backtest.json").read_text())
+    assert summary["as_of"].startswith("2025-09-30T23:59:59")
+    bad = runner.invoke(app, [*args[:5], "--as-of", "2025-12-20", "--families", "lightgbm"])
+    assert bad.exit_code == 1
+    assert "is not fully observed" in " ".join(bad.output.split())
+    unknown = runner.invoke(app, [*args[:5], "--families", "catboost"])
+    assert unknown.exit_code == 2
