@@ -33,6 +33,35 @@ def _check_xy(X: pd.DataFrame, y: pd.Series | None) -> None:
             raise ValueError("y must be finite and non-negative (spend over the horizon)")
 
 
+#: Directions in which future spend may move with a feature, all else equal: more purchases and
+#: more spend never lower the prediction, a longer silence never raises it. Trees are constrained
+#: accordingly (parameter ``monotone``, on by default), so a more recent or more frequent buyer
+#: never scores lower than an otherwise identical customer.
+MONOTONE: dict[str, int] = {
+    "frequency": 1,
+    "purchase_days": 1,
+    "gross_total": 1,
+    "monetary_value": 1,
+    "days_since_last_purchase": -1,
+    "purchase_days_30d": 1,
+    "purchase_days_90d": 1,
+    "purchase_days_180d": 1,
+    "purchase_days_365d": 1,
+    "spend_30d": 1,
+    "spend_90d": 1,
+    "spend_180d": 1,
+    "spend_365d": 1,
+    "btyd_expected_purchases": 1,
+    "btyd_p_alive": 1,
+    "btyd_expected_spend": 1,
+}
+
+
+def monotone_vector(feature_names: list[str]) -> list[int]:
+    """Constraint per feature, in order (0 for unconstrained features)."""
+    return [MONOTONE.get(name, 0) for name in feature_names]
+
+
 class _BoostedTrees:
     """What both tree families share: parameters, feature order, native save and verified load."""
 
@@ -89,6 +118,7 @@ class XGBoostModel(_BoostedTrees):
         "colsample_bytree": 0.8,
         "reg_lambda": 1.0,
         "early_stopping_rounds": 30,
+        "monotone": True,
         "seed": 0,
     }
 
@@ -110,6 +140,10 @@ class XGBoostModel(_BoostedTrees):
         if p["objective"] != "reg:tweedie":
             p.pop("tweedie_variance_power", None)
         p.update({"nthread": 2, "verbosity": 0, "eta": p.pop("learning_rate")})
+        if p.pop("monotone", True):
+            p["monotone_constraints"] = (
+                "(" + ",".join(str(v) for v in monotone_vector(self.feature_names)) + ")"
+            )
         train = xgb.DMatrix(X.astype("float64"), label=np.asarray(y, dtype="float64"))
         evals = []
         if X_val is not None and y_val is not None:
@@ -163,6 +197,7 @@ class LightGBMModel(_BoostedTrees):
         "colsample_bytree": 0.8,
         "reg_lambda": 1.0,
         "early_stopping_rounds": 30,
+        "monotone": True,
         "seed": 0,
     }
 
@@ -184,6 +219,8 @@ class LightGBMModel(_BoostedTrees):
         if p["objective"] != "tweedie":
             p.pop("tweedie_variance_power", None)
         p.update({"num_threads": 2, "verbosity": -1, "deterministic": True})
+        if p.pop("monotone", True):
+            p["monotone_constraints"] = monotone_vector(self.feature_names)
         train = lgb.Dataset(X.astype("float64"), label=np.asarray(y, dtype="float64"))
         valid_sets: list[Any] = []
         callbacks: list[Callable[..., Any]] = []

@@ -103,3 +103,20 @@ def test_loading_the_wrong_family_is_refused(
 def test_bad_training_input_is_rejected(X: pd.DataFrame, y: pd.Series, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         XGBoostModel().fit(X, y)
+
+
+@pytest.mark.parametrize("family", ["xgboost", "lightgbm"])
+@pytest.mark.parametrize(
+    ("feature", "change"),
+    [("frequency", 3.0), ("purchase_days_90d", 2.0), ("days_since_last_purchase", -60.0)],
+    ids=["more-frequent", "more-recent-activity", "more-recent-last-purchase"],
+)
+def test_more_recent_or_frequent_buyers_never_score_lower_all_else_equal(
+    family: str, feature: str, change: float, split: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    X, y = _xy(split[0])
+    model = MODELS[family]({"n_estimators": 80}).fit(X, y)
+    base = X.iloc[:300].copy()
+    better = base.copy()
+    better[feature] = (better[feature] + change).clip(lower=0)
+    assert (model.predict(better) >= model.predict(base) - 1e-9).all()
