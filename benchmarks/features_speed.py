@@ -6,7 +6,8 @@ Baseline in the same run: the plain pandas way of computing the RFM summary (wha
 customer and day, then per-customer aggregates). We compare RFM to RFM, and also report the full
 feature set (RFM + behaviour + sustainability, without the BTYD fit, which is timed separately).
 
-Each measurement runs in a fresh process (peak RSS is its own). Input generation is not timed.
+Each measurement runs in a fresh process (peak RSS is its own) that reads the input from Parquet
+(pandas for the baseline, Polars for ours). Input generation happens once, in its own process.
 
 Usage: python benchmarks/features_speed.py [--customers 1000000]
 """
@@ -22,14 +23,36 @@ import subprocess
 import sys
 import time
 from datetime import date
+from pathlib import Path
+
+CACHE = Path(__file__).resolve().parent / ".cache"
 
 CUTOFF = "2025-09-30 23:59:59"
 
 
-def _load(n: int):  # type: ignore[no-untyped-def]
-    from clv.data.generator import GeneratorConfig, generate
+def _input_path(n: int) -> str:
+    return str(CACHE / f"transactions-{n}.parquet")
 
-    return generate(GeneratorConfig(n_customers=n), seed=1).frame("transactions")
+
+def _prepare(n: int) -> None:
+    """Generate the input once, in its own process, so it does not inflate the measured RSS."""
+    from clv.data.generator import GeneratorConfig, generate, write_synthetic
+
+    if not Path(_input_path(n)).exists():
+        data = generate(GeneratorConfig(n_customers=n), seed=1)
+        data.tables = ("transactions",)
+        write_synthetic(data, CACHE / f"gen-{n}")
+        (CACHE / f"gen-{n}" / "transactions.parquet").replace(_input_path(n))
+
+
+def _load(n: int, engine: str):  # type: ignore[no-untyped-def]
+    if engine == "polars":
+        import polars as pl
+
+        return pl.read_parquet(_input_path(n))
+    import pandas as pd
+
+    return pd.read_parquet(_input_path(n))
 
 
 def _pandas_rfm(tx):  # type: ignore[no-untyped-def]
@@ -55,22 +78,21 @@ def _pandas_rfm(tx):  # type: ignore[no-untyped-def]
 def _child(method: str, n: int) -> dict[str, float]:
     import pandas as pd
 
-    tx = _load(n)
+    from clv.features import build_features
+    from clv.features.btyd import fit_btyd
+    from clv.features.rfm import rfm_features
+
+    tx = _load(n, "polars" if method.startswith("clv") else "pandas")
     rss_input = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     t0 = time.perf_counter()
     if method == "pandas_rfm":
         out = _pandas_rfm(tx)
     elif method == "clv_rfm":
-        from clv.features.rfm import rfm_features
-
         out = rfm_features(tx, cutoff=pd.Timestamp(CUTOFF))
     elif method == "clv_all":
-        from clv.features import build_features
-
         out = build_features(tx, cutoff=pd.Timestamp(CUTOFF), horizon_days=90, include_btyd=False)
     elif method == "clv_btyd_fit":
         from clv.features.btyd import fit_btyd
-        from clv.features.rfm import rfm_features
 
         rfm = rfm_features(tx, cutoff=pd.Timestamp(CUTOFF))
         t0 = time.perf_counter()
@@ -80,7 +102,7 @@ def _child(method: str, n: int) -> dict[str, float]:
         raise ValueError(method)
     elapsed = time.perf_counter() - t0
     return {
-        "transactions": len(tx),
+        "transactions": tx.shape[0],
         "customers": len(out),
         "columns": out.shape[1],
         "seconds": elapsed,
@@ -94,6 +116,9 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--child")
     args = parser.parse_args()
+    if args.child == "prepare":
+        _prepare(args.customers)
+        return
     if args.child:
         print(json.dumps(_child(args.child, args.customers)))
         return
@@ -112,6 +137,11 @@ def main() -> None:
         "clv_all": "clv build_features, all families but BTYD",
         "clv_btyd_fit": "clv BG/NBD + Gamma-Gamma fit on the RFM",
     }
+    CACHE.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, __file__, "--child", "prepare", "--customers", str(args.customers)],
+        check=True,
+    )
     for method, label in labels.items():
         cmd = [sys.executable, __file__, "--child", method, "--customers", str(args.customers)]
         r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)

@@ -20,7 +20,7 @@ __all__ = ["build_features", "future_targets", "rolling_cutoffs", "training_set"
 
 
 def build_features(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | pl.DataFrame,
     *,
     cutoff: pd.Timestamp,
     horizon_days: int,
@@ -33,11 +33,11 @@ def build_features(
     Parameters
     ----------
     transactions : DataFrame
-        Validated transactions.
+        Validated transactions, pandas or Polars (Polars avoids a conversion on large inputs).
     cutoff : Timestamp
         Rows after this instant are ignored.
     horizon_days : int
-        Horizon of the BTYD-derived predictions.
+        Horizon of the BTYD-derived and seasonal features.
     customers, sustainability : DataFrame, optional
         Validated optional tables.
     include_btyd : bool
@@ -49,7 +49,9 @@ def build_features(
         One row per customer with a purchase on or before ``cutoff``, indexed by ``customer_id``.
     """
     cutoff = pd.Timestamp(cutoff)
-    frame = pl.from_pandas(transactions)  # convert once for all families
+    frame = (  # convert once for all families
+        transactions if isinstance(transactions, pl.DataFrame) else pl.from_pandas(transactions)
+    )
     rfm = rfm_features(frame, cutoff=cutoff)
     parts = [
         rfm,
