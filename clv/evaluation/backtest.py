@@ -207,7 +207,7 @@ def backtest(
         When the data do not cover the horizon after ``as_of`` or no training window is usable.
     """
     from clv.evaluation.metrics import churn_report
-    from clv.models.baselines import RunRateBaseline
+    from clv.models.baselines import BTYDReference, RunRateBaseline
     from clv.models.churn import ChurnModel, btyd_churn_reference
     from clv.models.ensemble import StackedEnsemble
     from clv.models.registry import create
@@ -291,9 +291,16 @@ def backtest(
         timings[family] = time.perf_counter() - t0
 
     weights: dict[str, float] = {}
-    if len(models) > 1:
+    if models:
+        # The references join the stack: the run-rate model carries the base's current level,
+        # which trees trained on older windows cannot extrapolate to.
         say("learning ensemble weights on the validation window")
-        ensemble = StackedEnsemble(models).fit(X_val, y_val)
+        members = {
+            **models,
+            BTYD: BTYDReference(),
+            RUN_RATE: RunRateBaseline({"horizon_days": horizon_days}),
+        }
+        ensemble = StackedEnsemble(members).fit(X_val, y_val)
         weights = ensemble.weights
         predictions[ENSEMBLE] = ensemble.predict(scoring)
 

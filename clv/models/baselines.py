@@ -71,3 +71,49 @@ class RunRateBaseline:
         """Load after verifying the SHA-256 of ``params.json``."""
         read_manifest(Path(path), expected_model=cls.name)
         return cls(json.loads((Path(path) / "params.json").read_text()))
+
+
+@register("btyd")
+class BTYDReference:
+    """BG/NBD expected purchases times Gamma-Gamma expected order value, as a model.
+
+    The parameters are fitted per cut-off by :func:`clv.features.build_features` (on data up to
+    that cut-off only); this model reads the resulting column ``btyd_expected_spend``, so it can
+    join an ensemble beside the learnt families.
+    """
+
+    name = "btyd"
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        self.params = dict(params or {})
+        self.feature_names = ["btyd_expected_spend"]
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series,
+        *,
+        X_val: pd.DataFrame | None = None,
+        y_val: pd.Series | None = None,
+    ) -> Self:
+        """Nothing to learn here; checks that the BTYD feature exists."""
+        if "btyd_expected_spend" not in X.columns:
+            raise ValueError("the BTYD reference needs the feature 'btyd_expected_spend'")
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """BG/NBD x Gamma-Gamma expected spend (never negative)."""
+        return np.maximum(X["btyd_expected_spend"].fillna(0.0).to_numpy(dtype="float64"), 0.0)
+
+    def save(self, path: Path) -> None:
+        """Write its (empty) parameters with a manifest."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "params.json").write_text(json.dumps(self.params, sort_keys=True))
+        write_manifest(folder, name=self.name, files=["params.json"], meta={})
+
+    @classmethod
+    def load(cls, path: Path) -> BTYDReference:
+        """Load after verifying the SHA-256 of ``params.json``."""
+        read_manifest(Path(path), expected_model=cls.name)
+        return cls(json.loads((Path(path) / "params.json").read_text()))
