@@ -16,6 +16,7 @@ from clv.models.btyd import (
     GammaGammaParams,
     bgnbd_expected_purchases,
     bgnbd_probability_alive,
+    bgnbd_probability_no_purchase,
     fit_bgnbd,
     fit_gamma_gamma,
     gamma_gamma_expected_spend,
@@ -26,6 +27,7 @@ BTYD_COLUMNS: tuple[str, ...] = (
     "btyd_p_alive",
     "btyd_expected_order_value",
     "btyd_expected_spend",
+    "btyd_p_no_purchase",
 )
 
 
@@ -62,7 +64,8 @@ def fit_btyd(rfm: pd.DataFrame) -> BTYDFit:
 
 
 def btyd_predict(rfm: pd.DataFrame, fit: BTYDFit, *, horizon_days: int) -> pd.DataFrame:
-    """BG/NBD expected purchases and P(alive), Gamma-Gamma order value, and their product.
+    """BG/NBD expected purchases, P(alive) and P(no purchase in the horizon), Gamma-Gamma
+    order value, and expected spend (purchases times order value).
 
     Parameters
     ----------
@@ -97,6 +100,9 @@ def btyd_predict(rfm: pd.DataFrame, fit: BTYDFit, *, horizon_days: int) -> pd.Da
             "btyd_p_alive": p_alive,
             "btyd_expected_order_value": order_value,
             "btyd_expected_spend": spend,
+            "btyd_p_no_purchase": bgnbd_probability_no_purchase(
+                fit.bgnbd, freq, rec, age, horizon_days
+            ),
         },
         index=rfm.index,
     )

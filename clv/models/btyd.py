@@ -598,6 +598,44 @@ def bgnbd_probability_alive(
     return _probability_alive(params, x, t_x, age)
 
 
+def bgnbd_probability_no_purchase(
+    params: BGNBDParams,
+    frequency: npt.ArrayLike,
+    recency: npt.ArrayLike,
+    T: npt.ArrayLike,
+    t: npt.ArrayLike,
+) -> FloatArray:
+    """Probability of no purchase in ``(T, T + t]`` given each customer's history.
+
+    A customer makes none either because they have dropped out, or because they are alive and the
+    Poisson process stays silent:
+    ``1 - P(alive) + P(alive) ((alpha + T) / (alpha + T + t))**(r + x)``, since the posterior of
+    the purchase rate is Gamma(r + x, alpha + T). This is BG/NBD's churn probability over a
+    horizon, sharper than ``1 - P(alive)``, which ignores the horizon.
+
+    Parameters
+    ----------
+    params : BGNBDParams
+        Model parameters, ``alpha`` in the unit of ``T``.
+    frequency, recency, T : array-like
+        Customer histories, as in :func:`fit_bgnbd`.
+    t : array-like or float
+        Horizon length(s), in the unit of ``T``.
+
+    Returns
+    -------
+    ndarray of float
+        Probabilities in [0, 1].
+    """
+    x, t_x, age = _validate_rfm(frequency, recency, T)
+    horizon = _validate_horizon(t, x.size)
+    alive = _probability_alive(params, x, t_x, age)
+    silent = np.exp(
+        (params.r + x) * (np.log(params.alpha + age) - np.log(params.alpha + age + horizon))
+    )
+    return np.clip(1.0 - alive + alive * silent, 0.0, 1.0)
+
+
 def _probability_alive(
     params: BGNBDParams, x: FloatArray, t_x: FloatArray, age: FloatArray
 ) -> FloatArray:

@@ -66,7 +66,11 @@ def test_actuals_are_the_spend_in_the_horizon(result, transactions) -> None:  # 
 
 
 def test_churn_model_is_compared_with_one_minus_p_alive(result) -> None:  # type: ignore[no-untyped-def]
-    assert set(result.churn_metrics) == {"churn_model", "bgnbd_1_minus_p_alive"}
+    assert set(result.churn_metrics) == {
+        "churn_model",
+        "bgnbd_1_minus_p_alive",
+        "bgnbd_p_no_purchase_in_horizon",
+    }
     assert result.churn_metrics["churn_model"]["auc"] > 0.7
 
 

@@ -22,6 +22,7 @@ from clv.models.btyd import (
     bgnbd_expected_purchases_new,
     bgnbd_log_likelihood,
     bgnbd_probability_alive,
+    bgnbd_probability_no_purchase,
     fit_bgnbd,
     fit_gamma_gamma,
     gamma_gamma_expected_spend,
@@ -532,3 +533,36 @@ def test_errors_name_the_pandas_index_label() -> None:
 
     with pytest.raises(ValueError, match=r"recency at position 1 \(index label 'bob'\)"):
         fit_bgnbd(frequency, recency, T)
+
+
+def test_probability_of_no_purchase_in_the_horizon_is_consistent() -> None:
+    params = CDNOW_BGNBD
+    frequency = np.array([0.0, 2.0, 2.0, 7.0])
+    recency = np.array([0.0, 30.43, 5.0, 35.0])
+    age = np.array([38.86, 38.86, 38.86, 38.86])
+    alive = bgnbd_probability_alive(params, frequency, recency, age)
+    # a zero-length horizon: nobody buys in it
+    np.testing.assert_allclose(
+        bgnbd_probability_no_purchase(params, frequency, recency, age, 1e-12), 1.0
+    )
+    # longer horizons: more chance to buy, but never below the chance of having dropped out
+    short = bgnbd_probability_no_purchase(params, frequency, recency, age, 10.0)
+    long = bgnbd_probability_no_purchase(params, frequency, recency, age, 100.0)
+    assert (long < short).all()
+    assert (long >= 1 - alive - 1e-12).all()
+    # without repeat purchases the customer is alive: only the gamma-Poisson silence remains,
+    # ((alpha + T) / (alpha + T + t)) ** r
+    expected = ((params.alpha + 38.86) / (params.alpha + 38.86 + 10.0)) ** params.r
+    assert short[0] == pytest.approx(expected)
+
+
+def test_probability_of_no_purchase_agrees_with_simulation() -> None:
+    # Simulate the posterior: the silent-and-alive part is E[exp(-lambda t)] with lambda drawn
+    # from its Gamma(r + x, alpha + T) posterior.
+    params, x, t_x, age, t = CDNOW_BGNBD, 3.0, 20.0, 38.0, 25.0
+    rng = np.random.default_rng(0)
+    lam = rng.gamma(params.r + x, 1 / (params.alpha + age), 400_000)
+    alive = bgnbd_probability_alive(params, [x], [t_x], [age])[0]
+    simulated = 1 - alive + alive * np.exp(-lam * t).mean()
+    value = bgnbd_probability_no_purchase(params, [x], [t_x], [age], t)[0]
+    assert value == pytest.approx(simulated, abs=2e-3)
