@@ -321,6 +321,11 @@ def backtest(
         churn_metrics = {
             "churn_model": churn_report(churned, predictions["churn_probability"]),
             "bgnbd_1_minus_p_alive": churn_report(churned, predictions["btyd_churn_probability"]),
+            # BG/NBD's own probability of no purchase over the horizon: the fair reference
+            # (1 - P(alive) is 0 for every customer without repeat purchases).
+            "bgnbd_p_no_purchase_in_horizon": churn_report(
+                churned, scoring["btyd_p_no_purchase"].to_numpy()
+            ),
         }
         timings["churn"] = time.perf_counter() - t0
 

@@ -74,7 +74,7 @@ def behaviour_features(
     if "product_category" in hist.columns:
         cat = (
             sales.drop_nulls("product_category")
-            .group_by("customer_id", "product_category")
+            .group_by("customer_id", "product_category", maintain_order=True)
             .agg(pl.col("amount").sum().alias("v"))
             .with_columns((pl.col("v") / pl.col("v").sum().over("customer_id")).alias("p"))
             .group_by("customer_id")

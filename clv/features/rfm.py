@@ -51,14 +51,23 @@ def history(transactions: pd.DataFrame | pl.DataFrame, cutoff: pd.Timestamp) -> 
         The visible history.
     """
     frame = transactions if isinstance(transactions, pl.DataFrame) else pl.from_pandas(transactions)
-    return frame.filter(pl.col("timestamp") <= pd.Timestamp(cutoff).to_pydatetime())
+    # A fixed row order makes every downstream float sum add its terms in the same order, so the
+    # features are bit-for-bit reproducible whatever order the input came in.
+    return frame.filter(pl.col("timestamp") <= pd.Timestamp(cutoff).to_pydatetime()).sort(
+        "customer_id", "timestamp", "amount", maintain_order=True
+    )
 
 
 def purchase_days(hist: pl.DataFrame) -> pl.DataFrame:
-    """Roll history up to one row per customer and calendar day with gross and returned value."""
+    """Roll history up to one row per customer and calendar day with gross and returned value.
+
+    ``hist`` comes sorted from :func:`history`; groups keep that order, so every float sum adds
+    its terms in the same order on every run (hash group-bys and joins would otherwise shuffle
+    the order and change the last bits).
+    """
     return (
         hist.with_columns(pl.col("timestamp").dt.date().alias("day"))
-        .group_by("customer_id", "day")
+        .group_by("customer_id", "day", maintain_order=True)
         .agg(
             pl.col("amount").clip(lower_bound=0).sum().alias("gross"),
             pl.col("amount").clip(upper_bound=0).sum().abs().alias("returned"),
@@ -93,7 +102,9 @@ def rfm_features(
         pl.col("day").max().alias("last_day"),
         pl.len().alias("purchase_days"),
     )
-    with_first = buying.join(first.select("customer_id", "first_day"), on="customer_id")
+    with_first = buying.join(
+        first.select("customer_id", "first_day"), on="customer_id", maintain_order="left"
+    )
     repeat_value = (
         with_first.filter(pl.col("day") > pl.col("first_day"))
         .group_by("customer_id")

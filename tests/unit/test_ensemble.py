@@ -1,4 +1,4 @@
-"""The stacked ensemble's weights are non-negative and it never does worse than its best member."""
+"""The stacked ensemble's weights are convex and it never does worse than its best member."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def test_ensemble_weights_are_non_negative_and_never_worse_than_best_member(data
     members = _members(X, y)
     ensemble = StackedEnsemble(members).fit(X_val, y_val)
     assert all(w >= 0 for w in ensemble.weights.values())
+    assert sum(ensemble.weights.values()) == pytest.approx(1.0)
     sse = {name: float(((m.predict(X_val) - y_val) ** 2).sum()) for name, m in members.items()}
     ensemble_sse = float(((ensemble.predict(X_val) - y_val) ** 2).sum())
     assert ensemble_sse <= min(sse.values()) + 1e-6

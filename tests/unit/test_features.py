@@ -203,3 +203,17 @@ def test_targets_ignore_rows_outside_the_window(
     )
     pd.testing.assert_frame_equal(base, moved)
     assert np.isfinite(base.to_numpy()).all()
+
+
+@settings(
+    max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_row_order_never_changes_features_bit_for_bit(
+    tables: dict[str, pd.DataFrame], seed: int
+) -> None:
+    tx = tables["transactions"]
+    shuffled = tx.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    first = build_features(tx, cutoff=CUTOFF, horizon_days=90)
+    second = build_features(shuffled, cutoff=CUTOFF, horizon_days=90)
+    assert pd.util.hash_pandas_object(first).equals(pd.util.hash_pandas_object(second))
