@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import subprocess
 import sys
 import zipfile
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -136,7 +138,9 @@ def load_cdnow(cache_dir: Path = CACHE_DIR) -> pd.DataFrame:
     return validate_frame(frame, "transactions", source=CDNOW_MEMBER)
 
 
-def generated_history(n_customers: int, *, seed: int, end: str = "2025-09-30", horizon_days: int = 90):  # type: ignore[no-untyped-def]
+def generated_history(
+    n_customers: int, *, seed: int, end: date, horizon_days: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Generated data whose transactions run to ``end + horizon_days``, and the truth.
 
     The generator keeps the window after ``end`` apart (``future_transactions``); a backtest needs
@@ -144,19 +148,15 @@ def generated_history(n_customers: int, *, seed: int, end: str = "2025-09-30", h
 
     Returns
     -------
-    tuple
-        ``(transactions, customers, sustainability, truth)``: validated pandas frames and the
-        truth as a pandas frame indexed by ``customer_id``.
+    tuple of DataFrame
+        ``(transactions, customers, sustainability, truth)``: the first three validated by the
+        platform's gate, the truth indexed by ``customer_id``.
     """
-    from datetime import date
-
     import pyarrow as pa
 
     from clv.data.generator import GeneratorConfig, generate
 
-    config = GeneratorConfig(
-        n_customers=n_customers, end=date.fromisoformat(end), horizon_days=horizon_days
-    )
+    config = GeneratorConfig(n_customers=n_customers, end=end, horizon_days=horizon_days)
     data = generate(config, seed=seed)
     history = pa.concat_tables([data.transactions, data.future_transactions]).to_pandas()
     transactions = validate_frame(history, "transactions", source="generated transactions")
@@ -166,3 +166,32 @@ def generated_history(n_customers: int, *, seed: int, end: str = "2025-09-30", h
     )
     truth = data.frame("truth").set_index("customer_id")
     return transactions, customers, sustainability, truth
+
+
+def git_revision() -> str:
+    """The commit the benchmark ran on, and the uncommitted files outside ``benchmarks/``/``docs/``.
+
+    Other people edit the library while benchmarks run, so a result names exactly what it ran.
+    From an export without ``.git`` (``git archive HEAD``), set ``CLV_BENCH_REVISION`` to the
+    exported commit.
+    """
+    exported = os.environ.get("CLV_BENCH_REVISION")
+    if exported:
+        return f"{exported} (clean export)"
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, check=False
+        ).stdout
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+        changed = [
+            line[3:]
+            for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+            if not line[3:].startswith(("benchmarks/", "docs/"))
+        ]
+    except OSError:
+        return "unknown"
+    return commit + (f" (uncommitted: {', '.join(changed)})" if changed else "")
