@@ -69,6 +69,7 @@ class BacktestResult:
     timings: dict[str, float] = field(default_factory=dict)
     n_train_rows: int = 0
     churn_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    seasonal_factors: dict[str, float] = field(default_factory=dict)
 
     def best_model(self, metric: str = "normalized_gini") -> str:
         """Name of the model with the highest ``metric``."""
@@ -86,6 +87,7 @@ class BacktestResult:
             "metrics": self.metrics,
             "ensemble_weights": self.ensemble_weights,
             "churn_metrics": self.churn_metrics,
+            "seasonal_factors": self.seasonal_factors,
             "timings_s": self.timings,
         }
 
@@ -162,6 +164,7 @@ def backtest(
     seed: int = 0,
     with_churn: bool = True,
     validation: str = "latest",
+    seasonal_calibration: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> BacktestResult:
     """Train every family on data up to ``as_of`` and score ``(as_of, as_of + horizon]``.
@@ -191,6 +194,9 @@ def backtest(
     validation : {"latest", "customers"}
         Validation fold for early stopping and ensemble weights: the latest training window
         (out of time) or a random fifth of the customers across all windows.
+    seasonal_calibration : bool
+        Multiply each learnt model's predictions by its realised/predicted ratio on the training
+        window one year earlier (:mod:`clv.models.calibration`); 1 without such a window.
     with_churn : bool
         Also train the calibrated churn model and compare it with BG/NBD's 1 - P(alive).
     progress : callable, optional
@@ -208,6 +214,7 @@ def backtest(
     """
     from clv.evaluation.metrics import churn_report
     from clv.models.baselines import BTYDReference, RunRateBaseline
+    from clv.models.calibration import seasonal_level_factor
     from clv.models.churn import ChurnModel, btyd_churn_reference
     from clv.models.ensemble import StackedEnsemble
     from clv.models.registry import create
@@ -277,6 +284,7 @@ def backtest(
 
     predictions = pd.DataFrame({"actual": actual})
     models = {}
+    factors: dict[str, float] = {}
     for family in families:
         say(f"training {family}")
         t0 = time.perf_counter()
@@ -284,10 +292,18 @@ def backtest(
         model.fit(X_fit, y_fit, X_val=X_val, y_val=y_val)
         models[family] = model
         predictions[family] = model.predict(scoring)
+        if seasonal_calibration:
+            found = seasonal_level_factor(
+                model.predict, stacked, as_of=as_of, feature_columns=list(X_fit.columns)
+            )
+            factors[family] = found.factor
+            predictions[family] *= found.factor
         interval = getattr(model, "predict_interval", None)
         if interval is not None:
             lower, upper = interval(scoring, coverage=interval_coverage)
-            predictions[f"{family}_lower"], predictions[f"{family}_upper"] = lower, upper
+            scale = factors.get(family, 1.0)
+            predictions[f"{family}_lower"] = np.asarray(lower) * scale
+            predictions[f"{family}_upper"] = np.asarray(upper) * scale
         timings[family] = time.perf_counter() - t0
 
     weights: dict[str, float] = {}
@@ -303,6 +319,12 @@ def backtest(
         ensemble = StackedEnsemble(members).fit(X_val, y_val)
         weights = ensemble.weights
         predictions[ENSEMBLE] = ensemble.predict(scoring)
+        if seasonal_calibration:
+            found = seasonal_level_factor(
+                ensemble.predict, stacked, as_of=as_of, feature_columns=list(X_fit.columns)
+            )
+            factors[ENSEMBLE] = found.factor
+            predictions[ENSEMBLE] *= found.factor
 
     churn_metrics: dict[str, dict[str, float]] = {}
     if with_churn:
@@ -348,6 +370,7 @@ def backtest(
         timings=timings,
         n_train_rows=len(stacked),
         churn_metrics=churn_metrics,
+        seasonal_factors=factors,
     )
 
 
