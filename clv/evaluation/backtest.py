@@ -165,6 +165,7 @@ def backtest(
     with_churn: bool = True,
     validation: str = "latest",
     seasonal_calibration: bool = True,
+    refit: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> BacktestResult:
     """Train every family on data up to ``as_of`` and score ``(as_of, as_of + horizon]``.
@@ -197,6 +198,12 @@ def backtest(
     seasonal_calibration : bool
         Multiply each learnt model's predictions by its realised/predicted ratio on the training
         window one year earlier (:mod:`clv.models.calibration`); 1 without such a window.
+    refit : bool
+        After early stopping and the ensemble weights, refit each family on every window,
+        validation window included, with the chosen number of rounds or epochs. Helps on
+        multi-cohort data (generated: decile MAPE 0.30 -> 0.11 for the ensemble); hurts on a
+        single cohort such as CDNOW, where customer age then identifies the latest window and
+        trees extrapolate it (Gini 0.686 -> 0.617 at 90 days from 1997-09-30). Off by default.
     with_churn : bool
         Also train the calibrated churn model and compare it with BG/NBD's 1 - P(alive).
     progress : callable, optional
@@ -283,7 +290,7 @@ def backtest(
     timings["scoring_features"] = time.perf_counter() - t0
 
     predictions = pd.DataFrame({"actual": actual})
-    models = {}
+    models: dict[str, Any] = {}
     factors: dict[str, float] = {}
     for family in families:
         say(f"training {family}")
@@ -291,6 +298,38 @@ def backtest(
         model = create(family, {"seed": seed, **dict((params or {}).get(family, {}))})
         model.fit(X_fit, y_fit, X_val=X_val, y_val=y_val)
         models[family] = model
+        timings[family] = time.perf_counter() - t0
+
+    weights: dict[str, float] = {}
+    ensemble = None
+    if models:
+        # The references join the stack: the run-rate model carries the base's current level,
+        # which trees trained on older windows cannot extrapolate to.
+        say("learning ensemble weights on the validation window")
+        members = {
+            **models,
+            BTYD: BTYDReference(),
+            RUN_RATE: RunRateBaseline({"horizon_days": horizon_days}),
+        }
+        ensemble = StackedEnsemble(members).fit(X_val, y_val)
+        weights = ensemble.weights
+
+    if refit and len(cutoffs) > 1:
+        # The validation window is the one most like the horizon to score: once it has chosen
+        # the number of rounds (epochs) and the ensemble weights, train on it too.
+        X_all, y_all = _features_only(stacked), stacked[TARGET]
+        for family, model in list(models.items()):
+            refit_params = getattr(model, "refit_params", None)
+            if refit_params is None:
+                continue
+            say(f"refitting {family} on every window")
+            t0 = time.perf_counter()
+            models[family] = create(family, refit_params()).fit(X_all, y_all)
+            timings[family] += time.perf_counter() - t0
+        if ensemble is not None:
+            ensemble.members.update(models)
+
+    for family, model in models.items():
         predictions[family] = model.predict(scoring)
         if seasonal_calibration:
             found = seasonal_level_factor(
@@ -304,20 +343,7 @@ def backtest(
             scale = factors.get(family, 1.0)
             predictions[f"{family}_lower"] = np.asarray(lower) * scale
             predictions[f"{family}_upper"] = np.asarray(upper) * scale
-        timings[family] = time.perf_counter() - t0
-
-    weights: dict[str, float] = {}
-    if models:
-        # The references join the stack: the run-rate model carries the base's current level,
-        # which trees trained on older windows cannot extrapolate to.
-        say("learning ensemble weights on the validation window")
-        members = {
-            **models,
-            BTYD: BTYDReference(),
-            RUN_RATE: RunRateBaseline({"horizon_days": horizon_days}),
-        }
-        ensemble = StackedEnsemble(members).fit(X_val, y_val)
-        weights = ensemble.weights
+    if ensemble is not None:
         predictions[ENSEMBLE] = ensemble.predict(scoring)
         if seasonal_calibration:
             found = seasonal_level_factor(

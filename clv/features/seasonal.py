@@ -4,7 +4,8 @@ Customer behaviour features describe the past; spend in the horizon also depends
 horizon falls (a December horizon outsells a February one). These features carry that:
 
 * calendar position of the horizon (day of year of its middle, as sine and cosine) and the number
-  of its days inside the November-December peak; both depend on the cut-off date only;
+  of its days inside the November-December peak; both depend on the cut-off date only, and are
+  missing until the history covers a year before the horizon (no season seen yet);
 * last year's seasonal lift for the whole base: gross sales in the same window one year earlier
   divided by sales in the equally long window just before it (missing without a year of history);
 * each customer's own gross sales in the same window one year earlier.
@@ -69,7 +70,10 @@ def seasonal_features(
     if not has_year:
         out["spend_same_window_last_year"] = np.nan
     out["base_seasonal_lift_last_year"] = lift
-    out["horizon_doy_sin"] = np.sin(angle)
-    out["horizon_doy_cos"] = np.cos(angle)
-    out["horizon_peak_days"] = float(_peak_days(cutoff, horizon_days))
+    # Without a year of history no season has been seen: calendar position would then only tell
+    # the training windows apart, and trees would use it as a window id that does not carry
+    # over to the horizon being scored. Leave it missing until a year of history exists.
+    out["horizon_doy_sin"] = np.sin(angle) if has_year else np.nan
+    out["horizon_doy_cos"] = np.cos(angle) if has_year else np.nan
+    out["horizon_peak_days"] = float(_peak_days(cutoff, horizon_days)) if has_year else np.nan
     return out

@@ -413,6 +413,7 @@ class KerasZILNModel:
             verbose=0,
         )
         losses = history.history.get("val_loss") or history.history["loss"]
+        self.best_epochs = int(np.argmin(losses)) + 1
         logger.info(
             "keras_ziln: %d epochs, best %s loss %.4f",
             len(history.history["loss"]),
@@ -420,6 +421,11 @@ class KerasZILNModel:
             float(np.min(losses)),
         )
         return self
+
+    def refit_params(self) -> dict[str, Any]:
+        """Parameters to refit on more data for the number of epochs early stopping chose."""
+        epochs = getattr(self, "best_epochs", None) or self.params["epochs"]
+        return {**self.params, "epochs": int(epochs)}
 
     def _raw_outputs(self, X: pd.DataFrame) -> npt.NDArray[np.float64]:
         network = self._require_fitted()

@@ -73,6 +73,12 @@ class _BoostedTrees:
         self.params = {**self.defaults, **(params or {})}
         self.feature_names: list[str] = []
         self._booster: Any = None
+        self.best_rounds: int | None = None
+
+    def refit_params(self) -> dict[str, Any]:
+        """Parameters to refit on more data with the number of rounds early stopping chose."""
+        rounds = getattr(self, "best_rounds", None) or self.params["n_estimators"]
+        return {**self.params, "n_estimators": int(rounds)}
 
     def _fitted_booster(self) -> Any:
         if self._booster is None:
@@ -158,6 +164,8 @@ class XGBoostModel(_BoostedTrees):
             early_stopping_rounds=patience if evals else None,
             verbose_eval=False,
         )
+        best = getattr(self._booster, "best_iteration", None) if evals else None
+        self.best_rounds = rounds if best is None else int(best) + 1
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -237,6 +245,7 @@ class LightGBMModel(_BoostedTrees):
         self._booster = lgb.train(
             p, train, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks
         )
+        self.best_rounds = int(self._booster.best_iteration or rounds)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

@@ -119,3 +119,18 @@ def test_clv_backtest_writes_a_report(tmp_path: Path) -> None:
     assert "is not fully observed" in " ".join(bad.output.split())
     unknown = runner.invoke(app, [*args[:5], "--families", "catboost"])
     assert unknown.exit_code == 2
+
+
+def test_refitting_on_every_window_still_scores_every_model(transactions: pd.DataFrame) -> None:
+    result = backtest(
+        transactions,
+        horizon_days=HORIZON,
+        families=("lightgbm",),
+        n_windows=3,
+        step_days=45,
+        refit=True,
+        with_churn=False,
+        params={"lightgbm": {"n_estimators": 40}},
+    )
+    assert set(result.metrics) == {"lightgbm", "ensemble", BTYD, RUN_RATE}
+    assert (result.predictions["lightgbm"] >= 0).all()

@@ -120,3 +120,18 @@ def test_more_recent_or_frequent_buyers_never_score_lower_all_else_equal(
     better = base.copy()
     better[feature] = (better[feature] + change).clip(lower=0)
     assert (model.predict(better) >= model.predict(base) - 1e-9).all()
+
+
+@pytest.mark.parametrize("family", ["xgboost", "lightgbm"])
+def test_refit_params_keep_the_rounds_early_stopping_chose(
+    family: str, split: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    train, test = split
+    X, y = _xy(train)
+    X_val, y_val = _xy(test)
+    model = MODELS[family]({"n_estimators": 300, "learning_rate": 0.3})
+    model.fit(X, y, X_val=X_val, y_val=y_val)
+    rounds = model.refit_params()["n_estimators"]  # type: ignore[attr-defined]
+    assert 1 <= rounds < 300
+    unvalidated = MODELS[family]({"n_estimators": 40}).fit(X, y)
+    assert unvalidated.refit_params()["n_estimators"] == 40  # type: ignore[attr-defined]
