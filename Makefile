@@ -27,9 +27,14 @@ demo: $(STAMP)
 	$(BIN)/clv ingest $(CLV_HOME)/demo/data/transactions.parquet
 	$(BIN)/clv ingest $(CLV_HOME)/demo/data/transactions.parquet
 	$(BIN)/clv summary $(CLV_HOME)/demo/data
+	$(BIN)/clv backtest --transactions $(CLV_HOME)/demo/data/transactions.parquet \
+		--customers $(CLV_HOME)/demo/data/customers.parquet \
+		--sustainability $(CLV_HOME)/demo/data/sustainability.parquet \
+		--horizon-days 90 --out $(CLV_HOME)/demo/backtest
 	@echo
 	@echo "Demo data:      $(CLV_HOME)/demo/data  (customers, transactions, sustainability, truth)"
 	@echo "Ingested store: $(CLV_HOME)/warehouse  (content-addressed; re-ingesting is a no-op)"
+	@echo "Backtest:       $(CLV_HOME)/demo/backtest/backtest.md  (metrics, predictions, lift and calibration plots)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
