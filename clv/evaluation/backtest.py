@@ -329,14 +329,17 @@ def backtest(
         if ensemble is not None:
             ensemble.members.update(models)
 
-    for family, model in models.items():
-        predictions[family] = model.predict(scoring)
+    def score(name: str, predict: Callable[[pd.DataFrame], np.ndarray]) -> None:
+        predictions[name] = predict(scoring)
         if seasonal_calibration:
             found = seasonal_level_factor(
-                model.predict, stacked, as_of=as_of, feature_columns=list(X_fit.columns)
+                predict, stacked, as_of=as_of, feature_columns=list(X_fit.columns)
             )
-            factors[family] = found.factor
-            predictions[family] *= found.factor
+            factors[name] = found.factor
+            predictions[name] *= found.factor
+
+    for family, model in models.items():
+        score(family, model.predict)
         interval = getattr(model, "predict_interval", None)
         if interval is not None:
             lower, upper = interval(scoring, coverage=interval_coverage)
@@ -344,13 +347,7 @@ def backtest(
             predictions[f"{family}_lower"] = np.asarray(lower) * scale
             predictions[f"{family}_upper"] = np.asarray(upper) * scale
     if ensemble is not None:
-        predictions[ENSEMBLE] = ensemble.predict(scoring)
-        if seasonal_calibration:
-            found = seasonal_level_factor(
-                ensemble.predict, stacked, as_of=as_of, feature_columns=list(X_fit.columns)
-            )
-            factors[ENSEMBLE] = found.factor
-            predictions[ENSEMBLE] *= found.factor
+        score(ENSEMBLE, ensemble.predict)
 
     churn_metrics: dict[str, dict[str, float]] = {}
     if with_churn:

@@ -19,8 +19,43 @@ import pandas as pd
 from clv.models.base import read_manifest, register, write_manifest
 
 
+class _RuleModel:
+    """A reference that learns nothing: its parameters are its only state."""
+
+    name: str
+    params: dict[str, Any]
+    feature_names: list[str]
+
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series,
+        *,
+        X_val: pd.DataFrame | None = None,
+        y_val: pd.Series | None = None,
+    ) -> Self:
+        """Nothing to learn; checks that the feature columns it reads exist."""
+        missing = [c for c in self.feature_names if c not in X.columns]
+        if missing:
+            raise ValueError(f"the {self.name} reference needs feature columns {missing}")
+        return self
+
+    def save(self, path: Path) -> None:
+        """Write the parameters as ``params.json`` with a SHA-256 manifest."""
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "params.json").write_text(json.dumps(self.params, sort_keys=True))
+        write_manifest(folder, name=self.name, files=["params.json"], meta={})
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        """Load after verifying the SHA-256 of ``params.json``."""
+        read_manifest(Path(path), expected_model=cls.name)
+        return cls(json.loads((Path(path) / "params.json").read_text()))  # type: ignore[call-arg]
+
+
 @register("run_rate")
-class RunRateBaseline:
+class RunRateBaseline(_RuleModel):
     """``share_i * (base spend in the last window / window days) * horizon days``.
 
     Uses feature columns ``net_total`` (spend so far) and ``spend_{window}d`` (recent spend) from
@@ -35,20 +70,6 @@ class RunRateBaseline:
             raise ValueError("RunRateBaseline needs params['horizon_days']")
         self.feature_names = ["net_total", f"spend_{self.params['window_days']}d"]
 
-    def fit(
-        self,
-        X: pd.DataFrame,
-        y: pd.Series,
-        *,
-        X_val: pd.DataFrame | None = None,
-        y_val: pd.Series | None = None,
-    ) -> Self:
-        """Nothing to learn; checks that the needed columns exist."""
-        missing = [c for c in self.feature_names if c not in X.columns]
-        if missing:
-            raise ValueError(f"run-rate baseline needs feature columns {missing}")
-        return self
-
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Share of past spend times the base's recent daily spend times the horizon."""
         past = X["net_total"].clip(lower=0.0).fillna(0.0).to_numpy(dtype="float64")
@@ -59,22 +80,9 @@ class RunRateBaseline:
         daily = recent.sum() / float(self.params["window_days"])
         return past / total * daily * float(self.params["horizon_days"])
 
-    def save(self, path: Path) -> None:
-        """Write its parameters (its only state) as ``params.json`` with a manifest."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "params.json").write_text(json.dumps(self.params, sort_keys=True))
-        write_manifest(folder, name=self.name, files=["params.json"], meta={})
-
-    @classmethod
-    def load(cls, path: Path) -> RunRateBaseline:
-        """Load after verifying the SHA-256 of ``params.json``."""
-        read_manifest(Path(path), expected_model=cls.name)
-        return cls(json.loads((Path(path) / "params.json").read_text()))
-
 
 @register("btyd")
-class BTYDReference:
+class BTYDReference(_RuleModel):
     """BG/NBD expected purchases times Gamma-Gamma expected order value, as a model.
 
     The parameters are fitted per cut-off by :func:`clv.features.build_features` (on data up to
@@ -88,32 +96,6 @@ class BTYDReference:
         self.params = dict(params or {})
         self.feature_names = ["btyd_expected_spend"]
 
-    def fit(
-        self,
-        X: pd.DataFrame,
-        y: pd.Series,
-        *,
-        X_val: pd.DataFrame | None = None,
-        y_val: pd.Series | None = None,
-    ) -> Self:
-        """Nothing to learn here; checks that the BTYD feature exists."""
-        if "btyd_expected_spend" not in X.columns:
-            raise ValueError("the BTYD reference needs the feature 'btyd_expected_spend'")
-        return self
-
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """BG/NBD x Gamma-Gamma expected spend (never negative)."""
         return np.maximum(X["btyd_expected_spend"].fillna(0.0).to_numpy(dtype="float64"), 0.0)
-
-    def save(self, path: Path) -> None:
-        """Write its (empty) parameters with a manifest."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "params.json").write_text(json.dumps(self.params, sort_keys=True))
-        write_manifest(folder, name=self.name, files=["params.json"], meta={})
-
-    @classmethod
-    def load(cls, path: Path) -> BTYDReference:
-        """Load after verifying the SHA-256 of ``params.json``."""
-        read_manifest(Path(path), expected_model=cls.name)
-        return cls(json.loads((Path(path) / "params.json").read_text()))
