@@ -156,8 +156,8 @@ def backtest(
     as_of: pd.Timestamp | None = None,
     customers: pd.DataFrame | None = None,
     sustainability: pd.DataFrame | None = None,
-    n_windows: int = 4,
-    step_days: int | None = None,
+    n_windows: int = 12,
+    step_days: int | None = 30,
     families: Sequence[str] = ("xgboost", "lightgbm", "keras_ziln"),
     params: Mapping[str, Mapping[str, Any]] | None = None,
     interval_coverage: float = 0.8,
@@ -183,7 +183,7 @@ def backtest(
     n_windows : int
         Training cut-offs stacked (the latest one validates).
     step_days : int, optional
-        Days between training cut-offs (default: the horizon).
+        Days between training cut-offs (``None``: the horizon).
     families : sequence of str
         Learnt families to train (see :data:`clv.models.registry.SPEND_FAMILIES`).
     params : mapping, optional
@@ -205,7 +205,8 @@ def backtest(
         single cohort such as CDNOW, where customer age then identifies the latest window and
         trees extrapolate it (Gini 0.686 -> 0.617 at 90 days from 1997-09-30). Off by default.
     with_churn : bool
-        Also train the calibrated churn model and compare it with BG/NBD's 1 - P(alive).
+        Also train the calibrated churn model and compare it with BG/NBD's probability of no
+        purchase in the horizon and with 1 - P(alive).
     progress : callable, optional
         Called with a short description before each stage.
 
