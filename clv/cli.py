@@ -309,6 +309,13 @@ def backtest(
         str, typer.Option(help="Comma-separated model families to train.")
     ] = "xgboost,lightgbm,keras_ziln",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            help="Refit every family on all windows, validation included, after early stopping "
+            "(helps on multi-cohort data; see docs/benchmarks.md)."
+        ),
+    ] = False,
     allow_extra_columns: Annotated[
         bool, typer.Option(help="Ignore columns that are not in the contract.")
     ] = False,
@@ -316,7 +323,7 @@ def backtest(
     """Train every model family on data up to --as-of and score the following horizon.
 
     Compares XGBoost, LightGBM, the Keras ZILN net and their stacked ensemble with BG/NBD +
-    Gamma-Gamma and the naive run-rate model, plus the churn model against 1 - P(alive); writes
+    Gamma-Gamma and the naive run-rate model, plus the churn model against BG/NBD; writes
     backtest.json, backtest.md, predictions.parquet and PNG plots.
     """
     from clv.data.io import read_table
@@ -361,6 +368,7 @@ def backtest(
                 step_days=step_days,
                 families=chosen,
                 seed=seed,
+                refit=refit,
                 progress=lambda message: status.update(f"backtesting: {message} ..."),
             )
     except (ContractError, FileNotFoundError, ValueError) as err:
