@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         Region passed to boto3 (``CLV_S3_REGION``).
     max_reported_errors : int
         How many validation problems are listed before the report is cut short.
+    optuna_storage : str or None
+        SQLAlchemy URL of the Optuna study storage (``CLV_OPTUNA_STORAGE``), e.g.
+        ``postgresql+psycopg://user@host/db``. ``None``: SQLite under ``home/optuna``.
     """
 
     model_config = SettingsConfigDict(env_prefix="CLV_", extra="ignore")
@@ -35,6 +38,7 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     max_reported_errors: int = Field(default=50, ge=1, le=100_000)
+    optuna_storage: str | None = None
 
     @property
     def warehouse(self) -> Path:

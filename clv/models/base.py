@@ -17,6 +17,9 @@ import numpy as np
 import pandas as pd
 
 Params = Mapping[str, Any]
+#: Called during training as ``monitor(step, validation_predictions)`` (steps are boosting rounds
+#: or epochs); it may raise to stop training, as Optuna's pruning does.
+Monitor = Callable[[int, np.ndarray], None]
 MANIFEST = "manifest.json"
 
 
@@ -38,6 +41,8 @@ class CLVModel(Protocol):
         *,
         X_val: pd.DataFrame | None = None,
         y_val: pd.Series | None = None,
+        monitor: Monitor | None = None,
+        monitor_every: int = 25,
     ) -> Self: ...
 
     def predict(self, X: pd.DataFrame) -> np.ndarray: ...

@@ -16,7 +16,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from clv.models.base import read_manifest, register, write_manifest
+from clv.models.base import Monitor, read_manifest, register, write_manifest
 
 
 class _RuleModel:
@@ -33,8 +33,10 @@ class _RuleModel:
         *,
         X_val: pd.DataFrame | None = None,
         y_val: pd.Series | None = None,
+        monitor: Monitor | None = None,
+        monitor_every: int = 25,
     ) -> Self:
-        """Nothing to learn; checks that the feature columns it reads exist."""
+        """Nothing to learn (so nothing to monitor); checks the feature columns it reads exist."""
         missing = [c for c in self.feature_names if c not in X.columns]
         if missing:
             raise ValueError(f"the {self.name} reference needs feature columns {missing}")

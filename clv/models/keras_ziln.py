@@ -36,7 +36,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.special import expit, ndtri
 
-from clv.models.base import align_features, read_manifest, register, write_manifest
+from clv.models.base import Monitor, align_features, read_manifest, register, write_manifest
 
 __all__ = ["DEFAULT_PARAMS", "KerasZILNModel", "search_space", "ziln_loss"]
 
@@ -367,8 +367,13 @@ class KerasZILNModel:
         *,
         X_val: pd.DataFrame | None = None,
         y_val: pd.Series | npt.ArrayLike | None = None,
+        monitor: Monitor | None = None,
+        monitor_every: int = 5,
     ) -> Self:
         """Fit the network; with validation data, stop early on the validation loss.
+
+        ``monitor(epoch, validation_predictions)`` is called every ``monitor_every`` epochs when
+        validation data are given (Optuna pruning raises from it to stop the trial).
 
         Deterministic for a given ``seed``: Keras' global seed is set and, on the TensorFlow
         backend, op determinism is switched on (process-wide; harmless for networks this small).
@@ -402,6 +407,8 @@ class KerasZILNModel:
                     restore_best_weights=True,
                 )
             )
+            if monitor is not None:
+                callbacks.append(_epoch_monitor(keras, monitor, validation[0], monitor_every))
         history = self._network.fit(
             design,
             labels.reshape(-1, 1).astype(np.float32),
@@ -511,6 +518,29 @@ class KerasZILNModel:
         return model
 
 
+def _epoch_monitor(
+    keras: Any, monitor: Monitor, design: npt.NDArray[np.float32], every: int
+) -> Any:
+    """A Keras callback passing expected spend on the validation design to ``monitor``."""
+
+    class _Monitor(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            done = epoch + 1
+            if done % every == 0:
+                outputs = np.asarray(self.model.predict(design, verbose=0), dtype=np.float64)
+                dist = _distribution_from_outputs(outputs)
+                monitor(
+                    done,
+                    ziln_mean(
+                        dist["p_positive"].to_numpy(),
+                        dist["mu"].to_numpy(),
+                        dist["sigma"].to_numpy(),
+                    ),
+                )
+
+    return _Monitor()
+
+
 def _initial_bias(y: FloatArray) -> list[float]:
     """Output bias matching the marginal distribution: training starts from a sensible model."""
     positive = y[y > 0]
@@ -530,6 +560,17 @@ def _seed_everything(seed: int) -> None:
     if keras.backend.backend() == "tensorflow":
         tf = importlib.import_module("tensorflow")
         tf.config.experimental.enable_op_determinism()
+
+
+#: Trial 0 of every ZILN study: the defaults (:data:`DEFAULT_PARAMS`) in search-space terms.
+DEFAULT_TRIAL: dict[str, Any] = {
+    "n_layers": 2,
+    "first_units": 64,
+    "dropout": 0.0,
+    "learning_rate": 3e-3,
+    "batch_size": 256,
+    "l2": 1e-5,
+}
 
 
 def search_space(trial: Any) -> dict[str, Any]:

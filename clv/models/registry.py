@@ -6,13 +6,21 @@ registry costs no heavy import.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import clv.models.baselines
 import clv.models.keras_ziln
 import clv.models.trees  # noqa: F401  (the imports register the families)
 from clv.models.base import MODELS, CLVModel
+from clv.models.keras_ziln import DEFAULT_TRIAL as ZILN_DEFAULT_TRIAL
+from clv.models.keras_ziln import search_space as ziln_search_space
+from clv.models.trees import (
+    LIGHTGBM_DEFAULT_TRIAL,
+    XGBOOST_DEFAULT_TRIAL,
+    lightgbm_search_space,
+    xgboost_search_space,
+)
 
 #: The learnt spend families, in the order reports show them.
 SPEND_FAMILIES: tuple[str, ...] = ("xgboost", "lightgbm", "keras_ziln")
@@ -29,3 +37,12 @@ def create(name: str, params: Mapping[str, Any] | None = None) -> CLVModel:
     if name not in MODELS:
         raise ValueError(f"unknown model family {name!r}; known: {', '.join(sorted(MODELS))}")
     return MODELS[name](params or {})
+
+
+#: Per learnt family: its Optuna search space (``trial -> params``) and the trial values that
+#: reproduce its defaults (enqueued first, so a study never ends worse than the defaults).
+SEARCH_SPACES: dict[str, tuple[Callable[[Any], dict[str, Any]], dict[str, Any]]] = {
+    "xgboost": (xgboost_search_space, XGBOOST_DEFAULT_TRIAL),
+    "lightgbm": (lightgbm_search_space, LIGHTGBM_DEFAULT_TRIAL),
+    "keras_ziln": (ziln_search_space, ZILN_DEFAULT_TRIAL),
+}

@@ -15,7 +15,7 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from clv.models.base import align_features, read_manifest, register, write_manifest
+from clv.models.base import Monitor, align_features, read_manifest, register, write_manifest
 
 
 def _check_xy(X: pd.DataFrame, y: pd.Series | None) -> None:
@@ -135,8 +135,14 @@ class XGBoostModel(_BoostedTrees):
         *,
         X_val: pd.DataFrame | None = None,
         y_val: pd.Series | None = None,
+        monitor: Monitor | None = None,
+        monitor_every: int = 25,
     ) -> Self:
-        """Train; with a validation set, stop early on its loss."""
+        """Train; with a validation set, stop early on its loss.
+
+        ``monitor(round, validation_predictions)`` is called every ``monitor_every`` rounds when
+        validation data are given (Optuna pruning raises from it to stop the trial).
+        """
         import xgboost as xgb
 
         _check_xy(X, y)
@@ -156,6 +162,9 @@ class XGBoostModel(_BoostedTrees):
             _check_xy(X_val, y_val)
             val = xgb.DMatrix(align_features(X_val, self.feature_names), label=np.asarray(y_val))
             evals = [(val, "validation")]
+        callbacks = []
+        if monitor is not None and evals:
+            callbacks.append(_xgboost_monitor(monitor, evals[0][0], monitor_every))
         self._booster = xgb.train(
             p,
             train,
@@ -163,6 +172,7 @@ class XGBoostModel(_BoostedTrees):
             evals=evals,
             early_stopping_rounds=patience if evals else None,
             verbose_eval=False,
+            callbacks=callbacks,
         )
         best = getattr(self._booster, "best_iteration", None) if evals else None
         self.best_rounds = rounds if best is None else int(best) + 1
@@ -216,8 +226,14 @@ class LightGBMModel(_BoostedTrees):
         *,
         X_val: pd.DataFrame | None = None,
         y_val: pd.Series | None = None,
+        monitor: Monitor | None = None,
+        monitor_every: int = 25,
     ) -> Self:
-        """Train; with a validation set, stop early on its loss."""
+        """Train; with a validation set, stop early on its loss.
+
+        ``monitor(round, validation_predictions)`` is called every ``monitor_every`` rounds when
+        validation data are given (Optuna pruning raises from it to stop the trial).
+        """
         import lightgbm as lgb
 
         _check_xy(X, y)
@@ -242,6 +258,12 @@ class LightGBMModel(_BoostedTrees):
                 )
             ]
             callbacks = [lgb.early_stopping(patience, verbose=False)]
+            if monitor is not None:
+                callbacks.append(
+                    _lightgbm_monitor(
+                        monitor, align_features(X_val, self.feature_names), monitor_every
+                    )
+                )
         self._booster = lgb.train(
             p, train, num_boost_round=rounds, valid_sets=valid_sets, callbacks=callbacks
         )
@@ -260,6 +282,59 @@ class LightGBMModel(_BoostedTrees):
         import lightgbm as lgb
 
         return lgb.Booster(model_file=str(file))
+
+
+def _xgboost_monitor(monitor: Monitor, validation: Any, every: int) -> Any:
+    """An XGBoost callback passing validation predictions to ``monitor`` every ``every`` rounds."""
+    import xgboost as xgb
+
+    class _Monitor(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            done = epoch + 1
+            if done % every == 0:
+                predicted = model.predict(validation, iteration_range=(0, done))
+                monitor(done, np.maximum(np.asarray(predicted, dtype="float64"), 0.0))
+            return False
+
+    return _Monitor()
+
+
+def _lightgbm_monitor(monitor: Monitor, X_val: pd.DataFrame, every: int) -> Callable[[Any], None]:
+    """A LightGBM callback passing validation predictions to ``monitor`` every ``every`` rounds."""
+
+    def callback(env: Any) -> None:
+        done = env.iteration + 1
+        if done % every == 0:
+            predicted = env.model.predict(X_val, num_iteration=done)
+            monitor(done, np.maximum(np.asarray(predicted, dtype="float64"), 0.0))
+
+    callback.order = 40  # type: ignore[attr-defined]  # after early stopping's bookkeeping
+    return callback
+
+
+#: Trial 0 of every XGBoost study: the defaults, so tuning never ends worse than not tuning.
+XGBOOST_DEFAULT_TRIAL: dict[str, Any] = {
+    "objective": "reg:tweedie",
+    "learning_rate": 0.05,
+    "max_depth": 6,
+    "min_child_weight": 5.0,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+    "tweedie_variance_power": 1.5,
+}
+
+#: Trial 0 of every LightGBM study: the defaults.
+LIGHTGBM_DEFAULT_TRIAL: dict[str, Any] = {
+    "objective": "tweedie",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_child_samples": 20,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+    "tweedie_variance_power": 1.5,
+}
 
 
 def xgboost_search_space(trial: Any) -> dict[str, Any]:

@@ -1,0 +1,142 @@
+"""Training rows for a window plan, cached on disk by the hash of the inputs.
+
+Building features at a dozen cut-offs is the slowest step before any model trains; a retry, a
+resumed run or a second training on the same data reads them back instead. The cache key covers
+the content hash of every input table, the window plan and the feature code's version, so a change
+to any of them builds afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from clv.data.io import write_table
+from clv.features import training_set
+from clv.training.windows import WindowPlan
+
+logger = logging.getLogger(__name__)
+
+#: Bump when feature code changes in a way that changes values: old cache entries then miss.
+FEATURE_VERSION = "2"
+TARGET = "future_spend"
+PURCHASES = "future_purchases"
+NON_FEATURES = ("cutoff", "customer_id", TARGET, PURCHASES)
+
+
+@dataclass
+class TrainingFrames:
+    """Stacked rows of one window plan, split by role.
+
+    Attributes
+    ----------
+    rows : DataFrame
+        Every window (fit, validation, holdout): ``cutoff``, ``customer_id``, features, targets.
+    plan : WindowPlan
+        The cut-offs.
+    cache_key : str
+        Hash naming the cached file (inputs, plan, feature version).
+    """
+
+    rows: pd.DataFrame
+    plan: WindowPlan
+    cache_key: str
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Feature column names, in a stable order."""
+        return [c for c in self.rows.columns if c not in NON_FEATURES]
+
+    def _part(self, cutoffs: list[pd.Timestamp]) -> pd.DataFrame:
+        return self.rows[self.rows["cutoff"].isin(cutoffs)]
+
+    @property
+    def fit(self) -> pd.DataFrame:
+        """Rows of the fit windows."""
+        return self._part(list(self.plan.fit))
+
+    @property
+    def validation(self) -> pd.DataFrame:
+        """Rows of the validation window."""
+        return self._part([self.plan.validation])
+
+    @property
+    def training(self) -> pd.DataFrame:
+        """Fit and validation rows (everything a model may learn from)."""
+        return self._part(self.plan.training_cutoffs)
+
+    @property
+    def holdout(self) -> pd.DataFrame:
+        """Rows of the holdout window (evaluation only)."""
+        return self._part([self.plan.holdout])
+
+    def X(self, part: pd.DataFrame) -> pd.DataFrame:
+        """Feature matrix of ``part``."""
+        return part[self.feature_columns]
+
+
+def cache_key(input_hashes: dict[str, str], plan: WindowPlan) -> str:
+    """Hash of the input tables' contents, the window plan and the feature version."""
+    payload = json.dumps(
+        {"inputs": input_hashes, "plan": plan.to_dict(), "features": FEATURE_VERSION},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def build_training_frames(
+    transactions: pd.DataFrame,
+    *,
+    plan: WindowPlan,
+    input_hashes: dict[str, str],
+    cache_dir: Path | None,
+    customers: pd.DataFrame | None = None,
+    sustainability: pd.DataFrame | None = None,
+) -> TrainingFrames:
+    """Features and targets at every cut-off of ``plan`` (read from the cache when present).
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions; only rows up to ``plan.as_of`` are used.
+    plan : WindowPlan
+        Fit, validation and holdout cut-offs.
+    input_hashes : dict of str to str
+        Content hash of each input table (``transactions`` and any optional one).
+    cache_dir : Path, optional
+        Folder of cached frames; ``None`` disables the cache.
+    customers, sustainability : DataFrame, optional
+        Validated optional tables.
+
+    Returns
+    -------
+    TrainingFrames
+        The stacked rows.
+    """
+    key = cache_key(input_hashes, plan)
+    path = None if cache_dir is None else Path(cache_dir) / f"training-{key}.parquet"
+    if path is not None and path.exists():
+        logger.info("training features: cache hit %s", path)
+        rows = pd.read_parquet(path)
+        rows["cutoff"] = pd.to_datetime(rows["cutoff"])
+        return TrainingFrames(rows=rows, plan=plan, cache_key=key)
+    # Targets of the holdout end at as_of: nothing later is needed, so nothing later is read.
+    seen = transactions[transactions["timestamp"] <= plan.as_of]
+    rows = training_set(
+        seen,
+        cutoffs=[*plan.training_cutoffs, plan.holdout],
+        horizon_days=plan.horizon_days,
+        customers=customers,
+        sustainability=sustainability,
+    )
+    rows["customer_id"] = rows["customer_id"].astype(str)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_table(rows, path)
+        logger.info("training features: cached %s", path)
+    return TrainingFrames(rows=rows, plan=plan, cache_key=key)

@@ -1,0 +1,317 @@
+"""One Optuna study per model family: TPE sampling, pruning on validation scores, resumable.
+
+Studies live in an RDB storage (SQLite under the data home by default, PostgreSQL in production;
+``CLV_OPTUNA_STORAGE``). A study is named after the training run's fingerprint, so starting a
+killed run again loads the same study: finished trials count, trials the kill interrupted are
+marked failed, and only the missing trials run. Each finished trial's model is saved natively
+beside the storage, so the best one is loaded, not retrained.
+
+The objective is the normalised Gini on the validation window (the primary metric of the
+registry); the models report it every few rounds or epochs, and the median pruner stops trials
+that fall behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clv.evaluation.metrics import normalized_gini
+from clv.models.base import MODELS, CLVModel, IntegrityError
+from clv.models.registry import SEARCH_SPACES, create
+
+logger = logging.getLogger(__name__)
+
+#: Rounds (trees) or epochs (networks) between pruning checks, and before the first one counts.
+MONITOR_EVERY = {"xgboost": 25, "lightgbm": 25, "keras_ziln": 5}
+WARMUP_STEPS = {"xgboost": 50, "lightgbm": 50, "keras_ziln": 10}
+
+
+@dataclass
+class TrialRecord:
+    """What one trial did (for the MLflow child run).
+
+    Attributes
+    ----------
+    number : int
+        Trial number in its study.
+    state : str
+        ``COMPLETE``, ``PRUNED`` or ``FAIL``.
+    value : float or None
+        Validation Gini of a completed trial.
+    params : dict
+        Sampled parameters.
+    intermediate : dict of int to float
+        Validation Gini reported at each checked step.
+    seconds : float or None
+        Wall time.
+    """
+
+    number: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    intermediate: dict[int, float]
+    seconds: float | None
+
+
+@dataclass
+class StudyOutcome:
+    """Result of one family's study.
+
+    Attributes
+    ----------
+    family : str
+        Model family.
+    study_name : str
+        Name in the Optuna storage.
+    best_value : float
+        Best validation Gini.
+    best_params : dict
+        Model parameters of the best trial (as passed to the factory).
+    model_dir : Path
+        Folder holding the best trial's saved model.
+    trials : list of TrialRecord
+        Every trial of the study, finished in this run or an earlier one.
+    new_trials : int
+        Trials run by this call (0 when the study was already complete).
+    """
+
+    family: str
+    study_name: str
+    best_value: float
+    best_params: dict[str, Any]
+    model_dir: Path
+    trials: list[TrialRecord] = field(default_factory=list)
+    new_trials: int = 0
+
+    def load_model(self) -> CLVModel:
+        """The best trial's model, loaded through its verified native loader."""
+        loader = getattr(MODELS[self.family], "load", None)
+        if loader is None:
+            raise ValueError(f"model family {self.family!r} cannot be loaded")
+        model: CLVModel = loader(self.model_dir)
+        return model
+
+
+def storage_url(url: str | None, home: Path) -> str:
+    """The Optuna storage URL: ``url`` when given, else SQLite under ``home/optuna``."""
+    if url:
+        return url
+    folder = Path(home).resolve() / "optuna"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
+def _storage(url: str) -> Any:
+    import optuna
+
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Several processes (a resumed run, the UI) may touch the file: wait rather than fail.
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    return optuna.storages.RDBStorage(url, **kwargs)
+
+
+def _records(study: Any) -> list[TrialRecord]:
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        seconds = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
+        out.append(
+            TrialRecord(
+                number=t.number,
+                state=t.state.name,
+                value=None if t.value is None else float(t.value),
+                params=dict(t.params),
+                intermediate={int(k): float(v) for k, v in t.intermediate_values.items()},
+                seconds=seconds,
+            )
+        )
+    return out
+
+
+def _save_atomically(model: CLVModel, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.replace(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def run_study(
+    family: str,
+    *,
+    X_fit: pd.DataFrame,
+    y_fit: pd.Series,
+    X_val: pd.DataFrame,
+    y_val: pd.Series,
+    n_trials: int,
+    study_name: str,
+    storage: str,
+    model_root: Path,
+    seed: int = 0,
+    fixed_params: Mapping[str, Any] | None = None,
+    timeout_s: float | None = None,
+    on_trial: Callable[[TrialRecord], None] | None = None,
+) -> StudyOutcome:
+    """Tune ``family`` on the validation window until the study holds ``n_trials`` finished trials.
+
+    Parameters
+    ----------
+    family : str
+        A key of :data:`clv.models.registry.SEARCH_SPACES`.
+    X_fit, y_fit : DataFrame, Series
+        Training rows.
+    X_val, y_val : DataFrame, Series
+        Validation rows: early stopping, pruning and the objective.
+    n_trials : int
+        Finished (complete or pruned) trials the study must hold; trials from an interrupted
+        earlier run count.
+    study_name : str
+        Study name; the same name resumes the same study.
+    storage : str
+        SQLAlchemy URL of the Optuna storage.
+    model_root : Path
+        Where trial models are saved (``model_root / study_name / trial-N``).
+    seed : int
+        Seed of the sampler and of every model.
+    fixed_params : mapping, optional
+        Parameters every trial shares (e.g. ``n_estimators``, ``epochs``).
+    timeout_s : float, optional
+        Stop starting new trials after this many seconds.
+    on_trial : callable, optional
+        Called with each trial's record as it finishes.
+
+    Returns
+    -------
+    StudyOutcome
+        The best trial and every trial's record.
+
+    Raises
+    ------
+    ValueError
+        Unknown family, ``n_trials < 1``, a constant validation target, or no trial completed.
+    """
+    import optuna
+
+    if family not in SEARCH_SPACES:
+        raise ValueError(f"no search space for {family!r}; tunable: {', '.join(SEARCH_SPACES)}")
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1, got {n_trials}")
+    if float(np.ptp(np.asarray(y_val, dtype="float64"))) == 0.0:
+        raise ValueError(
+            "the validation window's spend is the same for every customer; "
+            "nothing to rank, so nothing to tune"
+        )
+    space, default_trial = SEARCH_SPACES[family]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rdb = _storage(storage)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=rdb,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=3, n_warmup_steps=WARMUP_STEPS.get(family, 0)
+        ),
+        load_if_exists=True,
+    )
+    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    for stale in study.get_trials(
+        deepcopy=False, states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+    ):
+        if stale.state == optuna.trial.TrialState.RUNNING:
+            # One training per study at a time (the deployment's concurrency limit): a trial
+            # still RUNNING was interrupted by a kill.
+            logger.warning("%s: trial %d was interrupted; marking it failed", family, stale.number)
+            rdb.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(default_trial)
+    remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished_states))
+    study_dir = Path(model_root) / study_name
+    every = MONITOR_EVERY.get(family, 25)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**dict(fixed_params or {}), **space(trial), "seed": seed}
+        model = create(family, params)
+
+        def monitor(step: int, predicted: np.ndarray) -> None:
+            score = normalized_gini(y_val, predicted)
+            if np.isfinite(score):
+                trial.report(float(score), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"validation Gini {score:.4f} at step {step}")
+
+        model.fit(X_fit, y_fit, X_val=X_val, y_val=y_val, monitor=monitor, monitor_every=every)
+        value = float(normalized_gini(y_val, model.predict(X_val)))
+        if not np.isfinite(value):
+            raise ValueError("validation Gini is undefined for this trial")
+        _save_atomically(model, study_dir / f"trial-{trial.number}")
+        trial.set_user_attr("params", params)
+        return value
+
+    def callback(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+        if on_trial is not None:
+            on_trial(next(r for r in _records(study) if r.number == frozen.number))
+
+    started = time.perf_counter()
+    new = 0
+    while remaining > 0:
+        left = None if timeout_s is None else timeout_s - (time.perf_counter() - started)
+        if left is not None and left <= 0:
+            break
+        study.optimize(
+            objective,
+            n_trials=1,
+            timeout=left,
+            catch=(ValueError, ArithmeticError),
+            callbacks=[callback],
+            gc_after_trial=True,
+        )
+        new += 1
+        remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished_states))
+
+    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not completed:
+        raise ValueError(
+            f"{family}: no trial completed ({len(study.trials)} tried); see the log for errors"
+        )
+    best = study.best_trial
+    model_dir = study_dir / f"trial-{best.number}"
+    outcome = StudyOutcome(
+        family=family,
+        study_name=study_name,
+        best_value=float(best.value or 0.0),
+        best_params=dict(best.user_attrs.get("params", {})),
+        model_dir=model_dir,
+        trials=_records(study),
+        new_trials=new,
+    )
+    try:
+        outcome.load_model()
+    except (IntegrityError, OSError, ValueError) as err:
+        # The study is in a shared database but the model folder is local: another machine, or
+        # a cleaned folder. Refit the best parameters (same seed, same data, same model).
+        logger.warning("%s: best trial's model unusable (%s); refitting", family, err)
+        model = create(family, outcome.best_params)
+        model.fit(X_fit, y_fit, X_val=X_val, y_val=y_val)
+        _save_atomically(model, model_dir)
+    return outcome

@@ -1,0 +1,87 @@
+"""Score customers with a registered model: one row per customer seen up to the as-of date."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clv.features import build_features
+from clv.training.bundle import ChurnBundle, SpendBundle
+from clv.training.windows import end_of_day
+
+#: Columns every scores file starts with, in this order (later steps read them by name).
+SCORE_COLUMNS = (
+    "customer_id",
+    "predicted_clv",
+    "predicted_clv_lower",
+    "predicted_clv_upper",
+)
+
+
+def score_customers(
+    transactions: pd.DataFrame,
+    *,
+    spend: SpendBundle,
+    horizon_days: int,
+    as_of: pd.Timestamp | None = None,
+    churn: ChurnBundle | None = None,
+    customers: pd.DataFrame | None = None,
+    sustainability: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Predicted spend over the horizon (with interval) and churn probability per customer.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions; rows after ``as_of`` are ignored.
+    spend : SpendBundle
+        The spend model.
+    horizon_days : int
+        Must equal the horizon the model was trained for.
+    as_of : Timestamp, optional
+        Scoring cut-off (default: the day of the last transaction, end of day).
+    churn : ChurnBundle, optional
+        Adds ``churn_probability`` when given (same horizon).
+    customers, sustainability : DataFrame, optional
+        Optional tables, as in training.
+
+    Returns
+    -------
+    DataFrame
+        :data:`SCORE_COLUMNS`, then ``churn_probability`` (when a churn model is given),
+        ``as_of`` and ``horizon_days``; one row per customer with a purchase on or before
+        ``as_of``, sorted by ``customer_id``.
+
+    Raises
+    ------
+    ValueError
+        When the horizon differs from the model's, or no customer has a purchase by ``as_of``.
+    """
+    for bundle in (spend, churn):
+        if bundle is not None and bundle.horizon_days != horizon_days:
+            raise ValueError(
+                f"the {bundle.family} model was trained for a {bundle.horizon_days}-day horizon, "
+                f"not {horizon_days}; score with --horizon-days {bundle.horizon_days} or train "
+                f"a model with --horizon-days {horizon_days}"
+            )
+    last = pd.Timestamp(transactions["timestamp"].max())
+    cutoff = end_of_day(last) if as_of is None else pd.Timestamp(as_of)
+    seen = transactions[transactions["timestamp"] <= cutoff]
+    if seen.empty:
+        raise ValueError(
+            f"no transaction on or before the as-of date {cutoff:%Y-%m-%d}; nobody to score"
+        )
+    features = build_features(
+        seen,
+        cutoff=cutoff,
+        horizon_days=horizon_days,
+        customers=customers,
+        sustainability=sustainability,
+    )
+    out = spend.predict_frame(features)
+    if churn is not None:
+        out["churn_probability"] = churn.predict_frame(features)["churn_probability"]
+    out["as_of"] = cutoff
+    out["horizon_days"] = horizon_days
+    out.index = out.index.astype(str)
+    out = out.rename_axis("customer_id").reset_index().sort_values("customer_id")
+    return out.reset_index(drop=True)
