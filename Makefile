@@ -8,6 +8,7 @@ CLV_HOME ?= $(CURDIR)/.clv
 export CLV_HOME
 DEMO_CUSTOMERS ?= 5000
 DEMO_SEED ?= 42
+DEMO_TRIALS ?= 3
 
 .PHONY: demo test lint typecheck unit venv clean bench
 
@@ -25,16 +26,23 @@ demo: $(STAMP)
 	$(BIN)/clv validate --kind customers $(CLV_HOME)/demo/data/customers.parquet
 	$(BIN)/clv validate --kind sustainability $(CLV_HOME)/demo/data/sustainability.parquet
 	$(BIN)/clv ingest $(CLV_HOME)/demo/data/transactions.parquet
-	$(BIN)/clv ingest $(CLV_HOME)/demo/data/transactions.parquet
-	$(BIN)/clv summary $(CLV_HOME)/demo/data
-	$(BIN)/clv backtest --transactions $(CLV_HOME)/demo/data/transactions.parquet \
+	$(BIN)/clv train --transactions $(CLV_HOME)/demo/data/transactions.parquet \
 		--customers $(CLV_HOME)/demo/data/customers.parquet \
 		--sustainability $(CLV_HOME)/demo/data/sustainability.parquet \
-		--horizon-days 90 --out $(CLV_HOME)/demo/backtest
+		--horizon-days 90 --trials $(DEMO_TRIALS)
+	$(BIN)/clv promote --model clv-spend --latest --yes --reason "make demo"
+	$(BIN)/clv promote --model clv-churn --latest --yes --reason "make demo"
+	$(BIN)/clv score --transactions $(CLV_HOME)/demo/data/transactions.parquet \
+		--customers $(CLV_HOME)/demo/data/customers.parquet \
+		--sustainability $(CLV_HOME)/demo/data/sustainability.parquet \
+		--horizon-days 90 --out $(CLV_HOME)/demo/scores.parquet
+	$(BIN)/clv summary $(CLV_HOME)/demo/data
 	@echo
-	@echo "Demo data:      $(CLV_HOME)/demo/data  (customers, transactions, sustainability, truth)"
-	@echo "Ingested store: $(CLV_HOME)/warehouse  (content-addressed; re-ingesting is a no-op)"
-	@echo "Backtest:       $(CLV_HOME)/demo/backtest/backtest.md  (metrics, predictions, lift and calibration plots)"
+	@echo "Demo data:   $(CLV_HOME)/demo/data  (customers, transactions, sustainability, truth)"
+	@echo "Scores:      $(CLV_HOME)/demo/scores.parquet  (predicted_clv, interval, churn_probability)"
+	@echo "MLflow UI:   $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CLV_HOME)/mlflow/mlflow.db --port 5000"
+	@echo "Prefect UI:  PREFECT_HOME=$(CLV_HOME)/prefect $(BIN)/prefect server start  (then http://127.0.0.1:4200)"
+	@echo "Backtest:    $(BIN)/clv backtest --transactions $(CLV_HOME)/demo/data/transactions.parquet --horizon-days 90"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

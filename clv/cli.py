@@ -19,7 +19,7 @@ from rich.text import Text
 
 app = typer.Typer(
     name="clv",
-    help="Customer lifetime value platform: generate, validate and ingest data (more to come).",
+    help="Customer lifetime value platform: data, backtests, training, promotion and scoring.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -403,6 +403,285 @@ def backtest(
             )
         )
     console.print(Text(f"report: {written['markdown']}  (json, predictions, plots beside it)"))
+
+
+def _local_orchestration_defaults() -> None:
+    """Embedded defaults under the data home unless the user points at real servers.
+
+    ``MLFLOW_TRACKING_URI`` and ``PREFECT_API_URL`` win when set. Otherwise MLflow uses SQLite
+    under ``$CLV_HOME/mlflow`` (see :func:`clv.tracking.tracking_uri`) and Prefect runs an
+    ephemeral server whose database lives in ``$CLV_HOME/prefect``. Must run before Prefect is
+    imported: Prefect reads its settings at import.
+    """
+    import os
+
+    from clv.settings import get_settings
+
+    if not os.environ.get("PREFECT_API_URL"):
+        home = get_settings().home.resolve() / "prefect"
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PREFECT_HOME", str(home))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LOGGERS_ROOT_LEVEL", "WARNING")
+
+
+def _families(text: str) -> list[str]:
+    from clv.models.registry import SPEND_FAMILIES
+
+    chosen = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in SPEND_FAMILIES]
+    if unknown or not chosen:
+        raise typer.BadParameter(
+            f"unknown families {unknown}; choose from {', '.join(SPEND_FAMILIES)}",
+            param_hint="--families",
+        )
+    return chosen
+
+
+@app.command()
+def train(
+    transactions: Annotated[
+        str,
+        typer.Option(
+            "--transactions",
+            help="Transactions file (local or s3://); a bare customer_id,timestamp,amount CSV "
+            "is enough.",
+        ),
+    ],
+    horizon_days: Annotated[int, typer.Option(min=1, help="Prediction horizon in days.")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Training cut-off YYYY-MM-DD (default: the last transaction's day)."),
+    ] = None,
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials per model family.")] = 10,
+    families: Annotated[
+        str, typer.Option(help="Comma-separated model families to tune.")
+    ] = "xgboost,lightgbm,keras_ziln",
+    customers_path: Annotated[
+        str | None, typer.Option("--customers", help="Optional customers table.")
+    ] = None,
+    sustainability_path: Annotated[
+        str | None, typer.Option("--sustainability", help="Optional sustainability table.")
+    ] = None,
+    windows: Annotated[int, typer.Option(min=2, help="Training cut-offs stacked.")] = 12,
+    step_days: Annotated[int, typer.Option(min=1, help="Days between training cut-offs.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Run the training flow: tune every family with Optuna, register challengers in MLflow.
+
+    A killed run resumes its Optuna studies when started again with the same arguments; the same
+    data and configuration never register a second version.
+    """
+    _parse_as_of(as_of)
+    chosen = _families(families)
+    _local_orchestration_defaults()
+    from clv.data.validation import ContractError
+
+    try:
+        from flows.training import training_flow
+
+        result = training_flow(
+            transactions=transactions,
+            horizon_days=horizon_days,
+            as_of=as_of,
+            trials=trials,
+            families=chosen,
+            customers=customers_path,
+            sustainability=sustainability_path,
+            n_windows=windows,
+            step_days=step_days,
+            seed=seed,
+        )
+    except (ContractError, FileNotFoundError, ValueError) as err:
+        raise _fail(str(err)) from None
+    table = Table(title="Holdout evaluation (the winner is registered)")
+    for column in ("model", "Gini", "decile MAPE", "aggregate error", "top-20% lift"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    metrics = result["metrics"]
+    for name in sorted(metrics, key=lambda m: -metrics[m]["normalized_gini"]):
+        m = metrics[name]
+        label = f"{name} (winner)" if name == result["winner"] else name
+        table.add_row(
+            label,
+            f"{m['normalized_gini']:.4f}",
+            f"{m['decile_mape']:.4f}",
+            f"{m['aggregate_error']:+.4f}",
+            f"{m['top20_lift']:.3f}",
+        )
+    console.print(table)
+    how = "registered" if result["spend_created"] else "already registered (same data and config)"
+    console.print(
+        Text(
+            f"clv-spend version {result['spend_version']} {how} as challenger; "
+            f"clv-churn version {result['churn_version']}"
+        )
+    )
+    console.print(Text(f"MLflow: {result['links']['MLflow UI']}"))
+    console.print(
+        Text(f"promote it: clv promote --model clv-spend --version {result['spend_version']}")
+    )
+
+
+@app.command()
+def promote(
+    version: Annotated[
+        int | None, typer.Option(min=1, help="Model version to promote to champion.")
+    ] = None,
+    latest: Annotated[bool, typer.Option("--latest", help="Promote the newest version.")] = False,
+    model: Annotated[str, typer.Option(help="Registered model name.")] = "clv-spend",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Promote even when worse than the champion on the primary metric.")
+    ] = False,
+    reviewer: Annotated[
+        str | None, typer.Option(help="Who approves (default: the current user).")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why (recorded on the version).")] = "",
+) -> None:
+    """Move the ``champion`` alias to a version after comparing it with the current champion."""
+    if (version is None) == (not latest):
+        raise typer.BadParameter("give exactly one of --version N or --latest")
+    import getpass
+
+    from clv import tracking
+
+    tracking.configure()
+    try:
+        target = tracking.get_version(model, version=version, latest=latest)
+        if target is None:
+            what = f"version {version}" if version is not None else "any version"
+            raise _fail(f"{model} has no {what}; train one with `clv train`")
+        comparison = tracking.compare(model, target.version)
+    except tracking.NoSuchModelError as err:
+        raise _fail(str(err)) from None
+    champion = comparison.champion
+    table = Table(
+        title=f"{model}: challenger v{target.version} vs champion "
+        + (f"v{champion.version}" if champion else "(none)")
+    )
+    table.add_column("metric")
+    table.add_column(f"v{target.version}", justify="right")
+    table.add_column(f"v{champion.version}" if champion else "champion", justify="right")
+    for row in comparison.rows:
+        table.add_row(*row)
+    console.print(table)
+    direction = "higher" if comparison.higher_is_better else "lower"
+    console.print(Text(f"primary metric: {comparison.primary_metric} ({direction} is better)"))
+    if champion is not None and champion.version == target.version:
+        console.print(Text(f"v{target.version} is already the champion; nothing to do"))
+        return
+    if comparison.worse and not force:
+        raise _fail(
+            f"v{target.version} is worse than the champion "
+            f"v{champion.version if champion else '?'} on {comparison.primary_metric}; "
+            "not promoted (use --force to override)"
+        )
+    if not yes and not typer.confirm(f"Promote {model} v{target.version} to champion?"):
+        raise _fail("not promoted")
+    try:
+        done = tracking.promote(
+            model,
+            target.version,
+            reviewer=reviewer or getpass.getuser(),
+            reason=reason,
+            force=force,
+        )
+    except tracking.PromotionRefused as err:
+        raise _fail(str(err)) from None
+    console.print(Text(f"{model} v{done.version} is now the champion"))
+
+
+@app.command()
+def score(
+    transactions: Annotated[
+        str, typer.Option("--transactions", help="Transactions file (local or s3://).")
+    ],
+    horizon_days: Annotated[int, typer.Option(min=1, help="Prediction horizon in days.")],
+    out: Annotated[str, typer.Option(help="Scores file: .csv, .csv.gz or .parquet (or s3://).")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Scoring cut-off YYYY-MM-DD (default: the last transaction's day)."),
+    ] = None,
+    alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = "champion",
+    customers_path: Annotated[
+        str | None, typer.Option("--customers", help="Optional customers table.")
+    ] = None,
+    sustainability_path: Annotated[
+        str | None, typer.Option("--sustainability", help="Optional sustainability table.")
+    ] = None,
+) -> None:
+    """Write predicted spend (with an interval) and churn probability for every customer.
+
+    Loads ``models:/clv-spend@<alias>`` (and ``clv-churn@<alias>`` when it exists); every model
+    file's SHA-256 is checked before loading.
+    """
+    import tempfile
+
+    from clv import tracking
+    from clv.data.io import read_table, write_table
+    from clv.data.validation import ContractError
+    from clv.training.bundle import ChurnBundle, SpendBundle, load_bundle
+    from clv.training.scoring import score_customers
+
+    cutoff = _parse_as_of(as_of)
+    suffix = out.lower()
+    if not suffix.endswith((".csv", ".csv.gz", ".parquet", ".pq")):
+        raise typer.BadParameter(f"{out}: use a .csv, .csv.gz or .parquet name", param_hint="--out")
+    tracking.configure()
+    try:
+        with tempfile.TemporaryDirectory(prefix="clv-score-") as tmp:
+            spend_info = tracking.get_version(tracking.SPEND_MODEL, alias=alias)
+            spend = load_bundle(
+                tracking.download_bundle(tracking.SPEND_MODEL, alias=alias, dst=Path(tmp) / "s")
+            )
+            churn = None
+            if tracking.get_version(tracking.CHURN_MODEL, alias=alias) is not None:
+                churn = load_bundle(
+                    tracking.download_bundle(tracking.CHURN_MODEL, alias=alias, dst=Path(tmp) / "c")
+                )
+            else:
+                err_console.print(
+                    f"no clv-churn@{alias}: churn_probability is left out "
+                    "(promote one with `clv promote --model clv-churn`)"
+                )
+            if not isinstance(spend, SpendBundle) or not (
+                churn is None or isinstance(churn, ChurnBundle)
+            ):
+                raise _fail(f"the models under alias {alias!r} are not a spend and a churn model")
+            with err_console.status("reading and validating inputs ..."):
+                tx = read_table(transactions, "transactions")
+                extra = {
+                    "customers": read_table(customers_path, "customers")
+                    if customers_path
+                    else None,
+                    "sustainability": read_table(sustainability_path, "sustainability")
+                    if sustainability_path
+                    else None,
+                }
+            with err_console.status("scoring ..."):
+                scores = score_customers(
+                    tx,
+                    spend=spend,
+                    churn=churn,
+                    horizon_days=horizon_days,
+                    as_of=cutoff,  # type: ignore[arg-type]
+                    **extra,
+                )
+    except tracking.NoSuchModelError as err:
+        raise _fail(str(err)) from None
+    except (ContractError, FileNotFoundError, ValueError) as err:
+        raise _fail(str(err)) from None
+    scores["model_version"] = spend_info.version if spend_info else None
+    write_table(scores, out)
+    console.print(
+        Text(
+            f"{len(scores):,} customers scored with clv-spend@{alias}"
+            + (f" (v{spend_info.version})" if spend_info else "")
+            + f"; total predicted {scores['predicted_clv'].sum():,.2f} over {horizon_days} days"
+        )
+    )
+    console.print(Text(f"scores: {out}"))
 
 
 def main() -> None:

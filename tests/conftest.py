@@ -142,3 +142,100 @@ def s3_bucket(
 def small_data() -> SyntheticData:
     """300 synthetic customers (seed 7): about 3,000 transactions, generated in well under 1 s."""
     return generate(GeneratorConfig(n_customers=300), seed=7)
+
+
+#: ``mlflow server`` runs its migrations and starts several processes: give it time on busy cores.
+MLFLOW_START_TIMEOUT_S = 90.0
+
+
+def _start_mlflow_server(
+    backend_store_uri: str, folder: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``mlflow server`` in its own process group; return it and its URL once it answers."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = folder / "mlflow_server.log"
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",  # offline: no usage reporting from the server
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        backend_store_uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder,  # anything the server writes relative to its cwd stays in the temp folder
+            start_new_session=True,  # its own process group: teardown stops every child too
+        )
+    deadline = time.monotonic() + MLFLOW_START_TIMEOUT_S
+    while not _answers_http(f"{url}/health"):
+        if proc.poll() is not None:
+            pytest.fail(
+                f"mlflow server exited with code {proc.returncode}:\n"
+                + log_path.read_text(errors="replace")
+            )
+        if time.monotonic() > deadline:
+            _stop_process_group(proc)
+            pytest.fail(
+                f"mlflow server did not answer on {url}/health within "
+                f"{MLFLOW_START_TIMEOUT_S:g} s:\n" + log_path.read_text(errors="replace")
+            )
+        time.sleep(0.25)
+    return proc, url
+
+
+def _stop_process_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` (SQLite backend, served artifacts) on a free port; yield its URL.
+
+    The server is shared by the whole session: tests use their own model and experiment names.
+    """
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    proc, url = _start_mlflow_server(f"sqlite:///{folder}/mlflow.db", folder)
+    try:
+        yield url
+    finally:
+        _stop_process_group(proc)
+
+
+@pytest.fixture
+def mlflow_tracking(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point MLflow at the session's server, failing fast rather than retrying; yield its URL."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    return mlflow_server

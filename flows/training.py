@@ -1,0 +1,439 @@
+"""Training flow: validate → features (cached) → one Optuna study per family → ensemble →
+holdout evaluation against BG/NBD + Gamma-Gamma and the champion → register challengers.
+
+Orchestration only: every step is a function of :mod:`clv.training`; MLflow is reached through
+:mod:`clv.tracking`. Tasks exchange small JSON-serialisable values (paths, parameters, metrics);
+the heavy frames live in the content-addressed feature cache. Tasks retry only on I/O errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from clv.settings import get_settings
+from clv.training.dataset import TARGET, TrainingFrames, build_training_frames
+from clv.training.hpo import StudyOutcome, TrialRecord, run_study, storage_url
+from clv.training.pipeline import (
+    TrainConfig,
+    assemble,
+    evaluate_churn_bundle,
+    evaluate_spend_bundle,
+    fingerprint,
+    load_inputs,
+    make_plan,
+)
+from clv.training.windows import WindowPlan
+
+EXPERIMENT = "clv-training"
+
+
+def retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a task only when it failed on I/O (files, network, a store that did not answer)."""
+    try:
+        state.result()
+    except (OSError, TimeoutError, ConnectionError):
+        return True
+    except Exception:  # anything else is a bug or bad input: retrying will not help
+        return False
+    return False
+
+
+def _plan_from_dict(data: dict[str, Any]) -> WindowPlan:
+    return WindowPlan(
+        as_of=pd.Timestamp(data["as_of"]),
+        horizon_days=int(data["horizon_days"]),
+        holdout=pd.Timestamp(data["holdout"]),
+        validation=pd.Timestamp(data["validation"]),
+        fit=tuple(pd.Timestamp(c) for c in data["fit"]),
+    )
+
+
+def _config(parameters: dict[str, Any]) -> TrainConfig:
+    as_of = parameters.get("as_of")
+    return TrainConfig(
+        horizon_days=int(parameters["horizon_days"]),
+        as_of=None if as_of is None else pd.Timestamp(as_of),
+        families=tuple(parameters["families"]),
+        n_trials=int(parameters["n_trials"]),
+        n_windows=int(parameters["n_windows"]),
+        step_days=int(parameters["step_days"]),
+        seed=int(parameters["seed"]),
+    )
+
+
+def _frames(prepared: dict[str, Any]) -> TrainingFrames:
+    path = Path(prepared["frames_path"])
+    rows = pd.read_parquet(path)
+    rows["cutoff"] = pd.to_datetime(rows["cutoff"])
+    return TrainingFrames(
+        rows=rows, plan=_plan_from_dict(prepared["plan"]), cache_key=prepared["cache_key"]
+    )
+
+
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
+def prepare(
+    transactions: str,
+    customers: str | None,
+    sustainability: str | None,
+    parameters: dict[str, Any],
+) -> dict[str, Any]:
+    """Validate the inputs, lay out the windows and build (or read) the cached features."""
+    config = _config(parameters)
+    inputs = load_inputs(transactions, customers=customers, sustainability=sustainability)
+    plan = make_plan(inputs.transactions, config)
+    cache_dir = get_settings().home / "cache" / "features"
+    frames = build_training_frames(
+        inputs.transactions,
+        plan=plan,
+        input_hashes=inputs.hashes,
+        cache_dir=cache_dir,
+        customers=inputs.customers,
+        sustainability=inputs.sustainability,
+    )
+    return {
+        "plan": plan.to_dict(),
+        "hashes": inputs.hashes,
+        "fingerprint": fingerprint(inputs.hashes, plan, config),
+        "cache_key": frames.cache_key,
+        "frames_path": str(cache_dir / f"training-{frames.cache_key}.parquet"),
+        "feature_columns": frames.feature_columns,
+        "rows": {
+            "fit": len(frames.fit),
+            "validation": len(frames.validation),
+            "holdout": len(frames.holdout),
+        },
+    }
+
+
+@task
+def tune(family: str, prepared: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """Run (or resume) the family's Optuna study; return the best trial and every record."""
+    logger = get_run_logger()
+    frames = _frames(prepared)
+    settings = get_settings()
+    fit, validation = frames.fit, frames.validation
+
+    def on_trial(record: TrialRecord) -> None:
+        logger.info(
+            "%s trial %d: %s%s",
+            family,
+            record.number,
+            record.state,
+            "" if record.value is None else f", validation Gini {record.value:.4f}",
+        )
+
+    outcome = run_study(
+        family,
+        X_fit=frames.X(fit),
+        y_fit=fit[TARGET],
+        X_val=frames.X(validation),
+        y_val=validation[TARGET],
+        n_trials=int(parameters["n_trials"]),
+        study_name=f"clv-{prepared['fingerprint']}-{family}",
+        storage=storage_url(settings.optuna_storage, settings.home),
+        model_root=settings.home / "hpo",
+        seed=int(parameters["seed"]),
+        on_trial=on_trial,
+    )
+    result = asdict(outcome)
+    result["model_dir"] = str(outcome.model_dir)
+    return result
+
+
+def _outcome(data: dict[str, Any]) -> StudyOutcome:
+    trials = [
+        TrialRecord(**{**t, "intermediate": {int(k): v for k, v in t["intermediate"].items()}})
+        for t in data["trials"]
+    ]
+    return StudyOutcome(**{**data, "model_dir": Path(data["model_dir"]), "trials": trials})
+
+
+def champion_version(model_name: str, champions: dict[str, dict[str, float]]) -> dict[str, str]:
+    """The ``champion_version`` tag: which champion the ``champion_metric.*`` tags scored."""
+    version = champions.get(model_name, {}).get("version")
+    return {} if version is None else {"champion_version": str(int(version))}
+
+
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
+def champion_scores(prepared: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The current champions' metrics on this run's holdout (empty when there is none)."""
+    from clv import tracking
+    from clv.training.bundle import ChurnBundle, SpendBundle, load_bundle
+
+    frames = _frames(prepared)
+    scores: dict[str, dict[str, float]] = {}
+    for name in (tracking.SPEND_MODEL, tracking.CHURN_MODEL):
+        champion = tracking.get_version(name, alias=tracking.CHAMPION)
+        if champion is None:
+            continue
+        with tempfile.TemporaryDirectory(prefix="clv-champion-") as tmp:
+            bundle = load_bundle(
+                tracking.download_bundle(name, alias=tracking.CHAMPION, dst=Path(tmp))
+            )
+            if bundle.horizon_days != frames.plan.horizon_days:
+                continue  # another horizon: not comparable
+            if isinstance(bundle, SpendBundle):
+                scores[name] = evaluate_spend_bundle(bundle, frames)
+            elif isinstance(bundle, ChurnBundle):
+                scores[name] = evaluate_churn_bundle(bundle, frames)
+            else:
+                continue
+            scores[name]["version"] = float(champion.version)
+    return scores
+
+
+def _tags(
+    prepared: dict[str, Any], metrics: dict[str, float], extra: dict[str, str]
+) -> dict[str, str]:
+    import clv
+
+    plan = prepared["plan"]
+    return {
+        "data_hash": prepared["hashes"]["transactions"],
+        "as_of": plan["as_of"],
+        "horizon_days": str(plan["horizon_days"]),
+        "holdout_cutoff": plan["holdout"],
+        "code_version": clv.__version__,
+        **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()},
+        **extra,
+    }
+
+
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
+def evaluate_and_register(
+    prepared: dict[str, Any],
+    outcomes: list[dict[str, Any]],
+    champions: dict[str, dict[str, float]],
+    parameters: dict[str, Any],
+    run_id: str,
+) -> dict[str, Any]:
+    """Ensemble, evaluate on the holdout, package and register both challengers."""
+    from clv import tracking
+    from clv.training.bundle import save_bundle
+
+    frames = _frames(prepared)
+    config = _config(parameters)
+    report = assemble(
+        frames,
+        [_outcome(o) for o in outcomes],
+        config,
+        provenance={"fingerprint": prepared["fingerprint"], "data_hashes": prepared["hashes"]},
+    )
+    run_dir = get_settings().home / "runs" / prepared["fingerprint"]
+    spend_dir = save_bundle(report.spend, run_dir / "spend")
+    churn_dir = save_bundle(report.churn, run_dir / "churn")
+    example = frames.X(frames.holdout).head(5)
+    handle = tracking.attach_run(run_id)
+    holdout = report.flat_metrics()
+    handle.log_metrics(holdout)
+    handle.log_dict(report.ensemble_weights, "ensemble_weights.json")
+    handle.log_text(report.to_markdown(), "summary.md")
+    predictions = run_dir / "holdout_predictions.parquet"
+    report.holdout_predictions.to_parquet(predictions, index=False)
+    handle.log_artifact(predictions)
+    from clv.evaluation.plots import decile_sum_plot, lift_plot
+
+    actual = report.holdout_predictions["actual"]
+    models = {name: report.holdout_predictions[name] for name in report.metrics}
+    handle.log_artifact(lift_plot(actual, models, run_dir / "lift.png"), "plots")
+    handle.log_artifact(
+        decile_sum_plot(actual, report.holdout_predictions[report.winner], run_dir / "deciles.png"),
+        "plots",
+    )
+
+    spend_metrics = report.metrics[report.winner]
+    spend_champion = champions.get(tracking.SPEND_MODEL, {})
+    spend = tracking.register_bundle(
+        tracking.SPEND_MODEL,
+        spend_dir,
+        run=handle,
+        fingerprint=prepared["fingerprint"],
+        tags=_tags(
+            prepared,
+            {f"holdout_{k}": v for k, v in spend_metrics.items()},
+            {
+                "family": report.winner,
+                **{
+                    f"champion_metric.holdout_{k}": f"{v:.6g}"
+                    for k, v in spend_champion.items()
+                    if k != "version"
+                },
+                **champion_version(tracking.SPEND_MODEL, champions),
+                # The references on the same holdout: the challenger must beat BG/NBD + GG.
+                **{
+                    f"metric.holdout_{name}_normalized_gini": (
+                        f"{report.metrics[name]['normalized_gini']:.6g}"
+                    )
+                    for name in ("bgnbd_gamma_gamma", "run_rate")
+                },
+            },
+        ),
+        input_example=example,
+        output_example=report.spend.predict_frame(example),
+        description=f"{report.winner}, horizon {config.horizon_days} days, as of "
+        f"{prepared['plan']['as_of'][:10]}",
+    )
+    churn_metrics = report.churn_metrics["churn_model"]
+    churn_champion = champions.get(tracking.CHURN_MODEL, {})
+    churn = tracking.register_bundle(
+        tracking.CHURN_MODEL,
+        churn_dir,
+        run=handle,
+        fingerprint=prepared["fingerprint"],
+        tags=_tags(
+            prepared,
+            {f"holdout_{k}": v for k, v in churn_metrics.items()},
+            {
+                **{
+                    f"champion_metric.holdout_{k}": f"{v:.6g}"
+                    for k, v in churn_champion.items()
+                    if k != "version"
+                },
+                **champion_version(tracking.CHURN_MODEL, champions),
+            },
+        ),
+        input_example=example,
+        output_example=report.churn.predict_frame(example),
+        description=f"calibrated LightGBM churn, horizon {config.horizon_days} days",
+    )
+    return {
+        "winner": report.winner,
+        "spend_version": spend.version,
+        "spend_created": spend.created,
+        "churn_version": churn.version,
+        "churn_created": churn.created,
+        "metrics": report.metrics,
+        "churn_metrics": report.churn_metrics,
+        "champion_metrics": champions,
+        "summary": report.to_markdown(),
+    }
+
+
+@flow(name="clv-training", persist_result=True, result_serializer="json", log_prints=True)
+def training_flow(
+    transactions: str,
+    horizon_days: int = 90,
+    as_of: str | None = None,
+    trials: int = 10,
+    families: list[str] | None = None,
+    customers: str | None = None,
+    sustainability: str | None = None,
+    n_windows: int = 12,
+    step_days: int = 30,
+    seed: int = 0,
+    trigger: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train, evaluate and register challengers for ``clv-spend`` and ``clv-churn``.
+
+    Parameters
+    ----------
+    transactions : str
+        Path or ``s3://`` URI of the transactions (a bare ``customer_id,timestamp,amount`` CSV
+        is enough).
+    horizon_days : int
+        Prediction horizon in days.
+    as_of : str, optional
+        Training cut-off (ISO date); default: the day of the last transaction.
+    trials : int
+        Optuna trials per family.
+    families : list of str, optional
+        Families to tune (default: xgboost, lightgbm, keras_ziln).
+    customers, sustainability : str, optional
+        Optional tables.
+    n_windows, step_days : int
+        Rolling training windows and days between them.
+    seed : int
+        Seed of samplers and models.
+    trigger : dict, optional
+        What started the run (e.g. the payload of a ``clv.drift.detected`` event); recorded.
+
+    Returns
+    -------
+    dict
+        Registered versions, holdout metrics and the markdown summary.
+    """
+    from clv import tracking
+
+    logger = get_run_logger()
+    parameters = _config(
+        {
+            "horizon_days": horizon_days,
+            "as_of": as_of,
+            "families": families or ["xgboost", "lightgbm", "keras_ziln"],
+            "n_trials": trials,
+            "n_windows": n_windows,
+            "step_days": step_days,
+            "seed": seed,
+        }
+    ).to_dict()
+    parameters["n_trials"] = trials
+    prepared = prepare(transactions, customers, sustainability, parameters)
+    logger.info("training rows: %s; fingerprint %s", prepared["rows"], prepared["fingerprint"])
+
+    tracking.configure()
+    existing = tracking.find_by_fingerprint(tracking.SPEND_MODEL, prepared["fingerprint"])
+    with tracking.training_run(
+        EXPERIMENT,
+        f"train-{prepared['plan']['as_of'][:10]}-{horizon_days}d",
+        tags={
+            "clv.fingerprint": prepared["fingerprint"],
+            "data_hash": prepared["hashes"]["transactions"],
+            "trigger": "manual" if trigger is None else str(trigger.get("event", "event")),
+        },
+    ) as run:
+        run.log_params(
+            {
+                **{k: v for k, v in parameters.items() if k != "as_of"},
+                "as_of": prepared["plan"]["as_of"],
+                "transactions": transactions,
+                "n_features": len(prepared["feature_columns"]),
+                **{f"rows_{k}": v for k, v in prepared["rows"].items()},
+            }
+        )
+        run.log_dict({"features": prepared["feature_columns"]}, "features.json")
+        run.log_dict({"plan": prepared["plan"], "hashes": prepared["hashes"]}, "data.json")
+        if trigger is not None:
+            run.log_dict(trigger, "trigger.json")
+        outcomes = [tune(f, prepared, parameters) for f in parameters["families"]]
+        for outcome in outcomes:
+            for record in outcome["trials"]:
+                run.nested(
+                    f"{outcome['family']}-trial-{record['number']}",
+                    params={"family": outcome["family"], **record["params"]},
+                    metrics={} if record["value"] is None else {"validation_gini": record["value"]},
+                    tags={"state": record["state"], "study": outcome["study_name"]},
+                )
+            run.log_metrics({f"validation_gini_{outcome['family']}": outcome["best_value"]})
+        champions = {} if existing else champion_scores(prepared)
+        result = evaluate_and_register(prepared, outcomes, champions, parameters, run.run_id)
+        links = {"MLflow run": run.url, "MLflow UI": tracking.ui_hint()}
+    state = "registered" if result["spend_created"] else "already registered (same data and config)"
+    logger.info(
+        "clv-spend version %s %s; clv-churn version %s",
+        result["spend_version"],
+        state,
+        result["churn_version"],
+    )
+    create_markdown_artifact(
+        markdown=result["summary"]
+        + "\n"
+        + "\n".join(f"- {k}: {v}" for k, v in links.items())
+        + f"\n- clv-spend version {result['spend_version']} ({state}); "
+        f"clv-churn version {result['churn_version']}\n",
+        key="clv-training-summary",
+        description="Holdout evaluation of the training run",
+    )
+    result["links"] = links
+    result["fingerprint"] = prepared["fingerprint"]
+    return result
+
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
