@@ -163,6 +163,8 @@ def save_bundle(bundle: Bundle, path: Path) -> Path:
 
 
 def _load_model(family: str, folder: Path) -> CLVModel:
+    import clv.models.registry  # noqa: F401  (registers the families an ensemble's members use)
+
     if family == "ensemble":
         from clv.models.ensemble import StackedEnsemble
 
@@ -171,8 +173,6 @@ def _load_model(family: str, folder: Path) -> CLVModel:
         from clv.models.churn import ChurnModel
 
         return ChurnModel.load(folder)  # type: ignore[return-value]
-    import clv.models.registry  # noqa: F401  (registers the families)
-
     loader = getattr(MODELS.get(family), "load", None)
     if loader is None:
         raise ValueError(f"the bundle holds an unknown model family {family!r}")
