@@ -35,6 +35,16 @@ from clv.training.windows import WindowPlan
 EXPERIMENT = "clv-training"
 
 
+def _logger() -> Any:
+    """The run logger inside a flow or task run; the module logger when called directly (.fn)."""
+    from prefect.exceptions import MissingContextError
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger(__name__)
+
+
 def retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
     """Retry a task only when it failed on I/O (files, network, a store that did not answer)."""
     try:
@@ -66,6 +76,8 @@ def _config(parameters: dict[str, Any]) -> TrainConfig:
         n_windows=int(parameters["n_windows"]),
         step_days=int(parameters["step_days"]),
         seed=int(parameters["seed"]),
+        max_tune_rows=parameters.get("max_tune_rows", 50_000),
+        max_fit_rows=parameters.get("max_fit_rows", 250_000),
     )
 
 
@@ -116,7 +128,7 @@ def prepare(
 @task
 def tune(family: str, prepared: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
     """Run (or resume) the family's Optuna study; return the best trial and every record."""
-    logger = get_run_logger()
+    logger = _logger()
     frames = _frames(prepared)
     settings = get_settings()
     fit, validation = frames.fit, frames.validation
@@ -142,6 +154,8 @@ def tune(family: str, prepared: dict[str, Any], parameters: dict[str, Any]) -> d
         model_root=settings.home / "hpo",
         seed=int(parameters["seed"]),
         on_trial=on_trial,
+        max_tune_rows=parameters.get("max_tune_rows"),
+        max_fit_rows=parameters.get("max_fit_rows"),
     )
     result = asdict(outcome)
     result["model_dir"] = str(outcome.model_dir)

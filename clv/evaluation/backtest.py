@@ -58,6 +58,11 @@ class BacktestResult:
         Non-negative member weights of the stacked ensemble.
     timings : dict
         Seconds per stage.
+    validation_aggregate_errors : dict
+        Per ensemble member and the ensemble: aggregate error on the validation window (the
+        latest training window), before seasonal calibration. Set the scored aggregate errors
+        beside it to see whether a level learnt on that window would carry to the horizon.
+        Empty when the validation fold is not one window (``validation="customers"``).
     """
 
     as_of: pd.Timestamp
@@ -70,6 +75,7 @@ class BacktestResult:
     n_train_rows: int = 0
     churn_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     seasonal_factors: dict[str, float] = field(default_factory=dict)
+    validation_aggregate_errors: dict[str, float] = field(default_factory=dict)
 
     def best_model(self, metric: str = "normalized_gini") -> str:
         """Name of the model with the highest ``metric``."""
@@ -88,6 +94,7 @@ class BacktestResult:
             "ensemble_weights": self.ensemble_weights,
             "churn_metrics": self.churn_metrics,
             "seasonal_factors": self.seasonal_factors,
+            "validation_aggregate_errors": self.validation_aggregate_errors,
             "timings_s": self.timings,
         }
 
@@ -220,7 +227,7 @@ def backtest(
     ValueError
         When the data do not cover the horizon after ``as_of`` or no training window is usable.
     """
-    from clv.evaluation.metrics import churn_report
+    from clv.evaluation.metrics import aggregate_error, churn_report
     from clv.models.baselines import BTYDReference, RunRateBaseline
     from clv.models.calibration import seasonal_level_factor
     from clv.models.churn import ChurnModel, btyd_churn_reference
@@ -302,6 +309,7 @@ def backtest(
         timings[family] = time.perf_counter() - t0
 
     weights: dict[str, float] = {}
+    validation_errors: dict[str, float] = {}
     ensemble = None
     if models:
         # The references join the stack: the run-rate model carries the base's current level,
@@ -314,6 +322,12 @@ def backtest(
         }
         ensemble = StackedEnsemble(members).fit(X_val, y_val)
         weights = ensemble.weights
+        if val_rows["cutoff"].nunique() == 1 and float(y_val.sum()) != 0.0:
+            # The run rate normalises over the rows it is given: only meaningful on one window.
+            validation_errors = {
+                name: aggregate_error(y_val, member.predict(X_val))
+                for name, member in {**members, ENSEMBLE: ensemble}.items()
+            }
 
     if refit and len(cutoffs) > 1:
         # The validation window is the one most like the horizon to score: once it has chosen
@@ -395,6 +409,7 @@ def backtest(
         n_train_rows=len(stacked),
         churn_metrics=churn_metrics,
         seasonal_factors=factors,
+        validation_aggregate_errors=validation_errors,
     )
 
 

@@ -113,15 +113,20 @@ def training_set(
     customers: pd.DataFrame | None = None,
     sustainability: pd.DataFrame | None = None,
     include_btyd: bool = True,
+    data_end: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Features at several cut-offs stacked, with the targets of each cut-off's horizon.
+
+    ``data_end`` is the instant up to which the data are known to be complete (default: the last
+    transaction); a quiet spell with no purchases just before it is then not mistaken for
+    missing data.
 
     Raises
     ------
     ValueError
-        When a cut-off's horizon reaches past the last transaction (its target would be cut short).
+        When a cut-off's horizon reaches past the end of the data (its target would be cut short).
     """
-    last = transactions["timestamp"].max()
+    last = transactions["timestamp"].max() if data_end is None else pd.Timestamp(data_end)
     frames = []
     for cutoff in sorted(pd.Timestamp(c) for c in cutoffs):
         if cutoff + pd.Timedelta(days=horizon_days) > last + pd.Timedelta(days=1):

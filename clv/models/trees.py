@@ -308,7 +308,8 @@ def _lightgbm_monitor(monitor: Monitor, X_val: pd.DataFrame, every: int) -> Call
             predicted = env.model.predict(X_val, num_iteration=done)
             monitor(done, np.maximum(np.asarray(predicted, dtype="float64"), 0.0))
 
-    callback.order = 40  # type: ignore[attr-defined]  # after early stopping's bookkeeping
+    # Before early stopping (order 30), which raises at the last round to record the best one.
+    callback.order = 25  # type: ignore[attr-defined]
     return callback
 
 

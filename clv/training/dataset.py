@@ -133,6 +133,9 @@ def build_training_frames(
         horizon_days=plan.horizon_days,
         customers=customers,
         sustainability=sustainability,
+        # The caller vouches that the data run to as_of (make_plan checks it): quiet last days
+        # are real silence, not missing data.
+        data_end=plan.as_of - pd.Timedelta(days=1),
     )
     rows["customer_id"] = rows["customer_id"].astype(str)
     if path is not None:

@@ -156,6 +156,16 @@ def _save_atomically(model: CLVModel, target: Path) -> None:
         raise
 
 
+def _sample(
+    X: pd.DataFrame, y: pd.Series, limit: int | None, seed: int
+) -> tuple[pd.DataFrame, pd.Series]:
+    """At most ``limit`` rows, drawn without replacement with ``seed`` (in their original order)."""
+    if limit is None or len(X) <= limit:
+        return X, y
+    keep = np.sort(np.random.default_rng(seed).choice(len(X), size=limit, replace=False))
+    return X.iloc[keep], y.iloc[keep]
+
+
 def run_study(
     family: str,
     *,
@@ -171,6 +181,8 @@ def run_study(
     fixed_params: Mapping[str, Any] | None = None,
     timeout_s: float | None = None,
     on_trial: Callable[[TrialRecord], None] | None = None,
+    max_tune_rows: int | None = None,
+    max_fit_rows: int | None = None,
 ) -> StudyOutcome:
     """Tune ``family`` on the validation window until the study holds ``n_trials`` finished trials.
 
@@ -199,6 +211,13 @@ def run_study(
         Stop starting new trials after this many seconds.
     on_trial : callable, optional
         Called with each trial's record as it finishes.
+    max_tune_rows : int, optional
+        Trials see at most this many fit rows and this many validation rows (a seeded random
+        sample): tuning cost stops growing with the data. When rows were left out, the best
+        parameters are refitted once on up to ``max_fit_rows`` fit rows (and the whole
+        validation window for early stopping); that refit is the family's model.
+    max_fit_rows : int, optional
+        Rows of that final refit (default: every fit row).
 
     Returns
     -------
@@ -243,25 +262,31 @@ def run_study(
             # still RUNNING was interrupted by a kill.
             logger.warning("%s: trial %d was interrupted; marking it failed", family, stale.number)
             rdb.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
-    if not study.get_trials(deepcopy=False):
+    finished = study.get_trials(deepcopy=False, states=finished_states)
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    if not finished and not waiting:
+        # Also after a kill during trial 0: the defaults always get their trial.
         study.enqueue_trial(default_trial)
-    remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished_states))
+    remaining = n_trials - len(finished)
     study_dir = Path(model_root) / study_name
     every = MONITOR_EVERY.get(family, 25)
+    X_tune, y_tune = _sample(X_fit, y_fit, max_tune_rows, seed)
+    X_tval, y_tval = _sample(X_val, y_val, max_tune_rows, seed + 1)
+    sampled = len(X_tune) < len(X_fit) or len(X_tval) < len(X_val)
 
     def objective(trial: optuna.Trial) -> float:
         params = {**dict(fixed_params or {}), **space(trial), "seed": seed}
         model = create(family, params)
 
         def monitor(step: int, predicted: np.ndarray) -> None:
-            score = normalized_gini(y_val, predicted)
+            score = normalized_gini(y_tval, predicted)
             if np.isfinite(score):
                 trial.report(float(score), step)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"validation Gini {score:.4f} at step {step}")
 
-        model.fit(X_fit, y_fit, X_val=X_val, y_val=y_val, monitor=monitor, monitor_every=every)
-        value = float(normalized_gini(y_val, model.predict(X_val)))
+        model.fit(X_tune, y_tune, X_val=X_tval, y_val=y_tval, monitor=monitor, monitor_every=every)
+        value = float(normalized_gini(y_tval, model.predict(X_tval)))
         if not np.isfinite(value):
             raise ValueError("validation Gini is undefined for this trial")
         _save_atomically(model, study_dir / f"trial-{trial.number}")
@@ -273,10 +298,12 @@ def run_study(
             on_trial(next(r for r in _records(study) if r.number == frozen.number))
 
     started = time.perf_counter()
-    new = 0
+    new = failed = 0
     while remaining > 0:
         left = None if timeout_s is None else timeout_s - (time.perf_counter() - started)
         if left is not None and left <= 0:
+            break
+        if failed >= n_trials:  # every attempt fails: a data or code problem, not bad luck
             break
         study.optimize(
             objective,
@@ -287,6 +314,8 @@ def run_study(
             gc_after_trial=True,
         )
         new += 1
+        if study.trials[-1].state == optuna.trial.TrialState.FAIL:
+            failed += 1
         remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished_states))
 
     completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -296,6 +325,14 @@ def run_study(
         )
     best = study.best_trial
     model_dir = study_dir / f"trial-{best.number}"
+    if sampled:
+        model_dir = study_dir / f"final-trial-{best.number}"
+        if not model_dir.exists():
+            X_all, y_all = _sample(X_fit, y_fit, max_fit_rows, seed + 2)
+            logger.info("%s: refitting trial %d on %d rows", family, best.number, len(X_all))
+            final = create(family, dict(best.user_attrs.get("params", {})))
+            final.fit(X_all, y_all, X_val=X_val, y_val=y_val)
+            _save_atomically(final, model_dir)
     outcome = StudyOutcome(
         family=family,
         study_name=study_name,
@@ -312,6 +349,10 @@ def run_study(
         # a cleaned folder. Refit the best parameters (same seed, same data, same model).
         logger.warning("%s: best trial's model unusable (%s); refitting", family, err)
         model = create(family, outcome.best_params)
-        model.fit(X_fit, y_fit, X_val=X_val, y_val=y_val)
+        if sampled:
+            X_all, y_all = _sample(X_fit, y_fit, max_fit_rows, seed + 2)
+            model.fit(X_all, y_all, X_val=X_val, y_val=y_val)
+        else:
+            model.fit(X_tune, y_tune, X_val=X_tval, y_val=y_tval)
         _save_atomically(model, model_dir)
     return outcome

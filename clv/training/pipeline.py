@@ -57,6 +57,11 @@ class TrainConfig:
         Seed of the samplers and models.
     coverage : float
         Nominal coverage of the prediction intervals.
+    max_tune_rows : int or None
+        Optuna trials see at most this many fit (and validation) rows, sampled with the seed;
+        the best parameters are then refitted on up to ``max_fit_rows``. ``None``: all rows.
+    max_fit_rows : int or None
+        Rows of each family's final refit after tuning on a sample (``None``: all fit rows).
     """
 
     horizon_days: int
@@ -67,6 +72,8 @@ class TrainConfig:
     step_days: int = 30
     seed: int = 0
     coverage: float = 0.8
+    max_tune_rows: int | None = 50_000
+    max_fit_rows: int | None = 250_000
 
     def __post_init__(self) -> None:
         from clv.models.registry import SEARCH_SPACES
@@ -82,6 +89,12 @@ class TrainConfig:
             raise ValueError(
                 f"unknown model families {unknown}; choose from {', '.join(SEARCH_SPACES)}"
             )
+        for name in ("max_tune_rows", "max_fit_rows"):
+            value = getattr(self, name)
+            if value is not None and value < 1000:
+                raise ValueError(
+                    f"{name} must be at least 1000 (or None for all rows), got {value}"
+                )
         if not 0.0 < self.coverage < 1.0:
             raise ValueError(f"coverage must be strictly between 0 and 1, got {self.coverage}")
 

@@ -111,7 +111,7 @@ def plan_windows(
         validation - pd.Timedelta(days=horizon_days + (k - 1) * step_days)
         for k in range(1, n_windows)
     ]
-    fit = [c for c in fit if c > earliest]
+    fit = [c for c in fit if c >= earliest]
     if not fit:
         needed = 3 * horizon_days + step_days
         have = (as_of - first).days

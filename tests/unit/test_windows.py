@@ -1,0 +1,129 @@
+"""The window plan keeps every training target before the holdout and the holdout before as-of."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clv.training.windows import end_of_day, plan_windows
+
+FIRST = pd.Timestamp("2023-01-01")
+
+
+def test_cutoffs_of_a_small_plan_match_the_hand_computed_dates() -> None:
+    # as_of 2024-01-01, horizon 30: holdout 30 days earlier (2023-12-02), validation 30 days
+    # before that (2023-11-02); fit cut-offs 30, 60 and 90 days before validation
+    # (2023-10-03, 2023-09-03, 2023-08-04), oldest first.
+    plan = plan_windows(
+        FIRST, as_of=pd.Timestamp("2024-01-01"), horizon_days=30, n_windows=4, step_days=30
+    )
+    assert plan.holdout == pd.Timestamp("2023-12-02")
+    assert plan.validation == pd.Timestamp("2023-11-02")
+    assert plan.fit == (
+        pd.Timestamp("2023-08-04"),
+        pd.Timestamp("2023-09-03"),
+        pd.Timestamp("2023-10-03"),
+    )
+    assert plan.training_cutoffs == [*plan.fit, plan.validation]
+    assert plan.to_dict()["fit"] == [
+        "2023-08-04T00:00:00",
+        "2023-09-03T00:00:00",
+        "2023-10-03T00:00:00",
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    horizon_days=st.integers(1, 180),
+    n_windows=st.integers(2, 15),
+    step_days=st.integers(1, 90),
+    history_days=st.integers(1, 1500),
+    first_second=st.integers(0, 86_399),
+)
+def test_every_target_window_ends_before_the_next_role_begins(
+    horizon_days: int, n_windows: int, step_days: int, history_days: int, first_second: int
+) -> None:
+    first = FIRST + pd.Timedelta(seconds=first_second)
+    as_of = end_of_day(first + pd.Timedelta(days=history_days))
+    try:
+        plan = plan_windows(
+            first,
+            as_of=as_of,
+            horizon_days=horizon_days,
+            n_windows=n_windows,
+            step_days=step_days,
+        )
+    except ValueError as err:
+        # refused only when the history cannot hold three horizons plus one step
+        assert as_of - first <= pd.Timedelta(days=3 * horizon_days + step_days)
+        assert "--as-of" in str(err)
+        return
+    horizon = pd.Timedelta(days=horizon_days)
+    assert plan.holdout + horizon == plan.as_of == as_of
+    assert plan.validation + horizon <= plan.holdout
+    for cutoff in plan.fit:
+        assert cutoff + horizon <= plan.validation
+        assert cutoff >= first + pd.Timedelta(days=step_days)
+    assert 1 <= len(plan.fit) <= n_windows - 1
+    assert list(plan.fit) == sorted(set(plan.fit))
+
+
+def test_short_history_keeps_only_the_fit_cutoffs_with_enough_history() -> None:
+    # 200 days, horizon 30, step 30: validation at day 140, fit cut-offs at days 110, 80, 50, 20;
+    # day 20 has fewer than 30 days of history before it and is dropped.
+    plan = plan_windows(
+        FIRST, as_of=FIRST + pd.Timedelta(days=200), horizon_days=30, n_windows=5, step_days=30
+    )
+    assert [(c - FIRST).days for c in plan.fit] == [50, 80, 110]
+
+
+def test_too_short_history_names_the_days_needed_and_the_as_of_option() -> None:
+    # needed: a fit, a validation and a holdout window of 30 days plus 30 days of history = 120
+    with pytest.raises(ValueError, match=r"100 days of history") as err:
+        plan_windows(
+            FIRST, as_of=FIRST + pd.Timedelta(days=100), horizon_days=30, n_windows=4, step_days=30
+        )
+    message = str(err.value)
+    assert "at least 120" in message
+    assert "--as-of" in message
+
+
+def test_as_of_before_the_first_transaction_is_rejected() -> None:
+    with pytest.raises(ValueError, match="--as-of"):
+        plan_windows(FIRST, as_of=FIRST - pd.Timedelta(days=1), horizon_days=30)
+
+
+def test_history_of_exactly_the_days_the_message_asks_for_is_accepted() -> None:
+    plan = plan_windows(
+        FIRST, as_of=FIRST + pd.Timedelta(days=120), horizon_days=30, n_windows=2, step_days=30
+    )
+    assert plan.fit == (FIRST + pd.Timedelta(days=30),)
+
+
+@pytest.mark.parametrize(
+    ("horizon_days", "n_windows", "step_days"),
+    [(0, 4, 30), (-5, 4, 30), (30, 1, 30), (30, 4, 0)],
+    ids=["zero-horizon", "negative-horizon", "one-window", "zero-step"],
+)
+def test_bad_arguments_are_rejected_with_the_values_given(
+    horizon_days: int, n_windows: int, step_days: int
+) -> None:
+    with pytest.raises(ValueError, match="must be at least") as err:
+        plan_windows(
+            FIRST,
+            as_of=pd.Timestamp("2025-01-01"),
+            horizon_days=horizon_days,
+            n_windows=n_windows,
+            step_days=step_days,
+        )
+    assert f"got {horizon_days}, {step_days} and {n_windows}" in str(err.value)
+
+
+def test_end_of_day_includes_the_whole_day_and_nothing_of_the_next() -> None:
+    cutoff = end_of_day(pd.Timestamp("2024-02-29 13:45:10"))
+    assert cutoff == pd.Timestamp("2024-02-29 23:59:59.999999")
+    assert pd.Timestamp("2024-02-29 23:59:59.999999") <= cutoff
+    assert pd.Timestamp("2024-03-01 00:00:00") > cutoff
+    assert end_of_day(cutoff) == cutoff
