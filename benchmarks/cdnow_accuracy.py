@@ -219,6 +219,24 @@ def print_tables(records: list[dict[str, Any]]) -> None:
             f"| {r['horizon_days']} | {r['as_of_day']} | " + " | ".join(cells) + f" | {everyone} |"
         )
 
+    levelled = [r for r in done if r["validation_aggregate_errors"]]
+    if levelled:
+        print(
+            "\nLevel: aggregate error on the validation window (the latest training window, "
+            "before seasonal calibration) → at the scored horizon. A level learnt on the "
+            "validation window carries over only where the two agree."
+        )
+        names = list(levelled[0]["validation_aggregate_errors"])
+        print("\n| horizon | as-of | " + " | ".join(names) + " |")
+        print("|---:|---|" + "---|" * len(names))
+        for r in levelled:
+            cells = []
+            for name in names:
+                on_validation = r["validation_aggregate_errors"].get(name, math.nan)
+                scored = r["metrics"][name]["aggregate_error"]
+                cells.append(f"{_fmt(on_validation, '+.3f')} → {_fmt(scored, '+.3f')}")
+            print(f"| {r['horizon_days']} | {r['as_of_day']} | " + " | ".join(cells) + " |")
+
     print("\nChurn = no purchase in the horizon.")
     print("\n| horizon | as-of | model | AUC | Brier | calibration error | base rate |")
     print("|---:|---|---|---:|---:|---:|---:|")

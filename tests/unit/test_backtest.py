@@ -162,3 +162,48 @@ def test_learnt_model_recovers_the_generators_expected_spend() -> None:
     assert abs(aggregate_error(expected, learnt)) < 0.15
     btyd = result.predictions[BTYD]
     assert normalized_gini(expected, learnt) >= normalized_gini(expected, btyd) - 0.01
+
+
+def test_validation_level_is_each_members_aggregate_error_on_the_latest_window(  # type: ignore[no-untyped-def]
+    result, transactions
+) -> None:
+    assert set(result.validation_aggregate_errors) == {
+        "xgboost",
+        "lightgbm",
+        "ensemble",
+        BTYD,
+        RUN_RATE,
+    }
+    # By hand for the run rate: its predicted total is the base's gross spend on the 90 purchase
+    # days up to the latest training cut-off, per day, times the horizon (shares sum to one);
+    # the realised total is what the customers seen by then spent in the following horizon.
+    cutoff = result.train_cutoffs[-1]
+    day = transactions["timestamp"].dt.normalize()
+    past = transactions[transactions["timestamp"] <= cutoff]
+    recent = past[(day.loc[past.index] > cutoff.normalize() - pd.Timedelta(days=90))]
+    predicted = recent.loc[recent["amount"] > 0, "amount"].sum() / 90 * HORIZON
+    window = transactions[
+        (transactions["timestamp"] > cutoff)
+        & (transactions["timestamp"] <= cutoff + pd.Timedelta(days=HORIZON))
+        & transactions["customer_id"].isin(past.loc[past["amount"] > 0, "customer_id"])
+    ]
+    realised = window.groupby("customer_id")["amount"].sum().clip(lower=0).sum()
+    assert result.validation_aggregate_errors[RUN_RATE] == pytest.approx(
+        predicted / realised - 1, rel=1e-9
+    )
+
+
+def test_no_validation_level_when_the_validation_fold_spans_windows(
+    transactions: pd.DataFrame,
+) -> None:
+    result = backtest(
+        transactions,
+        horizon_days=HORIZON,
+        families=("lightgbm",),
+        n_windows=3,
+        step_days=45,
+        validation="customers",
+        with_churn=False,
+        params={"lightgbm": {"n_estimators": 40}},
+    )
+    assert result.validation_aggregate_errors == {}
