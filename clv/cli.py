@@ -621,8 +621,7 @@ def score(
     from clv import tracking
     from clv.data.io import read_table, write_table
     from clv.data.validation import ContractError
-    from clv.training.bundle import ChurnBundle, SpendBundle, load_bundle
-    from clv.training.scoring import score_customers
+    from clv.training.scoring import load_registered, score_customers
 
     cutoff = _parse_as_of(as_of)
     suffix = out.lower()
@@ -631,24 +630,12 @@ def score(
     tracking.configure()
     try:
         with tempfile.TemporaryDirectory(prefix="clv-score-") as tmp:
-            spend_info = tracking.get_version(tracking.SPEND_MODEL, alias=alias)
-            spend = load_bundle(
-                tracking.download_bundle(tracking.SPEND_MODEL, alias=alias, dst=Path(tmp) / "s")
-            )
-            churn = None
-            if tracking.get_version(tracking.CHURN_MODEL, alias=alias) is not None:
-                churn = load_bundle(
-                    tracking.download_bundle(tracking.CHURN_MODEL, alias=alias, dst=Path(tmp) / "c")
-                )
-            else:
+            models = load_registered(alias, Path(tmp))
+            if models.churn is None:
                 err_console.print(
                     f"no clv-churn@{alias}: churn_probability is left out "
                     "(promote one with `clv promote --model clv-churn`)"
                 )
-            if not isinstance(spend, SpendBundle) or not (
-                churn is None or isinstance(churn, ChurnBundle)
-            ):
-                raise _fail(f"the models under alias {alias!r} are not a spend and a churn model")
             with err_console.status("reading and validating inputs ..."):
                 tx = read_table(transactions, "transactions")
                 extra = {
@@ -662,8 +649,8 @@ def score(
             with err_console.status("scoring ..."):
                 scores = score_customers(
                     tx,
-                    spend=spend,
-                    churn=churn,
+                    spend=models.spend,
+                    churn=models.churn,
                     horizon_days=horizon_days,
                     as_of=cutoff,  # type: ignore[arg-type]
                     **extra,
@@ -672,16 +659,74 @@ def score(
         raise _fail(str(err)) from None
     except (ContractError, FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None
-    scores["model_version"] = spend_info.version if spend_info else None
+    scores["model_version"] = models.spend_version
     write_table(scores, out)
     console.print(
         Text(
-            f"{len(scores):,} customers scored with clv-spend@{alias}"
-            + (f" (v{spend_info.version})" if spend_info else "")
+            f"{len(scores):,} customers scored with clv-spend@{alias} (v{models.spend_version})"
             + f"; total predicted {scores['predicted_clv'].sum():,.2f} over {horizon_days} days"
         )
     )
     console.print(Text(f"scores: {out}"))
+
+
+@app.command()
+def monitor(
+    transactions: Annotated[
+        str, typer.Option("--transactions", help="Current transactions (local or s3://).")
+    ],
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Feature cut-off YYYY-MM-DD (default: the last transaction's day)."),
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option(min=0.01, max=1.0, help="Share of drifted feature columns that is drift."),
+    ] = 0.3,
+    customers_path: Annotated[
+        str | None, typer.Option("--customers", help="Optional customers table.")
+    ] = None,
+    sustainability_path: Annotated[
+        str | None, typer.Option("--sustainability", help="Optional sustainability table.")
+    ] = None,
+) -> None:
+    """Check current features for drift against the champion's reference (Evidently).
+
+    On drift, emits the Prefect event ``clv.drift.detected``: the training deployment's trigger
+    turns it into one retraining run. Prints the HTML report's path.
+    """
+    _parse_as_of(as_of)
+    _local_orchestration_defaults()
+    from clv import tracking
+    from clv.data.validation import ContractError
+
+    try:
+        from flows.monitoring import monitoring_flow
+
+        result = monitoring_flow(
+            transactions=transactions,
+            as_of=as_of,
+            threshold=threshold,
+            customers=customers_path,
+            sustainability=sustainability_path,
+        )
+    except tracking.NoSuchModelError as err:
+        raise _fail(str(err)) from None
+    except (ContractError, FileNotFoundError, ValueError) as err:
+        raise _fail(str(err)) from None
+    share = result["share"]
+    drifted = ", ".join(result["drifted_columns"]) or "none"
+    verdict = "DRIFT" if result["detected"] else "no drift"
+    console.print(
+        Text(
+            f"{verdict}: {share:.1%} of {len(result['columns_checked'])} feature columns drifted "
+            f"(threshold {threshold:.0%}) against clv-spend v{result['champion_version']}"
+        )
+    )
+    console.print(Text(f"drifted columns: {drifted}"), soft_wrap=True)
+    if result["detected"]:
+        console.print(Text("emitted clv.drift.detected (the training deployment retrains on it)"))
+    console.print(Text(f"report: {result['report_path']}"), soft_wrap=True)
 
 
 def main() -> None:

@@ -337,13 +337,13 @@ def training_flow(
     horizon_days: int = 90,
     as_of: str | None = None,
     trials: int = 10,
-    families: list[str] | None = None,
+    families: list[str] | str | None = None,
     customers: str | None = None,
     sustainability: str | None = None,
     n_windows: int = 12,
     step_days: int = 30,
     seed: int = 0,
-    trigger: dict[str, Any] | None = None,
+    trigger: dict[str, Any] | str | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and register challengers for ``clv-spend`` and ``clv-churn``.
 
@@ -358,16 +358,17 @@ def training_flow(
         Training cut-off (ISO date); default: the day of the last transaction.
     trials : int
         Optuna trials per family.
-    families : list of str, optional
-        Families to tune (default: xgboost, lightgbm, keras_ziln).
+    families : list of str or str, optional
+        Families to tune, as a list or comma-separated (default: xgboost, lightgbm, keras_ziln).
     customers, sustainability : str, optional
         Optional tables.
     n_windows, step_days : int
         Rolling training windows and days between them.
     seed : int
         Seed of samplers and models.
-    trigger : dict, optional
-        What started the run (e.g. the payload of a ``clv.drift.detected`` event); recorded.
+    trigger : dict or str, optional
+        What started the run (e.g. the payload of a ``clv.drift.detected`` event, as a dict or
+        JSON text, as a deployment trigger renders it); recorded with the run.
 
     Returns
     -------
@@ -377,6 +378,15 @@ def training_flow(
     from clv import tracking
 
     logger = get_run_logger()
+    if isinstance(families, str):
+        families = [f.strip() for f in families.split(",") if f.strip()]
+    if isinstance(trigger, str):
+        import json
+
+        try:
+            trigger = {"event": "clv.drift.detected", **json.loads(trigger)} if trigger else None
+        except json.JSONDecodeError:
+            trigger = {"event": "unknown", "text": trigger}
     parameters = _config(
         {
             "horizon_days": horizon_days,

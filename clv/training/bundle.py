@@ -4,6 +4,7 @@ Layout (the folder MLflow stores as the model version's ``bundle`` artefact)::
 
     bundle.json      kind, family, feature columns, horizon, as-of, level factor, provenance
     intervals.json   interval multipliers (spend bundles)
+    reference.parquet  a sample of the validation window's features: the drift reference
     model/           the model in its native format, with its own manifest.json
     manifest.json    SHA-256 of every file above (model "clv-bundle")
 
@@ -28,6 +29,7 @@ from clv.models.intervals import BinnedRatioInterval
 
 BUNDLE_NAME = "clv-bundle"
 SPEND = "spend"
+REFERENCE_FILE = "reference.parquet"
 CHURN = "churn"
 
 
@@ -53,6 +55,8 @@ class SpendBundle:
         Interval multipliers learnt on the validation window.
     info : dict
         Provenance: data hash, metrics, parameters, code version.
+    reference : DataFrame, optional
+        Features the model was validated on (a sample): what monitoring compares new data with.
     """
 
     model: Any
@@ -63,6 +67,7 @@ class SpendBundle:
     level_factor: float
     intervals: BinnedRatioInterval
     info: dict[str, Any] = field(default_factory=dict)
+    reference: pd.DataFrame | None = None
 
     kind = SPEND
 
@@ -148,6 +153,9 @@ def save_bundle(bundle: Bundle, path: Path) -> Path:
             spec["level_factor"] = float(bundle.level_factor)
             (tmp / "intervals.json").write_text(bundle.intervals.to_json(), encoding="utf-8")
             files.append("intervals.json")
+            if bundle.reference is not None:
+                bundle.reference.to_parquet(tmp / REFERENCE_FILE, index=False)
+                files.append(REFERENCE_FILE)
         (tmp / "bundle.json").write_text(
             json.dumps(spec, indent=2, sort_keys=True, default=str), encoding="utf-8"
         )
@@ -189,7 +197,7 @@ def load_bundle(path: Path) -> Bundle:
         When a file is missing or changed.
     """
     folder = Path(path)
-    read_manifest(folder, expected_model=BUNDLE_NAME)
+    manifest = read_manifest(folder, expected_model=BUNDLE_NAME)
     spec: dict[str, Any] = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
     model = _load_model(spec["family"], folder / "model")
     common: dict[str, Any] = {
@@ -204,7 +212,10 @@ def load_bundle(path: Path) -> Bundle:
     intervals = BinnedRatioInterval.from_json(
         (folder / "intervals.json").read_text(encoding="utf-8")
     )
+    # Only a file the manifest vouches for is read.
+    verified = REFERENCE_FILE in manifest["files"]
     return SpendBundle(
+        reference=pd.read_parquet(folder / REFERENCE_FILE) if verified else None,
         family=spec["family"],
         level_factor=float(spec.get("level_factor", 1.0)),
         intervals=intervals,

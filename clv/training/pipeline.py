@@ -385,6 +385,7 @@ def assemble(
         level_factor=_level(chosen.predict, frames, plan.as_of),
         intervals=intervals[winner],
         info={**info, "ensemble_weights": ensemble.weights if winner == ENSEMBLE else {}},
+        reference=drift_reference(X_val, seed=config.seed),
     )
     churn = ChurnBundle(
         model=churn_model,
@@ -404,6 +405,17 @@ def assemble(
         holdout_predictions=predictions,
         timings=timings,
     )
+
+
+#: Rows kept as the drift reference in a spend bundle.
+REFERENCE_ROWS = 20_000
+
+
+def drift_reference(features: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """A seeded sample of at most :data:`REFERENCE_ROWS` feature rows (the drift reference)."""
+    if len(features) <= REFERENCE_ROWS:
+        return features.reset_index(drop=True)
+    return features.sample(n=REFERENCE_ROWS, random_state=seed).reset_index(drop=True)
 
 
 def evaluate_spend_bundle(bundle: SpendBundle, frames: TrainingFrames) -> dict[str, float]:

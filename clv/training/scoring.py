@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import pandas as pd
 
 from clv.features import build_features
@@ -85,3 +88,51 @@ def score_customers(
     out.index = out.index.astype(str)
     out = out.rename_axis("customer_id").reset_index().sort_values("customer_id")
     return out.reset_index(drop=True)
+
+
+@dataclass
+class RegisteredModels:
+    """The spend (and, when registered under the alias, churn) models behind a registry alias."""
+
+    spend: SpendBundle
+    spend_version: int
+    churn: ChurnBundle | None
+    churn_version: int | None
+
+
+def load_registered(alias: str, dst: Path) -> RegisteredModels:
+    """Download and verify ``clv-spend@alias`` and, when it exists, ``clv-churn@alias``.
+
+    Raises
+    ------
+    clv.tracking.NoSuchModelError
+        When ``clv-spend`` has no such alias (the message names ``clv promote``).
+    clv.models.base.IntegrityError
+        When a downloaded file does not match its recorded SHA-256.
+    ValueError
+        When the alias points at something that is not a spend or a churn model.
+    """
+    from clv import tracking
+    from clv.training.bundle import load_bundle
+
+    spend_info = tracking.get_version(tracking.SPEND_MODEL, alias=alias)
+    spend = load_bundle(
+        tracking.download_bundle(tracking.SPEND_MODEL, alias=alias, dst=Path(dst) / "spend")
+    )
+    if spend_info is None or not isinstance(spend, SpendBundle):
+        raise ValueError(f"clv-spend@{alias} is not a spend model")
+    churn_info = tracking.get_version(tracking.CHURN_MODEL, alias=alias)
+    churn = None
+    if churn_info is not None:
+        loaded = load_bundle(
+            tracking.download_bundle(tracking.CHURN_MODEL, alias=alias, dst=Path(dst) / "churn")
+        )
+        if not isinstance(loaded, ChurnBundle):
+            raise ValueError(f"clv-churn@{alias} is not a churn model")
+        churn = loaded
+    return RegisteredModels(
+        spend=spend,
+        spend_version=spend_info.version,
+        churn=churn,
+        churn_version=None if churn_info is None else churn_info.version,
+    )

@@ -1,0 +1,79 @@
+"""Scoring flow: the champion scores every customer; the table lands where the API will read it.
+
+Writes ``$CLV_HOME/scores/<as-of>-<h>d.parquet`` and replaces ``$CLV_HOME/scores/latest.parquet``
+atomically (the same columns as ``clv score``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+
+from clv.settings import get_settings
+from flows.training import retry_on_io
+
+
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
+def score(
+    transactions: str,
+    horizon_days: int,
+    as_of: str | None,
+    alias: str,
+    customers: str | None,
+    sustainability: str | None,
+) -> dict[str, Any]:
+    """Score with ``clv-spend@alias`` (and ``clv-churn@alias``) and write the tables."""
+    import pandas as pd
+
+    from clv import tracking
+    from clv.data.io import read_table, write_table
+    from clv.training.scoring import load_registered, score_customers
+    from clv.training.windows import end_of_day
+
+    tracking.configure()
+    with tempfile.TemporaryDirectory(prefix="clv-scoring-") as tmp:
+        models = load_registered(alias, Path(tmp))
+    tx = read_table(transactions, "transactions")
+    scores = score_customers(
+        tx,
+        spend=models.spend,
+        churn=models.churn,
+        horizon_days=horizon_days,
+        as_of=None if as_of is None else end_of_day(pd.Timestamp(as_of)),
+        customers=read_table(customers, "customers") if customers else None,
+        sustainability=read_table(sustainability, "sustainability") if sustainability else None,
+    )
+    scores["model_version"] = models.spend_version
+    folder = get_settings().home / "scores"
+    cutoff = pd.Timestamp(scores["as_of"].iloc[0])
+    dated = folder / f"{cutoff:%Y-%m-%d}-{horizon_days}d.parquet"
+    write_table(scores, dated)
+    write_table(scores, folder / "latest.parquet")
+    return {
+        "scores": str(dated),
+        "customers": len(scores),
+        "predicted_total": float(scores["predicted_clv"].sum()),
+        "model_version": models.spend_version,
+    }
+
+
+@flow(name="clv-scoring", persist_result=True, result_serializer="json", log_prints=True)
+def scoring_flow(
+    transactions: str,
+    horizon_days: int = 90,
+    as_of: str | None = None,
+    alias: str = "champion",
+    customers: str | None = None,
+    sustainability: str | None = None,
+) -> dict[str, Any]:
+    """Score every customer with the champion; see :func:`clv.training.scoring.score_customers`."""
+    from monitoring.metrics import record_predictions, write_default_textfile
+
+    result = score(transactions, horizon_days, as_of, alias, customers, sustainability)
+    record_predictions("clv-spend", result["customers"])
+    write_default_textfile()
+    print(f"{result['customers']:,} customers scored by clv-spend v{result['model_version']}")
+    return result

@@ -1,0 +1,514 @@
+"""Kubernetes manifests and the Prefect work-pool base job template, checked offline.
+
+There is no cluster here. Every manifest is checked with ``kubernetes-validate --strict`` (the
+Python API: strict mode rejects unknown fields, which the lenient mode lets through). The base job
+template is rendered the way the Kubernetes worker renders it and the resulting Job is validated
+the same way. The slow test creates the work pool from the template on a real Prefect server.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from prefect.utilities.templating import apply_values, find_placeholders
+
+from tests.conftest import _answers_http, _free_port, _stop_process_group
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S_DIR = ROOT / "k8s"
+TEMPLATE_PATH = K8S_DIR / "base-job-template.json"
+BIN = Path(sys.executable).parent
+
+#: The oldest Kubernetes minor we target, and the newest kubernetes-validate 1.37 bundles.
+K8S_VERSIONS = ("1.31", "1.37")
+
+#: Variables the worker fills for each flow run (``BaseJobConfiguration.prepare_for_flow_run``
+#: sets ``name``, ``labels``, ``command`` and merges its own ``env``): no default needed.
+FILLED_BY_PREFECT = {"name", "labels", "command"}
+#: Variables that are deliberately unset by default (unset = the key is left out of the Job).
+OPTIONAL_WITHOUT_DEFAULT = {"cpu_limit", "job_watch_timeout_seconds", "cluster_config"}
+
+#: What the worker fills in for one flow run (sample values; the real ones come from the run).
+SAMPLE_FLOW_RUN_VALUES: dict[str, Any] = {
+    "name": "clv-training-agile-otter",
+    "labels": {
+        "prefect.io/flow-run-id": "0b0ab9a6-3c47-4c0d-9a43-7f3e0d6f3a10",
+        "prefect.io/flow-run-name": "agile-otter",
+        "prefect.io/work-pool-name": "clv-kubernetes",
+    },
+    "command": "prefect flow-run execute",
+}
+
+#: prefect-kubernetes 0.8.0 ``_get_base_job_manifest()``: the worker refuses a Job template that
+#: lacks any of these or sets them differently. Note ``parallelism`` and ``completions`` under the
+#: *pod* spec: the worker requires them there, although they are Job fields (see
+#: ``test_rendered_job_passes_strict_validation``).
+WORKER_REQUIRED_MANIFEST: dict[str, Any] = {
+    "apiVersion": "batch/v1",
+    "kind": "Job",
+    "metadata": {"annotations": {}, "labels": {}},
+    "spec": {
+        "template": {
+            "spec": {
+                "parallelism": 1,
+                "completions": 1,
+                "restartPolicy": "Never",
+                "containers": [{"name": "prefect-job"}],
+            }
+        }
+    },
+}
+MISPLACED_JOB_FIELDS = ("parallelism", "completions")
+
+PREFECT_START_TIMEOUT_S = 90.0
+
+
+def load_documents(path: Path) -> list[dict[str, Any]]:
+    """All non-empty YAML documents of a manifest file.
+
+    Parameters
+    ----------
+    path : Path
+        A ``.yaml`` file holding one or more ``---``-separated Kubernetes objects.
+
+    Returns
+    -------
+    list of dict
+        One dict per document, in file order.
+    """
+    with path.open() as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc]
+
+
+def strict_errors(doc: dict[str, Any], version: str) -> list[str]:
+    """Problems ``kubernetes-validate --strict`` finds in one object (empty when valid).
+
+    Parameters
+    ----------
+    doc : dict
+        One Kubernetes object.
+    version : str
+        Kubernetes version, ``"major.minor"``.
+
+    Returns
+    -------
+    list of str
+        ``kind/name: path: message`` per problem. A kind without a bundled schema counts as a
+        problem: the CLI only warns about it, which would let a typo'd ``kind`` through.
+    """
+    where = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name', '?')}"
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as err:
+        path = ".".join(str(part) for part in err.path)
+        return [f"{where}: {path}: {err.message}"]
+    except kubernetes_validate.SchemaNotFoundError as err:
+        return [f"{where}: {err.message}"]
+    return []
+
+
+def load_template() -> dict[str, Any]:
+    """The work pool's base job template (``k8s/base-job-template.json``).
+
+    Returns
+    -------
+    dict
+        With keys ``job_configuration`` and ``variables``.
+    """
+    return json.loads(TEMPLATE_PATH.read_text())
+
+
+def render_job_configuration(
+    template: dict[str, Any], job_variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Render the template as the Kubernetes worker does for one flow run.
+
+    Mirrors ``BaseJobConfiguration.from_template_and_values`` (defaults, then overrides, with
+    ``env`` merged key by key, then ``apply_values``) and the parts of prefect-kubernetes'
+    ``KubernetesWorkerJobConfiguration.prepare_for_flow_run`` that shape the manifest: the ``env``
+    mapping is turned into ``name``/``value`` entries placed *before* the template's own env list
+    (template entries with the same name are dropped), ``args`` is split like a shell command,
+    and the run's labels are copied onto the pod. Prefect's own per-run environment
+    (``PREFECT__FLOW_RUN_ID``, API URL, ...) is left out.
+
+    Parameters
+    ----------
+    template : dict
+        Base job template with ``job_configuration`` and ``variables``.
+    job_variables : dict, optional
+        Deployment or flow-run overrides; the worker's own values (name, labels, command) are
+        taken from ``SAMPLE_FLOW_RUN_VALUES`` unless given here.
+
+    Returns
+    -------
+    dict
+        The rendered job configuration; its ``job_manifest`` is the Job the worker submits.
+    """
+    properties = template["variables"]["properties"]
+    defaults = {
+        name: schema["default"]
+        for name, schema in properties.items()
+        if schema.get("default") is not None
+    }
+    overrides = {**SAMPLE_FLOW_RUN_VALUES, **(job_variables or {})}
+    values = {**defaults, **overrides}
+    values["env"] = {**defaults.get("env", {}), **overrides.get("env", {})}
+    config = apply_values(copy.deepcopy(template["job_configuration"]), values)
+
+    manifest = config["job_manifest"]
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    run_env = [{"name": key, "value": value} for key, value in config["env"].items()]
+    template_env = container.get("env")
+    if isinstance(template_env, list):
+        names = {entry["name"] for entry in run_env}
+        run_env += [entry for entry in template_env if entry.get("name") not in names]
+    container["env"] = run_env
+    if isinstance(container.get("args"), str):
+        container["args"] = shlex.split(container["args"])
+    pod_metadata = manifest["spec"]["template"].setdefault("metadata", {})
+    pod_metadata["labels"] = {**pod_metadata.get("labels", {}), **config["labels"]}
+    return config
+
+
+def kubernetes_view(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The Job as the API server stores it: the worker's misplaced pod-spec fields dropped.
+
+    Parameters
+    ----------
+    manifest : dict
+        A rendered job manifest.
+
+    Returns
+    -------
+    dict
+        A copy without ``parallelism``/``completions`` under the pod spec (Kubernetes ignores
+        unknown fields there, with a warning).
+    """
+    job = copy.deepcopy(manifest)
+    pod_spec = job["spec"]["template"]["spec"]
+    for field in MISPLACED_JOB_FIELDS:
+        pod_spec.pop(field, None)
+    return job
+
+
+# ---------------------------------------------------------------------------------------------
+# Plain manifests
+# ---------------------------------------------------------------------------------------------
+
+MANIFEST_FILES = sorted(K8S_DIR.glob("*.yaml"))
+
+
+def test_manifests_hold_the_expected_objects() -> None:
+    kinds = sorted(
+        (doc["kind"], doc["metadata"]["name"])
+        for path in MANIFEST_FILES
+        for doc in load_documents(path)
+    )
+    assert kinds == [
+        ("ConfigMap", "clv-config"),
+        ("Deployment", "clv-prefect-worker"),
+        ("Namespace", "clv"),
+        ("PersistentVolumeClaim", "clv-data"),
+        ("Role", "clv-prefect-worker"),
+        ("RoleBinding", "clv-prefect-worker"),
+        ("Secret", "clv-mlflow"),
+        ("ServiceAccount", "clv-flow-runner"),
+        ("ServiceAccount", "clv-prefect-worker"),
+    ]
+    for path in MANIFEST_FILES:
+        for doc in load_documents(path):
+            if doc["kind"] != "Namespace":
+                assert doc["metadata"].get("namespace") == "clv", (path.name, doc["kind"])
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("path", MANIFEST_FILES, ids=[p.name for p in MANIFEST_FILES])
+def test_manifest_passes_strict_validation(path: Path, version: str) -> None:
+    docs = load_documents(path)
+    assert docs, f"{path.name} holds no objects"
+    errors = [error for doc in docs for error in strict_errors(doc, version)]
+    assert not errors, "\n".join(errors)
+
+
+def test_strict_validation_rejects_a_misspelled_field() -> None:
+    (deployment,) = (
+        doc
+        for doc in load_documents(K8S_DIR / "prefect-worker.yaml")
+        if doc["kind"] == "Deployment"
+    )
+    typo = copy.deepcopy(deployment)
+    container = typo["spec"]["template"]["spec"]["containers"][0]
+    container["imagePulPolicy"] = container.pop("imagePullPolicy")
+
+    errors = strict_errors(typo, K8S_VERSIONS[0])
+    assert len(errors) == 1
+    assert "imagePulPolicy" in errors[0]
+    # Without --strict the typo passes: the reason the suite validates strictly.
+    kubernetes_validate.validate(typo, K8S_VERSIONS[0], strict=False)
+
+
+def test_worker_deployment_is_non_root_with_a_healthcheck() -> None:
+    (deployment,) = (
+        doc
+        for doc in load_documents(K8S_DIR / "prefect-worker.yaml")
+        if doc["kind"] == "Deployment"
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["serviceAccountName"] == "clv-prefect-worker"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert isinstance(pod["securityContext"]["runAsUser"], int)
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+    command = container["command"]
+    assert command[:3] == ["prefect", "worker", "start"]
+    assert command[command.index("--pool") + 1] == "clv-kubernetes"
+    assert command[command.index("--type") + 1] == "kubernetes"
+    assert "--with-healthcheck" in command
+    probe = container["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/health"
+    (port,) = (p for p in container["ports"] if p["name"] == probe["port"])
+    assert port["containerPort"] == 8080
+    (api_url,) = (e for e in container["env"] if e["name"] == "PREFECT_API_URL")
+    assert api_url["valueFrom"]["configMapKeyRef"] == {
+        "name": "clv-config",
+        "key": "PREFECT_API_URL",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Base job template
+# ---------------------------------------------------------------------------------------------
+
+
+def test_placeholders_and_variables_match() -> None:
+    template = load_template()
+    placeholders = {p.name for p in find_placeholders(template["job_configuration"])}
+    properties = template["variables"]["properties"]
+    assert placeholders == set(properties), (
+        f"used but not declared: {sorted(placeholders - set(properties))}; "
+        f"declared but not used: {sorted(set(properties) - placeholders)}"
+    )
+    for name, schema in properties.items():
+        assert schema.get("title") and schema.get("description"), name
+        if name not in FILLED_BY_PREFECT | OPTIONAL_WITHOUT_DEFAULT:
+            assert "default" in schema, f"variable {name!r} has no default"
+
+
+def test_defaults_fit_their_schemas() -> None:
+    variables = load_template()["variables"]
+    for name, schema in variables["properties"].items():
+        if "default" in schema:
+            try:
+                jsonschema.validate(schema["default"], schema)
+            except jsonschema.ValidationError as err:
+                pytest.fail(f"default of {name!r} does not fit its schema: {err.message}")
+
+
+def test_production_defaults() -> None:
+    properties = load_template()["variables"]["properties"]
+    defaults = {name: schema.get("default") for name, schema in properties.items()}
+    assert defaults["namespace"] == "clv"
+    assert defaults["image"] == "clv-platform:latest"
+    assert defaults["service_account_name"] == "clv-flow-runner"
+    assert defaults["cpu_request"] == "2"
+    assert defaults["memory_request"] == "6Gi"
+    assert defaults["memory_limit"] == "8Gi"
+    assert defaults["env"] == {"CLV_HOME": "/data/clv", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_rendered_job_passes_strict_validation(version: str) -> None:
+    manifest = render_job_configuration(load_template())["job_manifest"]
+    assert not find_placeholders(manifest), "placeholders left after rendering"
+    # prefect-kubernetes insists on these two Job fields under the pod spec (see
+    # WORKER_REQUIRED_MANIFEST); strict validation rejects them there and the API server drops
+    # them with a warning. Everything else must be valid as it stands.
+    pod_spec = manifest["spec"]["template"]["spec"]
+    assert {field: pod_spec[field] for field in MISPLACED_JOB_FIELDS} == {
+        "parallelism": 1,
+        "completions": 1,
+    }
+    (error,) = strict_errors(manifest, version)
+    assert "spec.template.spec" in error
+    assert all(field in error for field in MISPLACED_JOB_FIELDS)
+    errors = strict_errors(kubernetes_view(manifest), version)
+    assert not errors, "\n".join(errors)
+
+
+def test_rendered_job_has_what_the_worker_requires() -> None:
+    manifest = render_job_configuration(load_template())["job_manifest"]
+    manifest["metadata"].setdefault("annotations", {})  # the worker adds it when missing
+    patch = jsonpatch.JsonPatch.from_diff(manifest, WORKER_REQUIRED_MANIFEST)
+    missing_or_different = [op for op in patch if op["op"] in ("add", "replace")]
+    assert not missing_or_different
+
+
+def test_rendered_job_uses_the_defaults() -> None:
+    manifest = render_job_configuration(load_template())["job_manifest"]
+    spec = manifest["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert manifest["metadata"]["namespace"] == "clv"
+    assert manifest["metadata"]["generateName"] == "clv-training-agile-otter-"
+    assert spec["backoffLimit"] == 0
+    assert spec["ttlSecondsAfterFinished"] == 86400
+    assert pod["serviceAccountName"] == "clv-flow-runner"
+    assert container["image"] == "clv-platform:latest"
+    assert container["args"] == ["prefect", "flow-run", "execute"]
+    # No CPU limit by default: the key is dropped, not rendered empty.
+    assert container["resources"] == {
+        "requests": {"cpu": "2", "memory": "6Gi"},
+        "limits": {"memory": "8Gi"},
+    }
+    assert pod["volumes"] == [
+        {"name": "clv-data", "persistentVolumeClaim": {"claimName": "clv-data"}}
+    ]
+    assert container["volumeMounts"] == [{"name": "clv-data", "mountPath": "/data"}]
+
+
+def test_pods_run_as_non_root_with_a_numeric_uid() -> None:
+    pod = render_job_configuration(load_template())["job_manifest"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    for context in (pod["securityContext"], container["securityContext"]):
+        assert context["runAsNonRoot"] is True
+        assert isinstance(context["runAsUser"], int)
+        assert context["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_env_merges_defaults_deployment_values_and_the_mlflow_secret() -> None:
+    mlflow_from_secret = {
+        "name": "MLFLOW_TRACKING_URI",
+        "valueFrom": {"secretKeyRef": {"name": "clv-mlflow", "key": "tracking-uri"}},
+    }
+    template = load_template()
+
+    env = render_job_configuration(template)["job_manifest"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]["env"]
+    assert env == [
+        {"name": "CLV_HOME", "value": "/data/clv"},
+        {"name": "PREFECT_SERVER_ANALYTICS_ENABLED", "value": "false"},
+        mlflow_from_secret,
+    ]
+
+    # A deployment's env adds to the defaults; a plain MLFLOW_TRACKING_URI replaces the Secret's.
+    env = render_job_configuration(
+        template, {"env": {"CLV_LOG_LEVEL": "debug", "MLFLOW_TRACKING_URI": "http://mlflow:5000"}}
+    )["job_manifest"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [
+        {"name": "CLV_HOME", "value": "/data/clv"},
+        {"name": "PREFECT_SERVER_ANALYTICS_ENABLED", "value": "false"},
+        {"name": "CLV_LOG_LEVEL", "value": "debug"},
+        {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow:5000"},
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The work pool on a real Prefect server
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def prefect_api(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A real ``prefect server`` (SQLite, temp home, free port); yield the env pointing at it."""
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        {
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path}/prefect.db",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
+    log_path = tmp_path / "prefect-server.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: teardown stops every child too
+        )
+    try:
+        deadline = time.monotonic() + PREFECT_START_TIMEOUT_S
+        while not _answers_http(f"{api}/health"):
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"prefect server did not answer on {api}/health within "
+                    f"{PREFECT_START_TIMEOUT_S:g} s:\n" + log_path.read_text(errors="replace")
+                )
+            time.sleep(0.5)
+        yield {**env, "PREFECT_API_URL": api}
+    finally:
+        _stop_process_group(server)
+
+
+def _prefect(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(BIN / "prefect"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"prefect {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.mark.slow
+def test_work_pool_is_created_from_the_template(prefect_api: dict[str, str]) -> None:
+    template_arg = str(TEMPLATE_PATH.relative_to(ROOT))
+    _prefect(
+        prefect_api,
+        "work-pool",
+        "create",
+        "clv-kubernetes",
+        "--type",
+        "kubernetes",
+        "--base-job-template",
+        template_arg,
+    )
+    pool = json.loads(
+        _prefect(prefect_api, "work-pool", "inspect", "clv-kubernetes", "-o", "json").stdout
+    )
+    assert pool["type"] == "kubernetes"
+    assert pool["base_job_template"] == load_template()
+    assert pool["base_job_template"]["variables"]["properties"]["namespace"]["default"] == "clv"
+
+    # The documented update path: the same command with --overwrite.
+    _prefect(
+        prefect_api,
+        "work-pool",
+        "create",
+        "clv-kubernetes",
+        "--type",
+        "kubernetes",
+        "--base-job-template",
+        template_arg,
+        "--overwrite",
+    )
