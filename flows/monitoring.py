@@ -22,6 +22,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from clv.settings import get_settings
+from flows._hooks import OUTCOME_HOOKS
 from flows.training import _logger, retry_on_io
 
 DRIFT_EVENT = "clv.drift.detected"
@@ -60,6 +61,29 @@ def emit_drift_event(payload: dict[str, Any], *, version: int | None) -> str | N
         resource["clv.model.version"] = str(version)
     event = emit_event(event=DRIFT_EVENT, resource=resource, payload=payload)
     return None if event is None else str(event.id)
+
+
+def _realised_performance(transactions: Any) -> list[dict[str, Any]]:
+    """Grade every stored scoring whose horizon has passed (newest first, at most five)."""
+    import pandas as pd
+
+    from monitoring.performance import realised_performance
+
+    graded = []
+    folder = get_settings().home / "scores"
+    for path in sorted(folder.glob("????-??-??-*d.parquet"), reverse=True)[:5]:
+        scores = pd.read_parquet(path)
+        result = realised_performance(scores, transactions)
+        if result is not None:
+            version = scores["model_version"].iloc[0] if "model_version" in scores else None
+            graded.append(
+                {
+                    "scores": path.name,
+                    "model_version": None if version is None else int(version),
+                    **result,
+                }
+            )
+    return graded
 
 
 @task(retries=2, retry_delay_seconds=5, retry_condition_fn=retry_on_io)
@@ -120,9 +144,51 @@ def check_drift(
         threshold=threshold,
         name="features",
     )
+    # The model's outputs: on the reference it was validated on, and on today's customers.
+    from monitoring.drift import prediction_drift
+
+    predictions = prediction_drift(
+        pd.DataFrame({"predicted_clv": spend.predict(spend.reference)}),
+        pd.DataFrame({"predicted_clv": spend.predict(current)}),
+        report_dir=reports,
+        threshold=threshold,
+    )
+    realised = _realised_performance(tx)
+    with tracking.training_run(
+        "clv-monitoring",
+        f"drift-{cutoff:%Y-%m-%d}",
+        tags={"champion_version": str(models.spend_version), "transactions": transactions},
+    ) as run:
+        run.log_metrics(
+            {
+                "feature_drift_share": result.share,
+                "drifted_columns": float(len(result.drifted_columns)),
+                "prediction_drift_share": predictions.share,
+                **{
+                    f"realised_{k}": float(v)
+                    for past in realised
+                    for k, v in past.items()
+                    if isinstance(v, int | float) and k not in ("horizon_days", "model_version")
+                },
+            }
+        )
+        run.log_dict(result.to_dict(), "feature_drift.json")
+        run.log_dict(predictions.to_dict(), "prediction_drift.json")
+        if realised:
+            run.log_dict({"realised": realised}, "realised_performance.json")
+        for path in (result.report_path, predictions.report_path):
+            if path is not None:
+                run.log_artifact(path, "reports")
+        mlflow_run = run.url
     config = spend.info.get("config", {})
     return {
         **result.to_dict(),
+        "prediction_drift_share": predictions.share,
+        "prediction_report_path": (
+            None if predictions.report_path is None else str(predictions.report_path)
+        ),
+        "realised": realised,
+        "mlflow_run": mlflow_run,
         "as_of": cutoff.isoformat(),
         "champion_version": models.spend_version,
         "horizon_days": spend.horizon_days,
@@ -131,7 +197,13 @@ def check_drift(
     }
 
 
-@flow(name="clv-monitoring", persist_result=True, result_serializer="json", log_prints=True)
+@flow(
+    name="clv-monitoring",
+    persist_result=True,
+    result_serializer="json",
+    log_prints=True,
+    **OUTCOME_HOOKS,
+)
 def monitoring_flow(
     transactions: str,
     as_of: str | None = None,
@@ -157,13 +229,25 @@ def monitoring_flow(
     dict
         Drift share, drifted columns, report path and whether the event was emitted.
     """
-    from monitoring.metrics import record_drift, write_default_textfile
+    from monitoring.metrics import record_drift, record_model_metrics, write_default_textfile
 
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     logger = _logger()
     drift = check_drift(transactions, as_of, threshold, customers, sustainability)
     record_drift("clv-spend", drift["share"], len(drift["drifted_columns"]))
+    record_drift("clv-spend", drift["prediction_drift_share"], 0, dataset="predictions")
+    for past in drift["realised"]:
+        record_model_metrics(
+            "clv-spend",
+            int(past["model_version"] or drift["champion_version"]),
+            {
+                k: v
+                for k, v in past.items()
+                if isinstance(v, int | float) and k not in ("horizon_days", "model_version")
+            },
+            prefix="realised_",
+        )
     write_default_textfile()
     report = drift.get("report_path")
     create_markdown_artifact(
@@ -173,7 +257,8 @@ def monitoring_flow(
             f"Champion clv-spend v{drift['champion_version']}: **{drift['share']:.1%}** of "
             f"{len(drift['columns_checked'])} feature columns drifted (threshold "
             f"{threshold:.0%}).\n\nDrifted: {', '.join(drift['drifted_columns']) or 'none'}.\n\n"
-            f"Report: `{report}`\n"
+            f"Report: `{report}`\n\nPrediction drift share: {drift['prediction_drift_share']:.1%}."
+            f"\n\nMLflow run: {drift['mlflow_run']}\n"
         ),
         description="Evidently drift of current features against the champion's reference",
     )
@@ -209,7 +294,7 @@ def monitoring_flow(
     return drift
 
 
-@flow(name="clv-drift-safety-net", log_prints=True)
+@flow(name="clv-drift-safety-net", log_prints=True, **OUTCOME_HOOKS)
 def drift_safety_net(grace_minutes: float = 60.0) -> dict[str, Any]:
     """Re-emit ``clv.drift.detected`` when drift was seen but no training run followed.
 

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import flow, task
 
 from clv.settings import get_settings
+from flows._hooks import OUTCOME_HOOKS
 from flows.training import retry_on_io
 
 
@@ -60,7 +61,13 @@ def score(
     }
 
 
-@flow(name="clv-scoring", persist_result=True, result_serializer="json", log_prints=True)
+@flow(
+    name="clv-scoring",
+    persist_result=True,
+    result_serializer="json",
+    log_prints=True,
+    **OUTCOME_HOOKS,
+)
 def scoring_flow(
     transactions: str,
     horizon_days: int = 90,

@@ -31,6 +31,7 @@ from clv.training.pipeline import (
     make_plan,
 )
 from clv.training.windows import WindowPlan
+from flows._hooks import OUTCOME_HOOKS
 
 EXPERIMENT = "clv-training"
 
@@ -331,7 +332,13 @@ def evaluate_and_register(
     }
 
 
-@flow(name="clv-training", persist_result=True, result_serializer="json", log_prints=True)
+@flow(
+    name="clv-training",
+    persist_result=True,
+    result_serializer="json",
+    log_prints=True,
+    **OUTCOME_HOOKS,
+)
 def training_flow(
     transactions: str,
     horizon_days: int = 90,
@@ -457,6 +464,13 @@ def training_flow(
     )
     result["links"] = links
     result["fingerprint"] = prepared["fingerprint"]
+    from monitoring.metrics import record_model_metrics, write_default_textfile
+
+    record_model_metrics("clv-spend", result["spend_version"], result["metrics"][result["winner"]])
+    record_model_metrics(
+        "clv-churn", result["churn_version"], result["churn_metrics"]["churn_model"]
+    )
+    write_default_textfile()
     return result
 
 
