@@ -209,7 +209,8 @@ def kubernetes_view(manifest: dict[str, Any]) -> dict[str, Any]:
 # Plain manifests
 # ---------------------------------------------------------------------------------------------
 
-MANIFEST_FILES = sorted(K8S_DIR.glob("*.yaml"))
+#: Kubernetes manifests; k8s/prefect.yaml holds Prefect deployments, not Kubernetes objects.
+MANIFEST_FILES = sorted(p for p in K8S_DIR.glob("*.yaml") if p.name != "prefect.yaml")
 
 
 def test_manifests_hold_the_expected_objects() -> None:
@@ -512,3 +513,33 @@ def test_work_pool_is_created_from_the_template(prefect_api: dict[str, str]) -> 
         template_arg,
         "--overwrite",
     )
+
+
+@pytest.mark.slow
+def test_the_production_deployments_deploy_onto_the_kubernetes_pool(
+    prefect_api: dict[str, str],
+) -> None:
+    _prefect(
+        prefect_api,
+        "work-pool",
+        "create",
+        "clv-kubernetes",
+        "--type",
+        "kubernetes",
+        "--base-job-template",
+        str(TEMPLATE_PATH.relative_to(ROOT)),
+    )
+    env = {**prefect_api, "CLV_TRANSACTIONS": "s3://clv-data/transactions.parquet"}
+    _prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file", "k8s/prefect.yaml")
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    url = f"{env['PREFECT_API_URL']}/deployments/name/clv-training/clv-training"
+    with opener.open(url, timeout=30) as response:
+        deployment = json.loads(response.read())
+    assert deployment["work_pool_name"] == "clv-kubernetes"
+    assert deployment["job_variables"]["memory_limit"] == "8Gi"
+    assert deployment["parameters"]["transactions"] == "s3://clv-data/transactions.parquet"
+    assert deployment["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/clv"}}
+    ]

@@ -1,0 +1,94 @@
+"""prefect.yaml (process pool) and k8s/prefect.yaml (Kubernetes pool): same deployments, sound
+triggers, and parameters that the flows accept."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flows.monitoring import DRIFT_EVENT, RESOURCE
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+PRODUCTION = yaml.safe_load((ROOT / "k8s" / "prefect.yaml").read_text(encoding="utf-8"))
+TEMPLATE = json.loads((ROOT / "k8s" / "base-job-template.json").read_text(encoding="utf-8"))
+
+
+def _deployments(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {d["name"]: d for d in doc["deployments"]}
+
+
+def _flow(entrypoint: str) -> Any:
+    from prefect.flows import load_flow_from_entrypoint
+
+    path, name = entrypoint.split(":")
+    return load_flow_from_entrypoint(f"{ROOT / path}:{name}")
+
+
+def _duration_seconds(value: str | int) -> float:
+    from datetime import timedelta
+
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(timedelta).validate_python(value).total_seconds()
+
+
+def test_both_files_define_the_same_deployments_apart_from_pool_and_code_location() -> None:
+    local, production = _deployments(LOCAL), _deployments(PRODUCTION)
+    assert (
+        set(local)
+        == set(production)
+        == {
+            "clv-training",
+            "clv-monitoring",
+            "clv-scoring",
+            "clv-drift-safety-net",
+        }
+    )
+    for name, deployment in local.items():
+        other = production[name]
+        for key in ("entrypoint", "parameters", "schedules", "triggers", "concurrency_limit"):
+            assert deployment.get(key) == other.get(key), (name, key)
+        assert deployment["work_pool"]["name"] == "clv-process"
+        assert other["work_pool"]["name"] == "clv-kubernetes"
+        known = set(TEMPLATE["variables"]["properties"])
+        assert set(other["work_pool"].get("job_variables", {})) <= known, name
+
+
+@pytest.mark.parametrize("name", sorted(_deployments(LOCAL)))
+def test_parameters_and_trigger_parameters_are_ones_the_flow_accepts(name: str) -> None:
+    deployment = _deployments(LOCAL)[name]
+    accepted = set(inspect.signature(_flow(deployment["entrypoint"]).fn).parameters)
+    assert set(deployment.get("parameters", {})) <= accepted
+    for trigger in deployment.get("triggers", []):
+        assert set(trigger.get("parameters", {})) <= accepted
+    assert deployment.get("schedules"), f"{name} needs a schedule (automations may not fire)"
+
+
+def test_drift_retrains_once_per_burst_and_one_training_at_a_time() -> None:
+    training = _deployments(LOCAL)["clv-training"]
+    (trigger,) = training["triggers"]
+    assert trigger["enabled"] is True
+    assert trigger["expect"] == [DRIFT_EVENT]
+    assert trigger["match"] == {"prefect.resource.id": RESOURCE}
+    assert trigger["posture"] == "Reactive" and trigger["threshold"] == 1
+    within = float(trigger["within"])
+    assert 0 < within <= 600  # an operator sees the retrain within ten minutes
+    assert 0 <= _duration_seconds(trigger["schedule_after"]) <= within
+    assert training["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    # The event's payload becomes the run's parameters (what the monitor sends).
+    assert trigger["parameters"]["transactions"] == "{{ event.payload.transactions }}"
+
+
+def test_the_triggers_validate_as_prefect_deployment_triggers() -> None:
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    for deployment in LOCAL["deployments"]:
+        for trigger in deployment.get("triggers", []):
+            parsed = DeploymentEventTrigger.model_validate(trigger)
+            assert parsed.within.total_seconds() <= 600
