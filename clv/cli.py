@@ -43,6 +43,16 @@ class FileFormat(StrEnum):
     csv = "csv"
 
 
+#: Options shared by the commands that read the optional tables.
+CustomersTable = Annotated[
+    str | None, typer.Option("--customers", help="Optional customers table (local or s3://).")
+]
+SustainabilityTable = Annotated[
+    str | None,
+    typer.Option("--sustainability", help="Optional sustainability table (local or s3://)."),
+]
+
+
 def _fail(message: str) -> typer.Exit:
     err_console.print(Text(message, style="bold red"))
     return typer.Exit(code=1)
@@ -293,12 +303,8 @@ def backtest(
         str | None,
         typer.Option(help="Score from this date (YYYY-MM-DD); default: last date - horizon."),
     ] = None,
-    customers_path: Annotated[
-        str | None, typer.Option("--customers", help="Optional customers table.")
-    ] = None,
-    sustainability_path: Annotated[
-        str | None, typer.Option("--sustainability", help="Optional sustainability table.")
-    ] = None,
+    customers_path: CustomersTable = None,
+    sustainability_path: SustainabilityTable = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Report folder (default: $CLV_HOME/backtests/<as-of>-<h>d)."),
@@ -458,12 +464,8 @@ def train(
     families: Annotated[
         str, typer.Option(help="Comma-separated model families to tune.")
     ] = "xgboost,lightgbm,keras_ziln",
-    customers_path: Annotated[
-        str | None, typer.Option("--customers", help="Optional customers table.")
-    ] = None,
-    sustainability_path: Annotated[
-        str | None, typer.Option("--sustainability", help="Optional sustainability table.")
-    ] = None,
+    customers_path: CustomersTable = None,
+    sustainability_path: SustainabilityTable = None,
     windows: Annotated[int, typer.Option(min=2, help="Training cut-offs stacked.")] = 12,
     step_days: Annotated[int, typer.Option(min=1, help="Days between training cut-offs.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -604,12 +606,8 @@ def score(
         typer.Option(help="Scoring cut-off YYYY-MM-DD (default: the last transaction's day)."),
     ] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = "champion",
-    customers_path: Annotated[
-        str | None, typer.Option("--customers", help="Optional customers table.")
-    ] = None,
-    sustainability_path: Annotated[
-        str | None, typer.Option("--sustainability", help="Optional sustainability table.")
-    ] = None,
+    customers_path: CustomersTable = None,
+    sustainability_path: SustainabilityTable = None,
 ) -> None:
     """Write predicted spend (with an interval) and churn probability for every customer.
 
@@ -683,12 +681,8 @@ def monitor(
         float,
         typer.Option(min=0.01, max=1.0, help="Share of drifted feature columns that is drift."),
     ] = 0.3,
-    customers_path: Annotated[
-        str | None, typer.Option("--customers", help="Optional customers table.")
-    ] = None,
-    sustainability_path: Annotated[
-        str | None, typer.Option("--sustainability", help="Optional sustainability table.")
-    ] = None,
+    customers_path: CustomersTable = None,
+    sustainability_path: SustainabilityTable = None,
 ) -> None:
     """Check current features for drift against the champion's reference (Evidently).
 
@@ -701,7 +695,7 @@ def monitor(
     from clv.data.validation import ContractError
 
     try:
-        from flows.monitoring import monitoring_flow
+        from flows.drift_monitoring import monitoring_flow
 
         result = monitoring_flow(
             transactions=transactions,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from flows import monitoring
+from flows import drift_monitoring as monitoring
 
 
 @pytest.fixture(scope="module")

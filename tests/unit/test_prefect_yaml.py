@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from flows.monitoring import DRIFT_EVENT, RESOURCE
+from flows.drift_monitoring import DRIFT_EVENT, RESOURCE
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
@@ -92,3 +92,11 @@ def test_the_triggers_validate_as_prefect_deployment_triggers() -> None:
         for trigger in deployment.get("triggers", []):
             parsed = DeploymentEventTrigger.model_validate(trigger)
             assert parsed.within.total_seconds() <= 600
+
+
+def test_no_flow_module_shadows_a_top_level_package() -> None:
+    # A worker loads an entrypoint with its folder (flows/) on sys.path: a flows/monitoring.py
+    # would then shadow the monitoring package for every import in the run.
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    modules = {p.stem for p in (ROOT / "flows").glob("*.py")}
+    assert packages & modules == set()
