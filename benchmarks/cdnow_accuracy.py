@@ -17,8 +17,15 @@ the backtest reports it, and against BG/NBD's probability of no purchase in the 
 here from the same fit (``1 - P(alive) + P(alive) * ((alpha + T) / (alpha + T + h)) ** (r + x)``),
 which is the BTYD answer to the question the churn model is asked.
 
+Options for the learnt models (off by default; see :func:`clv.evaluation.backtest.backtest`):
+``--exclude-features T,...`` hides feature columns from them, ``--age-ratio`` adds
+``recency_share_of_age`` = recency / T (see :func:`recency_share_of_age`), and ``--tune-trials N``
+runs N Optuna trials per family in ``--tune-families`` on the backtest's own validation window.
+
 Usage: python benchmarks/cdnow_accuracy.py [--quick] [--validation latest|customers]
        [--windows 12] [--step-days 30] [--families xgboost,lightgbm,keras_ziln]
+       [--exclude-features T,days_since_signup] [--age-ratio]
+       [--tune-trials 10] [--tune-families xgboost,lightgbm]
 """
 
 from __future__ import annotations
@@ -61,6 +68,45 @@ RESULTS_PATH = CACHE_DIR / "cdnow_results.json"
 def end_of_day(day: str) -> pd.Timestamp:
     """The last instant of ``day`` (the as-of convention of the backtest's default)."""
     return pd.Timestamp(day) + pd.Timedelta(days=1) - pd.Timedelta(1, "us")
+
+
+def recency_share_of_age(features: pd.DataFrame) -> pd.DataFrame:
+    """``features`` with ``recency_share_of_age`` = recency / T (customer age) added.
+
+    The share of a customer's life spanned by their repeat purchases: near 1 for one who is still
+    buying, 0 for one who never came back, whatever their age. Missing when T is 0 (first
+    purchase on the cut-off day), where the share is undefined.
+    """
+    out = features.copy()
+    age = out["T"].where(out["T"] > 0)
+    out["recency_share_of_age"] = out["recency"] / age
+    return out
+
+
+def learnt_model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The backtest keywords for the learnt-model options on the command line."""
+    families = [f.strip() for f in args.tune_families.split(",") if f.strip()]
+    return {
+        "exclude_features": tuple(f.strip() for f in args.exclude_features.split(",") if f.strip()),
+        "derive_features": recency_share_of_age if args.age_ratio else None,
+        "tune_trials": {f: args.tune_trials for f in families if f in args.families}
+        if args.tune_trials
+        else 0,
+    }
+
+
+def add_learnt_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--exclude-features``, ``--age-ratio``, ``--tune-trials`` and ``--tune-families``."""
+    parser.add_argument(
+        "--exclude-features", default="", help="feature columns the learnt models do not see"
+    )
+    parser.add_argument(
+        "--age-ratio", action="store_true", help="add recency_share_of_age = recency / T"
+    )
+    parser.add_argument("--tune-trials", type=int, default=0, help="Optuna trials per family")
+    parser.add_argument(
+        "--tune-families", default="xgboost,lightgbm", help="families tuned with --tune-trials"
+    )
 
 
 def bgnbd_no_purchase_probability(
@@ -151,6 +197,7 @@ def run_one(
                 with_churn=True,
                 validation=args.validation,
                 seed=args.seed,
+                **learnt_model_options(args),
                 progress=lambda message: logger.info("%s +%dd: %s", day, horizon_days, message),
             )
         except ValueError as error:
@@ -168,6 +215,18 @@ def run_one(
     record["customers_buying_in_horizon"] = int((result.predictions["actual"] > 0).sum())
     record["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     return record
+
+
+def describe_options(args: argparse.Namespace) -> str:
+    """The learnt-model options in a sentence (empty when none is on)."""
+    parts = []
+    if args.exclude_features:
+        parts.append(f"learnt models without {args.exclude_features}")
+    if args.age_ratio:
+        parts.append("with recency_share_of_age")
+    if args.tune_trials:
+        parts.append(f"{args.tune_trials} Optuna trials for {args.tune_families}")
+    return (" Options: " + "; ".join(parts) + ".") if parts else ""
 
 
 def _fmt(value: float, spec: str = ".4f") -> str:
@@ -279,6 +338,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help=f"only {QUICK_GRID}")
     parser.add_argument("--out", type=Path, default=RESULTS_PATH, help="JSON results")
+    add_learnt_model_arguments(parser)
     args = parser.parse_args()
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -297,6 +357,10 @@ def main() -> None:
         "step_days": args.step_days,
         "families": args.families,
         "seed": args.seed,
+        "exclude_features": args.exclude_features,
+        "age_ratio": args.age_ratio,
+        "tune_trials": args.tune_trials,
+        "tune_families": args.tune_families if args.tune_trials else "",
     }
     print(
         f"# cdnow_accuracy — {header['date']} — {header['machine']} — commit {header['commit']}\n\n"
@@ -304,6 +368,7 @@ def main() -> None:
         f"{transactions['timestamp'].min():%Y-%m-%d}..{transactions['timestamp'].max():%Y-%m-%d}."
         f" Validation fold: {args.validation}; at most {args.windows} training cut-offs "
         f"{args.step_days} days apart; families: {', '.join(args.families)}; seed {args.seed}."
+        f"{describe_options(args)}"
     )
     records = [
         run_one(transactions, day, horizon, args)

@@ -21,8 +21,13 @@ the generator computes it over the whole observed period, so at the earlier trai
 would carry eco purchases made inside the training targets' windows (a leak into training).
 ``--transactions-only`` drops both tables.
 
+The learnt-model options of ``cdnow_accuracy.py`` (``--exclude-features``, ``--age-ratio``,
+``--tune-trials``, ``--tune-families``) apply here too, so a change can be measured on both.
+
 Usage: python benchmarks/generated_accuracy.py [--customers 20000] [--seed 1]
        [--validation latest|customers] [--windows 12] [--step-days 30] [--families ...]
+       [--exclude-features T,days_since_signup] [--age-ratio] [--tune-trials 10]
+       [--tune-families xgboost,lightgbm]
 """
 
 from __future__ import annotations
@@ -42,7 +47,13 @@ from typing import Any
 
 import pandas as pd
 from _data import CACHE_DIR, generated_history, git_revision  # benchmarks/ is on sys.path
-from cdnow_accuracy import bgnbd_no_purchase_probability, end_of_day
+from cdnow_accuracy import (
+    add_learnt_model_arguments,
+    bgnbd_no_purchase_probability,
+    describe_options,
+    end_of_day,
+    learnt_model_options,
+)
 
 logger = logging.getLogger("generated_accuracy")
 
@@ -122,8 +133,10 @@ def main() -> None:
     parser.add_argument("--families", default="xgboost,lightgbm,keras_ziln")
     parser.add_argument("--transactions-only", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS_PATH, help="JSON results")
+    add_learnt_model_arguments(parser)
     args = parser.parse_args()
     families = [f.strip() for f in args.families.split(",") if f.strip()]
+    args.families = families
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
 
     started = time.perf_counter()
@@ -131,7 +144,7 @@ def main() -> None:
     transactions, customers, sustainability, truth = generated_history(
         args.customers, seed=args.seed, end=END, horizon_days=HORIZON_DAYS
     )
-    optional = {}
+    optional: dict[str, Any] = {}
     if not args.transactions_only:
         optional = {
             "customers": customers,
@@ -151,6 +164,7 @@ def main() -> None:
         f"{', '.join(families)}, tables: "
         + ("transactions only" if args.transactions_only else "all (without carbon_saved_kg)")
         + "."
+        + describe_options(args)
     )
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -166,6 +180,7 @@ def main() -> None:
             validation=args.validation,
             seed=0,
             progress=lambda message: logger.info("backtest: %s", message),
+            **learnt_model_options(args),
             **optional,
         )
         seconds = time.perf_counter() - t0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,12 @@ class BacktestResult:
         latest training window), before seasonal calibration. Set the scored aggregate errors
         beside it to see whether a level learnt on that window would carry to the horizon.
         Empty when the validation fold is not one window (``validation="customers"``).
+    model_features : dict
+        Per learnt model (each family and ``churn_model``): the feature columns it was trained
+        on, in order.
+    tuning : dict
+        Per tuned family: ``trials`` (finished trials), ``best_value`` (validation Gini of the
+        best trial), ``best_number`` and ``best_params``. Empty without ``tune_trials``.
     """
 
     as_of: pd.Timestamp
@@ -76,6 +83,8 @@ class BacktestResult:
     churn_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     seasonal_factors: dict[str, float] = field(default_factory=dict)
     validation_aggregate_errors: dict[str, float] = field(default_factory=dict)
+    model_features: dict[str, list[str]] = field(default_factory=dict)
+    tuning: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def best_model(self, metric: str = "normalized_gini") -> str:
         """Name of the model with the highest ``metric``."""
@@ -95,6 +104,8 @@ class BacktestResult:
             "churn_metrics": self.churn_metrics,
             "seasonal_factors": self.seasonal_factors,
             "validation_aggregate_errors": self.validation_aggregate_errors,
+            "model_features": self.model_features,
+            "tuning": self.tuning,
             "timings_s": self.timings,
         }
 
@@ -156,6 +167,26 @@ def _features_only(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=[c for c in NON_FEATURES if c in frame.columns])
 
 
+def _trials_per_family(
+    tune_trials: int | Mapping[str, int], families: Sequence[str]
+) -> dict[str, int]:
+    """Optuna trials per family (0: fixed parameters), refusing names that are not trained."""
+    if isinstance(tune_trials, Mapping):
+        unknown = sorted(set(tune_trials) - set(families))
+        if unknown:
+            raise ValueError(
+                f"tune_trials names {unknown}, which are not among the families trained "
+                f"({', '.join(families)})"
+            )
+        trials = {f: int(tune_trials.get(f, 0)) for f in families}
+    else:
+        trials = {f: int(tune_trials) for f in families}
+    negative = {f: n for f, n in trials.items() if n < 0}
+    if negative:
+        raise ValueError(f"tune_trials must be 0 or more, got {negative}")
+    return trials
+
+
 def backtest(
     transactions: pd.DataFrame,
     *,
@@ -173,6 +204,9 @@ def backtest(
     validation: str = "latest",
     seasonal_calibration: bool = True,
     refit: bool = False,
+    exclude_features: Sequence[str] = (),
+    derive_features: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    tune_trials: int | Mapping[str, int] = 0,
     progress: Callable[[str], None] | None = None,
 ) -> BacktestResult:
     """Train every family on data up to ``as_of`` and score ``(as_of, as_of + horizon]``.
@@ -214,6 +248,22 @@ def backtest(
     with_churn : bool
         Also train the calibrated churn model and compare it with BG/NBD's probability of no
         purchase in the horizon and with 1 - P(alive).
+    exclude_features : sequence of str
+        Feature columns the learnt models (every family and the churn model) do not see, e.g.
+        ``("T",)`` so that customer age cannot tell the training windows apart. Names absent
+        from the features are ignored (data sets differ in their columns). The references
+        (BG/NBD + Gamma-Gamma, the run rate) still read their own columns. Default: none.
+    derive_features : callable, optional
+        ``frame -> frame`` applied to every feature frame (each training window, the validation
+        window, the scoring frame) before ``exclude_features``, e.g. to add ``recency / T``.
+        It must be a function of each row's own features only, which all lie at or before that
+        row's cut-off. It may add columns but must keep the rows and their order.
+    tune_trials : int or mapping of str to int
+        Optuna trials per family (a mapping gives them family by family; 0 or absent: the
+        fixed parameters). A family with trials is tuned by :func:`clv.training.hpo.run_study`
+        on the backtest's own fit rows and validation window (the study's objective is the
+        validation Gini), in a temporary SQLite storage that is deleted afterwards, and the
+        best trial's model is used; ``params`` then fixes what every trial shares. Default 0.
     progress : callable, optional
         Called with a short description before each stage.
 
@@ -268,6 +318,16 @@ def backtest(
         sustainability=sustainability,
     )
     timings["training_features"] = time.perf_counter() - t0
+    reserved = sorted(set(exclude_features) & set(NON_FEATURES))
+    if reserved:
+        raise ValueError(f"exclude_features names non-feature columns {reserved}")
+    derive = derive_features or (lambda frame: frame)
+    if derive_features is not None:
+        stacked = _derived(derive, stacked)
+    excluded = [c for c in dict.fromkeys(exclude_features) if c in stacked.columns]
+    if excluded:
+        say(f"learnt models do not see {', '.join(excluded)}")
+    trials = _trials_per_family(tune_trials, families)
     latest = stacked["cutoff"].max()
     if validation not in ("latest", "customers"):
         raise ValueError(f"validation must be 'latest' or 'customers', got {validation!r}")
@@ -283,6 +343,11 @@ def backtest(
         fit_rows, val_rows = stacked[~holdout], stacked[holdout]
     X_fit, y_fit = _features_only(fit_rows), fit_rows[TARGET]
     X_val, y_val = _features_only(val_rows), val_rows[TARGET]
+    # What the learnt models see; the references (ensemble members) read the full frames, and
+    # the learnt models pick their own columns from any frame they are given.
+    learnt_fit, learnt_val = X_fit.drop(columns=excluded), X_val.drop(columns=excluded)
+    if learnt_fit.shape[1] == 0:
+        raise ValueError("exclude_features leaves the learnt models no feature to learn from")
 
     say("building features at the as-of date")
     t0 = time.perf_counter()
@@ -293,6 +358,8 @@ def backtest(
         customers=customers,
         sustainability=sustainability,
     )
+    if derive_features is not None:
+        scoring = _derived(derive, scoring)
     truth = future_targets(transactions, cutoff=as_of, horizon_days=horizon_days)
     actual = truth[TARGET].reindex(scoring.index).fillna(0.0)
     timings["scoring_features"] = time.perf_counter() - t0
@@ -300,11 +367,26 @@ def backtest(
     predictions = pd.DataFrame({"actual": actual})
     models: dict[str, Any] = {}
     factors: dict[str, float] = {}
+    tuning: dict[str, dict[str, Any]] = {}
     for family in families:
-        say(f"training {family}")
         t0 = time.perf_counter()
-        model = create(family, {"seed": seed, **dict((params or {}).get(family, {}))})
-        model.fit(X_fit, y_fit, X_val=X_val, y_val=y_val)
+        family_params = dict((params or {}).get(family, {}))
+        if trials[family] > 0:
+            say(f"tuning {family}: {trials[family]} Optuna trials")
+            model, tuning[family] = _tuned_model(
+                family,
+                n_trials=trials[family],
+                x_fit=learnt_fit,
+                y_fit=y_fit,
+                x_val=learnt_val,
+                y_val=y_val,
+                seed=seed,
+                fixed_params=family_params,
+            )
+        else:
+            say(f"training {family}")
+            model = create(family, {"seed": seed, **family_params})
+            model.fit(learnt_fit, y_fit, X_val=learnt_val, y_val=y_val)
         models[family] = model
         timings[family] = time.perf_counter() - t0
 
@@ -332,7 +414,7 @@ def backtest(
     if refit and len(cutoffs) > 1:
         # The validation window is the one most like the horizon to score: once it has chosen
         # the number of rounds (epochs) and the ensemble weights, train on it too.
-        X_all, y_all = _features_only(stacked), stacked[TARGET]
+        X_all, y_all = _features_only(stacked).drop(columns=excluded), stacked[TARGET]
         for family, model in list(models.items()):
             refit_params = getattr(model, "refit_params", None)
             if refit_params is None:
@@ -364,20 +446,22 @@ def backtest(
     if ensemble is not None:
         score(ENSEMBLE, ensemble.predict)
 
+    model_features = {family: list(model.feature_names) for family, model in models.items()}
     churn_metrics: dict[str, dict[str, float]] = {}
     if with_churn:
         say("training the churn model")
         t0 = time.perf_counter()
         churn_model = ChurnModel({"seed": seed}).fit(
-            X_fit,
+            learnt_fit,
             fit_rows["future_purchases"] == 0,
-            X_val=X_val,
+            X_val=learnt_val,
             churned_val=val_rows["future_purchases"] == 0,
         )
         churned = (truth["future_purchases"].reindex(scoring.index).fillna(0.0) == 0).astype(int)
         predictions["churn_probability"] = churn_model.predict_proba(scoring)
         predictions["btyd_churn_probability"] = btyd_churn_reference(scoring)
         predictions["churned"] = churned
+        model_features["churn_model"] = list(churn_model.feature_names)
         churn_metrics = {
             "churn_model": churn_report(churned, predictions["churn_probability"]),
             "bgnbd_1_minus_p_alive": churn_report(churned, predictions["btyd_churn_probability"]),
@@ -410,7 +494,64 @@ def backtest(
         churn_metrics=churn_metrics,
         seasonal_factors=factors,
         validation_aggregate_errors=validation_errors,
+        model_features=model_features,
+        tuning=tuning,
     )
+
+
+def _derived(derive: Callable[[pd.DataFrame], pd.DataFrame], frame: pd.DataFrame) -> pd.DataFrame:
+    """``derive(frame)``, checked to keep the rows (same index, same order)."""
+    out = derive(frame)
+    if not out.index.equals(frame.index):
+        raise ValueError("derive_features must keep the rows of the frame it is given, in order")
+    return out
+
+
+def _tuned_model(
+    family: str,
+    *,
+    n_trials: int,
+    x_fit: pd.DataFrame,
+    y_fit: pd.Series,
+    x_val: pd.DataFrame,
+    y_val: pd.Series,
+    seed: int,
+    fixed_params: Mapping[str, Any],
+) -> tuple[Any, dict[str, Any]]:
+    """The best model of an Optuna study on these rows, and what the study found.
+
+    The study lives in a temporary SQLite file and its trial models in the same temporary
+    folder; the best model is loaded (verified) before the folder is deleted.
+    """
+    from clv.training.hpo import run_study
+
+    with tempfile.TemporaryDirectory(prefix="clv-backtest-tuning-") as tmp:
+        outcome = run_study(
+            family,
+            X_fit=x_fit,
+            y_fit=y_fit,
+            X_val=x_val,
+            y_val=y_val,
+            n_trials=n_trials,
+            study_name=f"backtest-{family}",
+            storage=f"sqlite:///{Path(tmp) / 'optuna.db'}",
+            model_root=Path(tmp) / "models",
+            seed=seed,
+            fixed_params=fixed_params,
+        )
+        model = outcome.load_model()
+    finished = [t for t in outcome.trials if t.state in ("COMPLETE", "PRUNED")]
+    best = max(
+        (t for t in outcome.trials if t.state == "COMPLETE" and t.value is not None),
+        key=lambda t: t.value if t.value is not None else float("-inf"),
+    )
+    summary = {
+        "trials": len(finished),
+        "best_value": outcome.best_value,
+        "best_number": best.number,
+        "best_params": outcome.best_params,
+    }
+    return model, summary
 
 
 def write_backtest_report(result: BacktestResult, out_dir: str | Path) -> dict[str, Path]:

@@ -207,3 +207,120 @@ def test_no_validation_level_when_the_validation_fold_spans_windows(
         params={"lightgbm": {"n_estimators": 40}},
     )
     assert result.validation_aggregate_errors == {}
+
+
+def test_excluded_features_are_hidden_from_every_learnt_model_only(  # type: ignore[no-untyped-def]
+    result, transactions
+) -> None:
+    hidden = backtest(
+        transactions,
+        horizon_days=HORIZON,
+        families=("xgboost", "lightgbm"),
+        n_windows=4,
+        step_days=45,
+        params={"xgboost": {"n_estimators": 60}, "lightgbm": {"n_estimators": 60}},
+        # "no_such_column" is ignored: data sets differ in their columns.
+        exclude_features=("T", "days_since_signup", "no_such_column"),
+    )
+    assert set(hidden.model_features) == {"xgboost", "lightgbm", "churn_model"}
+    for name, columns in hidden.model_features.items():
+        assert "T" not in columns, name
+        assert "recency" in columns, name
+    # Without the option every learnt model sees T.
+    assert all("T" in columns for columns in result.model_features.values())
+    assert set(hidden.metrics) == set(result.metrics)
+    # The references read their own columns, so their predictions do not change.
+    for reference in (BTYD, RUN_RATE):
+        pd.testing.assert_series_equal(hidden.predictions[reference], result.predictions[reference])
+
+
+def test_excluding_the_target_is_refused(transactions: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="non-feature columns"):
+        backtest(
+            transactions,
+            horizon_days=HORIZON,
+            families=("lightgbm",),
+            n_windows=2,
+            step_days=45,
+            with_churn=False,
+            exclude_features=("future_spend",),
+        )
+
+
+def test_derived_features_reach_the_learnt_models(transactions: pd.DataFrame) -> None:
+    def share(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(recency_share=frame["recency"] / frame["T"].where(frame["T"] > 0))
+
+    derived = backtest(
+        transactions,
+        horizon_days=HORIZON,
+        families=("lightgbm",),
+        n_windows=2,
+        step_days=45,
+        with_churn=False,
+        params={"lightgbm": {"n_estimators": 40}},
+        derive_features=share,
+        exclude_features=("T",),
+    )
+    columns = derived.model_features["lightgbm"]
+    assert "recency_share" in columns and "T" not in columns
+    with pytest.raises(ValueError, match="keep the rows"):
+        backtest(
+            transactions,
+            horizon_days=HORIZON,
+            families=("lightgbm",),
+            n_windows=2,
+            step_days=45,
+            with_churn=False,
+            derive_features=lambda frame: frame.iloc[1:],
+        )
+
+
+def test_tuning_runs_the_trials_asked_for_and_scores_every_model(
+    transactions: pd.DataFrame,
+) -> None:
+    tuned = backtest(
+        transactions,
+        horizon_days=HORIZON,
+        families=("xgboost", "lightgbm"),
+        n_windows=3,
+        step_days=45,
+        with_churn=False,
+        params={"xgboost": {"n_estimators": 40}, "lightgbm": {"n_estimators": 40}},
+        tune_trials=2,
+    )
+    assert set(tuned.tuning) == {"xgboost", "lightgbm"}
+    for family, study in tuned.tuning.items():
+        assert study["trials"] == 2, family
+        assert study["best_number"] in (0, 1), family
+        # Fixed parameters are shared by every trial.
+        assert study["best_params"]["n_estimators"] == 40, family
+    assert set(tuned.metrics) == {"xgboost", "lightgbm", "ensemble", BTYD, RUN_RATE}
+    for name in tuned.metrics:
+        assert np.isfinite(tuned.metrics[name]["normalized_gini"]), name
+        assert (tuned.predictions[name] >= 0).all(), name
+
+
+def test_tuning_only_the_families_named(transactions: pd.DataFrame) -> None:
+    partly = backtest(
+        transactions,
+        horizon_days=HORIZON,
+        families=("xgboost", "lightgbm"),
+        n_windows=2,
+        step_days=45,
+        with_churn=False,
+        params={"xgboost": {"n_estimators": 40}, "lightgbm": {"n_estimators": 40}},
+        tune_trials={"lightgbm": 1},
+    )
+    assert set(partly.tuning) == {"lightgbm"}
+    assert partly.tuning["lightgbm"]["trials"] == 1
+    with pytest.raises(ValueError, match="not among the families"):
+        backtest(
+            transactions,
+            horizon_days=HORIZON,
+            families=("lightgbm",),
+            n_windows=2,
+            step_days=45,
+            with_churn=False,
+            tune_trials={"keras_ziln": 2},
+        )
