@@ -19,7 +19,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from clv.settings import get_settings
-from clv.training.dataset import TARGET, TrainingFrames, build_training_frames
+from clv.training.dataset import (
+    TARGET,
+    TrainingFrames,
+    build_training_frames,
+    cache_path,
+    read_training_frames,
+)
 from clv.training.hpo import StudyOutcome, TrialRecord, run_study, storage_url
 from clv.training.pipeline import (
     TrainConfig,
@@ -30,7 +36,7 @@ from clv.training.pipeline import (
     load_inputs,
     make_plan,
 )
-from clv.training.windows import WindowPlan
+from clv.training.windows import plan_from_dict
 from flows._hooks import OUTCOME_HOOKS
 
 EXPERIMENT = "clv-training"
@@ -57,16 +63,6 @@ def retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-def _plan_from_dict(data: dict[str, Any]) -> WindowPlan:
-    return WindowPlan(
-        as_of=pd.Timestamp(data["as_of"]),
-        horizon_days=int(data["horizon_days"]),
-        holdout=pd.Timestamp(data["holdout"]),
-        validation=pd.Timestamp(data["validation"]),
-        fit=tuple(pd.Timestamp(c) for c in data["fit"]),
-    )
-
-
 def _config(parameters: dict[str, Any]) -> TrainConfig:
     as_of = parameters.get("as_of")
     return TrainConfig(
@@ -83,11 +79,10 @@ def _config(parameters: dict[str, Any]) -> TrainConfig:
 
 
 def _frames(prepared: dict[str, Any]) -> TrainingFrames:
-    path = Path(prepared["frames_path"])
-    rows = pd.read_parquet(path)
-    rows["cutoff"] = pd.to_datetime(rows["cutoff"])
-    return TrainingFrames(
-        rows=rows, plan=_plan_from_dict(prepared["plan"]), cache_key=prepared["cache_key"]
+    return read_training_frames(
+        Path(prepared["frames_path"]),
+        plan=plan_from_dict(prepared["plan"]),
+        key=prepared["cache_key"],
     )
 
 
@@ -116,7 +111,7 @@ def prepare(
         "hashes": inputs.hashes,
         "fingerprint": fingerprint(inputs.hashes, plan, config),
         "cache_key": frames.cache_key,
-        "frames_path": str(cache_dir / f"training-{frames.cache_key}.parquet"),
+        "frames_path": str(cache_path(cache_dir, frames.cache_key)),
         "feature_columns": frames.feature_columns,
         "rows": {
             "fit": len(frames.fit),

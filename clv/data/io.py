@@ -128,6 +128,34 @@ def _atomic_local_write(path: Path, writer: Callable[[Path], object]) -> None:
         raise
 
 
+def write_folder_atomic(path: str | os.PathLike[str], writer: Callable[[Path], object]) -> Path:
+    """Fill a local folder through ``writer(tmp_folder)``; replace ``path`` only when complete.
+
+    Readers see the old folder or the whole new one (the swap itself is a rename; between
+    removing the old folder and the rename there is a moment with no folder at all). On any
+    error the temporary folder is removed and ``path`` is left as it was.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    import shutil
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        writer(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.replace(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
 def write_atomic(
     uri: str | os.PathLike[str],
     writer: Callable[[Path], object],

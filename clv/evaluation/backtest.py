@@ -129,16 +129,9 @@ class BacktestResult:
             + ", ".join(f"{c:%Y-%m-%d}" for c in self.train_cutoffs)
             + ".",
             "",
-            "| model | " + " | ".join(columns) + " | interval_coverage |",
-            "|---|" + "---:|" * (len(columns) + 1),
         ]
         order = sorted(self.metrics, key=lambda m: -self.metrics[m]["normalized_gini"])
-        for name in order:
-            m = self.metrics[name]
-            cells = [f"{m[c]:.4f}" for c in columns]
-            coverage = m.get("interval_coverage")
-            cells.append("" if coverage is None else f"{coverage:.3f}")
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += metrics_table(self.metrics, columns, order)
         if self.ensemble_weights:
             weights = ", ".join(f"{k} {v:.3f}" for k, v in self.ensemble_weights.items())
             lines += ["", f"Ensemble weights: {weights}."]
@@ -156,6 +149,23 @@ class BacktestResult:
                     f"{m['calibration_error']:.4f} | {m['base_rate']:.4f} |"
                 )
         return "\n".join(lines) + "\n"
+
+
+def metrics_table(
+    metrics: Mapping[str, Mapping[str, float]], columns: Sequence[str], order: Sequence[str]
+) -> list[str]:
+    """Markdown table lines: one row per model in ``order``, plus interval coverage if known."""
+    lines = [
+        "| model | " + " | ".join(columns) + " | interval_coverage |",
+        "|---|" + "---:|" * (len(columns) + 1),
+    ]
+    for name in order:
+        m = metrics[name]
+        cells = [f"{m[c]:.4f}" for c in columns]
+        coverage = m.get("interval_coverage")
+        cells.append("" if coverage is None else f"{coverage:.3f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _default_as_of(transactions: pd.DataFrame, horizon_days: int) -> pd.Timestamp:

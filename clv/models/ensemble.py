@@ -102,6 +102,8 @@ class StackedEnsemble:
     @classmethod
     def load(cls, path: Path) -> StackedEnsemble:
         """Load the weights (SHA-256 checked) and each member through its own verified loader."""
+        import clv.models.registry  # noqa: F401  (registers every family a member may be)
+
         folder = Path(path)
         read_manifest(folder, expected_model=cls.name)
         spec: dict[str, Any] = json.loads((folder / "weights.json").read_text())

@@ -15,8 +15,6 @@ a changed byte anywhere refuses the load. Nothing is pickled.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clv.data.io import write_folder_atomic
 from clv.models.base import MODELS, CLVModel, read_manifest, write_manifest
 from clv.models.intervals import BinnedRatioInterval
 
@@ -135,10 +134,8 @@ def save_bundle(bundle: Bundle, path: Path) -> Path:
     Path
         The folder.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         bundle.model.save(tmp / "model")
         spec: dict[str, Any] = {
             "kind": bundle.kind,
@@ -161,18 +158,11 @@ def save_bundle(bundle: Bundle, path: Path) -> Path:
         )
         files += sorted(str(p.relative_to(tmp)) for p in (tmp / "model").rglob("*") if p.is_file())
         write_manifest(tmp, name=BUNDLE_NAME, files=files, meta={"kind": bundle.kind})
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.replace(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+
+    return write_folder_atomic(path, write)
 
 
 def _load_model(family: str, folder: Path) -> CLVModel:
-    import clv.models.registry  # noqa: F401  (registers the families an ensemble's members use)
-
     if family == "ensemble":
         from clv.models.ensemble import StackedEnsemble
 
@@ -181,6 +171,8 @@ def _load_model(family: str, folder: Path) -> CLVModel:
         from clv.models.churn import ChurnModel
 
         return ChurnModel.load(folder)  # type: ignore[return-value]
+    import clv.models.registry  # noqa: F401  (registers the families)
+
     loader = getattr(MODELS.get(family), "load", None)
     if loader is None:
         raise ValueError(f"the bundle holds an unknown model family {family!r}")

@@ -89,6 +89,18 @@ def cache_key(input_hashes: dict[str, str], plan: WindowPlan) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
+def cache_path(cache_dir: Path, key: str) -> Path:
+    """Where :func:`build_training_frames` caches the frames of ``key``."""
+    return Path(cache_dir) / f"training-{key}.parquet"
+
+
+def read_training_frames(path: Path, *, plan: WindowPlan, key: str) -> TrainingFrames:
+    """Read frames that :func:`build_training_frames` cached at ``path``."""
+    rows = pd.read_parquet(path)
+    rows["cutoff"] = pd.to_datetime(rows["cutoff"])
+    return TrainingFrames(rows=rows, plan=plan, cache_key=key)
+
+
 def build_training_frames(
     transactions: pd.DataFrame,
     *,
@@ -119,12 +131,10 @@ def build_training_frames(
         The stacked rows.
     """
     key = cache_key(input_hashes, plan)
-    path = None if cache_dir is None else Path(cache_dir) / f"training-{key}.parquet"
+    path = None if cache_dir is None else cache_path(cache_dir, key)
     if path is not None and path.exists():
         logger.info("training features: cache hit %s", path)
-        rows = pd.read_parquet(path)
-        rows["cutoff"] = pd.to_datetime(rows["cutoff"])
-        return TrainingFrames(rows=rows, plan=plan, cache_key=key)
+        return read_training_frames(path, plan=plan, key=key)
     # Targets of the holdout end at as_of: nothing later is needed, so nothing later is read.
     seen = transactions[transactions["timestamp"] <= plan.as_of]
     rows = training_set(

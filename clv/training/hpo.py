@@ -14,8 +14,6 @@ that fall behind.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clv.data.io import write_folder_atomic
 from clv.evaluation.metrics import normalized_gini
 from clv.models.base import MODELS, CLVModel, IntegrityError
 from clv.models.registry import SEARCH_SPACES, create
@@ -144,16 +143,7 @@ def _records(study: Any) -> list[TrialRecord]:
 
 
 def _save_atomically(model: CLVModel, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        model.save(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.replace(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    write_folder_atomic(target, model.save)
 
 
 def _sample(

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 import clv
+from clv.evaluation.backtest import metrics_table
 from clv.evaluation.metrics import churn_report, regression_report
 from clv.models.intervals import BinnedRatioInterval
 from clv.training.bundle import ChurnBundle, SpendBundle
@@ -251,18 +252,11 @@ class TrainingReport:
             f"{pd.Timestamp(self.spend.as_of):%Y-%m-%d}; holdout cut-off "
             f"{plan.get('holdout', '?')[:10]}.",
             "",
-            "| model | " + " | ".join(columns) + " | interval_coverage |",
-            "|---|" + "---:|" * (len(columns) + 1),
         ]
         order = sorted(
             self.metrics, key=lambda m: (m != self.winner, -self.metrics[m][PRIMARY_METRIC])
         )
-        for name in order:
-            m = self.metrics[name]
-            cells = [f"{m[c]:.4f}" for c in columns]
-            coverage = m.get("interval_coverage")
-            cells.append("" if coverage is None else f"{coverage:.3f}")
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += metrics_table(self.metrics, columns, order)
         lines += ["", "Churn (no purchase in the horizon), holdout:", ""]
         lines += ["| model | auc | brier | calibration_error |", "|---|---:|---:|---:|"]
         for name, m in self.churn_metrics.items():

@@ -14,6 +14,7 @@ Every target a model learns from ends on or before ``H``, so the holdout is out 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -56,6 +57,17 @@ class WindowPlan:
             "validation": self.validation.isoformat(),
             "fit": [c.isoformat() for c in self.fit],
         }
+
+
+def plan_from_dict(data: dict[str, Any]) -> WindowPlan:
+    """The plan that :meth:`WindowPlan.to_dict` wrote."""
+    return WindowPlan(
+        as_of=pd.Timestamp(data["as_of"]),
+        horizon_days=int(data["horizon_days"]),
+        holdout=pd.Timestamp(data["holdout"]),
+        validation=pd.Timestamp(data["validation"]),
+        fit=tuple(pd.Timestamp(c) for c in data["fit"]),
+    )
 
 
 def end_of_day(day: pd.Timestamp) -> pd.Timestamp:
