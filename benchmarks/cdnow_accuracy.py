@@ -92,6 +92,7 @@ def learnt_model_options(args: argparse.Namespace) -> dict[str, Any]:
         "tune_trials": {f: args.tune_trials for f in families if f in args.families}
         if args.tune_trials
         else 0,
+        "max_extrapolated_share": args.max_extrapolated_share,
     }
 
 
@@ -106,6 +107,13 @@ def add_learnt_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune-trials", type=int, default=0, help="Optuna trials per family")
     parser.add_argument(
         "--tune-families", default="xgboost,lightgbm", help="families tuned with --tune-trials"
+    )
+    parser.add_argument(
+        "--max-extrapolated-share",
+        type=float,
+        default=None,
+        help="leave out unconstrained features with more of the scored customers outside "
+        "their learnt range (clv.features.support); default: keep every feature",
     )
 
 
@@ -226,6 +234,12 @@ def describe_options(args: argparse.Namespace) -> str:
         parts.append("with recency_share_of_age")
     if args.tune_trials:
         parts.append(f"{args.tune_trials} Optuna trials for {args.tune_families}")
+    if args.max_extrapolated_share is not None:
+        parts.append(
+            "features with more than "
+            f"{args.max_extrapolated_share:.0%} of the customers outside their learnt range "
+            "left out"
+        )
     return (" Options: " + "; ".join(parts) + ".") if parts else ""
 
 
@@ -324,6 +338,17 @@ def print_tables(records: list[dict[str, Any]]) -> None:
             f"{r['customers_buying_in_horizon']:,} | {cutoffs} | {r['train_rows']:,} | "
             f"{weights} | {seconds} / {r['seconds']:.1f} |"
         )
+    print(
+        "\nFeatures for which more than half of the customers scored lie outside the fit "
+        "windows' values (share of customers), and those left out of the learnt models:"
+    )
+    print("\n| horizon | as-of | out of range | left out |")
+    print("|---:|---|---|---|")
+    for r in done:
+        outside = r.get("out_of_range", {})
+        cells = ", ".join(f"{k} {v:.0%}" for k, v in outside.items()) or "none"
+        left_out = ", ".join(r.get("extrapolated_features", {})) or "none"
+        print(f"| {r['horizon_days']} | {r['as_of_day']} | {cells} | {left_out} |")
     for r in done:
         for w in r["warnings"]:
             print(f"\nwarning at {r['as_of_day']} +{r['horizon_days']}d: {w}")
@@ -361,6 +386,7 @@ def main() -> None:
         "age_ratio": args.age_ratio,
         "tune_trials": args.tune_trials,
         "tune_families": args.tune_families if args.tune_trials else "",
+        "max_extrapolated_share": args.max_extrapolated_share,
     }
     print(
         f"# cdnow_accuracy — {header['date']} — {header['machine']} — commit {header['commit']}\n\n"

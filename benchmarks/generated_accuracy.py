@@ -285,6 +285,9 @@ def main() -> None:
     weights = ", ".join(f"{k} {v:.3f}" for k, v in result.ensemble_weights.items()) or "–"
     timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings.items())
     print(f"\nEnsemble weights: {weights}. Seconds: {timings}.")
+    outside = ", ".join(f"{k} {v:.0%}" for k, v in result.out_of_range.items())
+    left_out = ", ".join(result.extrapolated_features)
+    print(f"Out of the fit windows' range: {outside or 'none'}; left out: {left_out or 'none'}.")
     for w in warned:
         print(f"\nwarning in the backtest: {w}")
     for name in order:

@@ -51,6 +51,26 @@ SustainabilityTable = Annotated[
     str | None,
     typer.Option("--sustainability", help="Optional sustainability table (local or s3://)."),
 ]
+#: Option of the commands that fit learnt models (see clv.features.support).
+ExtrapolatedShare = Annotated[
+    float | None,
+    typer.Option(
+        "--max-extrapolated-share",
+        help="Leave a feature without a monotone constraint out of the learnt models when more "
+        "than this share (0-1] of the customers to score lie outside its values in the training "
+        "windows, e.g. 0.5 drops customer age when all customers were acquired together. "
+        "Default: keep every feature (those out of range are reported).",
+    ),
+]
+
+
+def _extrapolated_share(value: float | None) -> float | None:
+    if value is not None and not 0.0 < value <= 1.0:
+        raise typer.BadParameter(
+            f"must be in (0, 1], got {value}",
+            param_hint="--max-extrapolated-share",
+        )
+    return value
 
 
 def _fail(message: str) -> typer.Exit:
@@ -322,6 +342,7 @@ def backtest(
             "(helps on multi-cohort data; see docs/benchmarks.md)."
         ),
     ] = False,
+    max_extrapolated_share: ExtrapolatedShare = None,
     allow_extra_columns: Annotated[
         bool, typer.Option(help="Ignore columns that are not in the contract.")
     ] = False,
@@ -346,6 +367,7 @@ def backtest(
             param_hint="--families",
         )
     cutoff = _parse_as_of(as_of)
+    share = _extrapolated_share(max_extrapolated_share)
     try:
         with err_console.status("reading and validating inputs ..."):
             tx = read_table(transactions, "transactions", allow_extra_columns=allow_extra_columns)
@@ -375,6 +397,7 @@ def backtest(
                 families=chosen,
                 seed=seed,
                 refit=refit,
+                max_extrapolated_share=share,
                 progress=lambda message: status.update(f"backtesting: {message} ..."),
             )
     except (ContractError, FileNotFoundError, ValueError) as err:
@@ -469,6 +492,7 @@ def train(
     windows: Annotated[int, typer.Option(min=2, help="Training cut-offs stacked.")] = 12,
     step_days: Annotated[int, typer.Option(min=1, help="Days between training cut-offs.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    max_extrapolated_share: ExtrapolatedShare = None,
 ) -> None:
     """Run the training flow: tune every family with Optuna, register challengers in MLflow.
 
@@ -477,6 +501,7 @@ def train(
     """
     _parse_as_of(as_of)
     chosen = _families(families)
+    share = _extrapolated_share(max_extrapolated_share)
     _local_orchestration_defaults()
     from clv.data.validation import ContractError
 
@@ -494,6 +519,7 @@ def train(
             n_windows=windows,
             step_days=step_days,
             seed=seed,
+            max_extrapolated_share=share,
         )
     except (ContractError, FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None

@@ -75,6 +75,7 @@ def _config(parameters: dict[str, Any]) -> TrainConfig:
         seed=int(parameters["seed"]),
         max_tune_rows=parameters.get("max_tune_rows", 50_000),
         max_fit_rows=parameters.get("max_fit_rows", 250_000),
+        max_extrapolated_share=parameters.get("max_extrapolated_share"),
     )
 
 
@@ -83,6 +84,7 @@ def _frames(prepared: dict[str, Any]) -> TrainingFrames:
         Path(prepared["frames_path"]),
         plan=plan_from_dict(prepared["plan"]),
         key=prepared["cache_key"],
+        max_extrapolated_share=prepared["max_extrapolated_share"],
     )
 
 
@@ -105,6 +107,7 @@ def prepare(
         cache_dir=cache_dir,
         customers=inputs.customers,
         sustainability=inputs.sustainability,
+        max_extrapolated_share=config.max_extrapolated_share,
     )
     return {
         "plan": plan.to_dict(),
@@ -113,6 +116,9 @@ def prepare(
         "cache_key": frames.cache_key,
         "frames_path": str(cache_path(cache_dir, frames.cache_key)),
         "feature_columns": frames.feature_columns,
+        "max_extrapolated_share": config.max_extrapolated_share,
+        "extrapolated_features": frames.extrapolated,
+        "out_of_range": frames.out_of_range,
         "rows": {
             "fit": len(frames.fit),
             "validation": len(frames.validation),
@@ -140,9 +146,9 @@ def tune(family: str, prepared: dict[str, Any], parameters: dict[str, Any]) -> d
 
     outcome = run_study(
         family,
-        X_fit=frames.X(fit),
+        X_fit=frames.learnt_X(fit),
         y_fit=fit[TARGET],
-        X_val=frames.X(validation),
+        X_val=frames.learnt_X(validation),
         y_val=validation[TARGET],
         n_trials=int(parameters["n_trials"]),
         study_name=f"clv-{prepared['fingerprint']}-{family}",
@@ -346,6 +352,7 @@ def training_flow(
     step_days: int = 30,
     seed: int = 0,
     trigger: dict[str, Any] | str | None = None,
+    max_extrapolated_share: float | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and register challengers for ``clv-spend`` and ``clv-churn``.
 
@@ -371,6 +378,10 @@ def training_flow(
     trigger : dict or str, optional
         What started the run (e.g. the payload of a ``clv.drift.detected`` event, as a dict or
         JSON text, as a deployment trigger renders it); recorded with the run.
+    max_extrapolated_share : float, optional
+        When set, the learnt models leave out a feature without a monotone constraint when more
+        than this share of the holdout's customers lie outside its values in the fit windows
+        (see :class:`clv.training.pipeline.TrainConfig`). Default: every feature is kept.
 
     Returns
     -------
@@ -398,6 +409,7 @@ def training_flow(
             "n_windows": n_windows,
             "step_days": step_days,
             "seed": seed,
+            "max_extrapolated_share": max_extrapolated_share,
         }
     ).to_dict()
     parameters["n_trials"] = trials
@@ -424,7 +436,14 @@ def training_flow(
                 **{f"rows_{k}": v for k, v in prepared["rows"].items()},
             }
         )
-        run.log_dict({"features": prepared["feature_columns"]}, "features.json")
+        run.log_dict(
+            {
+                "features": prepared["feature_columns"],
+                "out_of_range": prepared["out_of_range"],
+                "left_out_as_extrapolated": prepared["extrapolated_features"],
+            },
+            "features.json",
+        )
         run.log_dict({"plan": prepared["plan"], "hashes": prepared["hashes"]}, "data.json")
         if trigger is not None:
             run.log_dict(trigger, "trigger.json")

@@ -12,12 +12,14 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
 from clv.data.io import write_table
 from clv.features import training_set
+from clv.features.support import OUT_OF_RANGE_SHARE, extrapolated_features
 from clv.training.windows import WindowPlan
 
 logger = logging.getLogger(__name__)
@@ -41,16 +43,55 @@ class TrainingFrames:
         The cut-offs.
     cache_key : str
         Hash naming the cached file (inputs, plan, feature version).
+    max_extrapolated_share : float or None
+        When set, the learnt models leave out an unconstrained feature when more than this share
+        of the holdout's customers lie outside its values in the fit windows (see
+        :attr:`extrapolated`). Default ``None``: every feature is kept.
     """
 
     rows: pd.DataFrame
     plan: WindowPlan
     cache_key: str
+    max_extrapolated_share: float | None = None
 
     @property
     def feature_columns(self) -> list[str]:
-        """Feature column names, in a stable order."""
+        """Feature column names, in a stable order (everything a bundle may read)."""
         return [c for c in self.rows.columns if c not in NON_FEATURES]
+
+    @cached_property
+    def out_of_range(self) -> dict[str, float]:
+        """Features for which more than half of the holdout's customers lie outside the fit
+        windows' values, with that share (a diagnostic; monotone features included)."""
+        columns = self.feature_columns
+        return extrapolated_features(
+            self.fit[columns], self.holdout[columns], max_share=OUT_OF_RANGE_SHARE
+        )
+
+    @cached_property
+    def extrapolated(self) -> dict[str, float]:
+        """Features the learnt models leave out, with the holdout's share outside their range.
+
+        The holdout's features are known at its cut-off, the latest of the plan, so they stand
+        for the customers the registered model will score; no target is read. Features with a
+        monotone constraint are kept (:data:`clv.models.trees.MONOTONE`): their direction beyond
+        the learnt range is known. See :func:`clv.features.support.extrapolated_features`.
+        """
+        from clv.models.trees import MONOTONE
+
+        columns = self.feature_columns
+        return extrapolated_features(
+            self.fit[columns],
+            self.holdout[columns],
+            max_share=self.max_extrapolated_share,
+            exempt=MONOTONE,
+        )
+
+    @property
+    def learnt_columns(self) -> list[str]:
+        """The feature columns the learnt models (spend families, churn) are fitted on."""
+        left_out = self.extrapolated
+        return [c for c in self.feature_columns if c not in left_out]
 
     def _part(self, cutoffs: list[pd.Timestamp]) -> pd.DataFrame:
         return self.rows[self.rows["cutoff"].isin(cutoffs)]
@@ -76,8 +117,12 @@ class TrainingFrames:
         return self._part([self.plan.holdout])
 
     def X(self, part: pd.DataFrame) -> pd.DataFrame:
-        """Feature matrix of ``part``."""
+        """Feature matrix of ``part`` (every feature: models pick their own columns)."""
         return part[self.feature_columns]
+
+    def learnt_X(self, part: pd.DataFrame) -> pd.DataFrame:
+        """Feature matrix of ``part`` to fit a learnt model on (:attr:`learnt_columns`)."""
+        return part[self.learnt_columns]
 
 
 def cache_key(input_hashes: dict[str, str], plan: WindowPlan) -> str:
@@ -94,11 +139,19 @@ def cache_path(cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / f"training-{key}.parquet"
 
 
-def read_training_frames(path: Path, *, plan: WindowPlan, key: str) -> TrainingFrames:
+def read_training_frames(
+    path: Path,
+    *,
+    plan: WindowPlan,
+    key: str,
+    max_extrapolated_share: float | None = None,
+) -> TrainingFrames:
     """Read frames that :func:`build_training_frames` cached at ``path``."""
     rows = pd.read_parquet(path)
     rows["cutoff"] = pd.to_datetime(rows["cutoff"])
-    return TrainingFrames(rows=rows, plan=plan, cache_key=key)
+    return TrainingFrames(
+        rows=rows, plan=plan, cache_key=key, max_extrapolated_share=max_extrapolated_share
+    )
 
 
 def build_training_frames(
@@ -109,6 +162,7 @@ def build_training_frames(
     cache_dir: Path | None,
     customers: pd.DataFrame | None = None,
     sustainability: pd.DataFrame | None = None,
+    max_extrapolated_share: float | None = None,
 ) -> TrainingFrames:
     """Features and targets at every cut-off of ``plan`` (read from the cache when present).
 
@@ -124,6 +178,8 @@ def build_training_frames(
         Folder of cached frames; ``None`` disables the cache.
     customers, sustainability : DataFrame, optional
         Validated optional tables.
+    max_extrapolated_share : float or None
+        See :attr:`TrainingFrames.extrapolated`.
 
     Returns
     -------
@@ -134,7 +190,9 @@ def build_training_frames(
     path = None if cache_dir is None else cache_path(cache_dir, key)
     if path is not None and path.exists():
         logger.info("training features: cache hit %s", path)
-        return read_training_frames(path, plan=plan, key=key)
+        return read_training_frames(
+            path, plan=plan, key=key, max_extrapolated_share=max_extrapolated_share
+        )
     # Targets of the holdout end at as_of: nothing later is needed, so nothing later is read.
     seen = transactions[transactions["timestamp"] <= plan.as_of]
     rows = training_set(
@@ -152,4 +210,6 @@ def build_training_frames(
         path.parent.mkdir(parents=True, exist_ok=True)
         write_table(rows, path)
         logger.info("training features: cached %s", path)
-    return TrainingFrames(rows=rows, plan=plan, cache_key=key)
+    return TrainingFrames(
+        rows=rows, plan=plan, cache_key=key, max_extrapolated_share=max_extrapolated_share
+    )

@@ -63,6 +63,11 @@ class TrainConfig:
         the best parameters are then refitted on up to ``max_fit_rows``. ``None``: all rows.
     max_fit_rows : int or None
         Rows of each family's final refit after tuning on a sample (``None``: all fit rows).
+    max_extrapolated_share : float or None
+        When set, the learnt models leave out an unconstrained feature when more than this share
+        of the holdout's customers lie outside its values in the fit windows, e.g. customer age on
+        a single acquisition cohort (:attr:`clv.training.dataset.TrainingFrames.extrapolated`).
+        Default ``None``: every feature is kept.
     """
 
     horizon_days: int
@@ -75,6 +80,7 @@ class TrainConfig:
     coverage: float = 0.8
     max_tune_rows: int | None = 50_000
     max_fit_rows: int | None = 250_000
+    max_extrapolated_share: float | None = None
 
     def __post_init__(self) -> None:
         from clv.models.registry import SEARCH_SPACES
@@ -96,6 +102,12 @@ class TrainConfig:
                 raise ValueError(
                     f"{name} must be at least 1000 (or None for all rows), got {value}"
                 )
+        share = self.max_extrapolated_share
+        if share is not None and not 0.0 < share <= 1.0:
+            raise ValueError(
+                f"max_extrapolated_share must be in (0, 1] (or None to keep every feature), "
+                f"got {share}"
+            )
         if not 0.0 < self.coverage < 1.0:
             raise ValueError(f"coverage must be strictly between 0 and 1, got {self.coverage}")
 
@@ -348,9 +360,9 @@ def assemble(
     t0 = time.perf_counter()
     fit = frames.fit
     churn_model = ChurnModel({"seed": config.seed}).fit(
-        frames.X(fit),
+        frames.learnt_X(fit),
         (fit[PURCHASES] == 0).to_numpy(),
-        X_val=X_val,
+        X_val=frames.learnt_X(validation),
         churned_val=(validation[PURCHASES] == 0).to_numpy(),
     )
     churned = (holdout[PURCHASES] == 0).astype(int).to_numpy()
@@ -368,6 +380,8 @@ def assemble(
         "config": config.to_dict(),
         "code_version": clv.__version__,
         "holdout_metrics": metrics[winner],
+        "extrapolated_features": dict(frames.extrapolated),
+        "out_of_range": dict(frames.out_of_range),
     }
     chosen = candidates[winner]
     spend = SpendBundle(

@@ -125,6 +125,12 @@ def test_every_trial_is_a_nested_run_of_the_training_run(runs, tracking_env) -> 
     assert "holdout_normalized_gini" in first_parent.data.metrics
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(first_parent.info.run_id)}
     assert {"features.json", "data.json", "summary.md"} <= artifacts
+    features = mlflow.artifacts.load_dict(f"{first_parent.info.artifact_uri}/features.json")
+    # Mixed cohorts: customer age stays with the learnt models; whatever is left out is named.
+    assert "T" in features["features"]
+    assert "T" not in features["out_of_range"]
+    assert features["left_out_as_extrapolated"] == {}  # nothing is left out unless asked
+    assert first_parent.data.params["max_extrapolated_share"] == "None"
 
 
 def test_the_run_leaves_a_markdown_summary_artifact_in_prefect(runs) -> None:  # type: ignore[no-untyped-def]

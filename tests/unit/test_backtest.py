@@ -324,3 +324,49 @@ def test_tuning_only_the_families_named(transactions: pd.DataFrame) -> None:
             with_churn=False,
             tune_trials={"keras_ziln": 2},
         )
+
+
+def _single_cohort(transactions: pd.DataFrame, days: int = 90) -> pd.DataFrame:
+    """The customers whose first purchase falls in the first ``days`` days (one cohort)."""
+    first = transactions.groupby("customer_id")["timestamp"].transform("min")
+    start = transactions["timestamp"].min()
+    return transactions[first <= start + pd.Timedelta(days=days)].reset_index(drop=True)
+
+
+def test_customer_age_beyond_every_training_window_is_reported_and_left_out_on_request(
+    transactions: pd.DataFrame,
+) -> None:
+    cohort = _single_cohort(transactions)
+    as_of = pd.Timestamp("2023-12-31 23:59:59")
+    kwargs = {
+        "horizon_days": HORIZON,
+        "as_of": as_of,
+        "families": ("xgboost",),
+        "n_windows": 4,
+        "step_days": 30,
+        "params": {"xgboost": {"n_estimators": 40}},
+        "with_churn": True,
+    }
+
+    kept = backtest(cohort, **kwargs)
+    guarded = backtest(cohort, **kwargs, max_extrapolated_share=0.5)
+
+    # Nearly every customer is older at the as-of date than any customer in the fit windows:
+    # reported either way, left out only on request.
+    for result in (kept, guarded):
+        assert result.out_of_range["T"] > 0.9
+        assert "Customers scored outside the range" in result.to_markdown()
+    assert kept.extrapolated_features == {}
+    assert guarded.extrapolated_features["T"] == kept.out_of_range["T"]
+    for model in ("xgboost", "churn_model"):
+        assert "T" in kept.model_features[model]
+        assert "T" not in guarded.model_features[model]
+    # Monotone features are kept even when out of range: their direction is known.
+    assert "days_since_last_purchase" in guarded.model_features["xgboost"]
+    assert guarded.to_dict()["extrapolated_features"] == guarded.extrapolated_features
+    assert "Left out of the learnt models as out of range: T" in guarded.to_markdown()
+
+
+def test_customer_age_is_within_range_when_cohorts_are_mixed(result) -> None:  # type: ignore[no-untyped-def]
+    assert "T" not in result.out_of_range
+    assert result.extrapolated_features == {}

@@ -268,3 +268,35 @@ def test_ingest_of_a_bad_file_exits_1_and_writes_nothing(runner: CliRunner, tmp_
     assert "bad.csv line 3, column 'amount': 'abc' is not a number" in flat(result.stderr)
     assert "1 of 1 file(s) were not ingested" in flat(result.stderr)
     assert not warehouse.exists() or list(warehouse.rglob("*")) == []
+
+
+def test_every_feature_is_kept_unless_an_extrapolated_share_is_given() -> None:
+    from clv.training.pipeline import TrainConfig
+
+    assert TrainConfig(horizon_days=90).max_extrapolated_share is None
+
+
+@pytest.mark.parametrize("command", ["train", "backtest"])
+@pytest.mark.parametrize("share", ["0", "1.5"])
+def test_an_extrapolated_share_outside_zero_to_one_exits_2_with_a_message(
+    runner: CliRunner, tmp_path: Path, command: str, share: str
+) -> None:
+    orders = tmp_path / "orders.csv"
+    orders.write_text("customer_id,timestamp,amount\nc1,2025-01-01,10.0\n")
+
+    result = runner.invoke(
+        app,
+        [
+            command,
+            "--transactions",
+            str(orders),
+            "--horizon-days",
+            "30",
+            "--max-extrapolated-share",
+            share,
+        ],
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "--max-extrapolated-share" in result.output
+    assert "must be in (0, 1]" in result.output

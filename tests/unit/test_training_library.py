@@ -735,6 +735,52 @@ def test_scoring_before_the_first_transaction_is_refused(
         score_customers(transactions, spend=spend_bundle, horizon_days=HORIZON, as_of=before)
 
 
+def test_customer_age_of_a_single_cohort_is_left_out_of_the_learnt_columns_on_request(
+    transactions: pd.DataFrame,
+) -> None:
+    first = transactions.groupby("customer_id")["timestamp"].transform("min")
+    cohort = transactions[first <= transactions["timestamp"].min() + pd.Timedelta(days=90)]
+    config = TrainConfig(
+        horizon_days=HORIZON,
+        as_of=end_of_day(pd.Timestamp("2024-03-31")),
+        families=("lightgbm",),
+        n_windows=4,
+        step_days=30,
+    )
+    plan = make_plan(cohort, config)
+    kept = build_training_frames(cohort, plan=plan, input_hashes=HASHES, cache_dir=None)
+    guarded = build_training_frames(
+        cohort, plan=plan, input_hashes=HASHES, cache_dir=None, max_extrapolated_share=0.5
+    )
+
+    assert kept.out_of_range["T"] > 0.9 and guarded.out_of_range == kept.out_of_range
+    assert guarded.extrapolated["T"] > 0.9
+    assert "T" not in guarded.learnt_columns and "T" not in guarded.learnt_X(guarded.fit)
+    # Bundles still receive every feature (references read their own), and monotone
+    # features stay with the learnt models.
+    assert "T" in guarded.feature_columns
+    assert "days_since_last_purchase" in guarded.learnt_columns
+    assert kept.extrapolated == {} and kept.learnt_columns == kept.feature_columns
+
+
+def test_mixed_cohorts_keep_customer_age_in_range(transactions, plan) -> None:  # type: ignore[no-untyped-def]
+    frames = build_training_frames(
+        transactions, plan=plan, input_hashes=HASHES, cache_dir=None, max_extrapolated_share=0.5
+    )
+    assert "T" not in frames.out_of_range and "T" in frames.learnt_columns
+    # This short plan's fit windows span three months of calendar positions: the holdout's
+    # position lies outside them, so the calendar columns are the ones left out.
+    assert set(frames.extrapolated) <= {"horizon_doy_sin", "horizon_doy_cos"} | {
+        c for c in frames.feature_columns if "seasonal" in c
+    }
+    assert set(frames.learnt_columns) == set(frames.feature_columns) - set(frames.extrapolated)
+
+
+def test_every_feature_is_learnt_from_by_default(frames: TrainingFrames) -> None:
+    assert frames.extrapolated == {}
+    assert frames.learnt_columns == frames.feature_columns
+
+
 # ---------------------------------------------------------------------------------------------
 # Configuration, plan and fingerprint
 # ---------------------------------------------------------------------------------------------
@@ -748,8 +794,19 @@ def test_scoring_before_the_first_transaction_is_refused(
         ({"horizon_days": 90, "families": ("catboost",)}, r"unknown model families \['catboost'\]"),
         ({"horizon_days": 90, "families": ()}, "at least one model family"),
         ({"horizon_days": 90, "coverage": 1.0}, "coverage must be strictly between 0 and 1"),
+        (
+            {"horizon_days": 90, "max_extrapolated_share": 0.0},
+            r"max_extrapolated_share must be in \(0, 1\] \(or None to keep every feature\)",
+        ),
     ],
-    ids=["zero-horizon", "zero-trials", "unknown-family", "no-family", "full-coverage"],
+    ids=[
+        "zero-horizon",
+        "zero-trials",
+        "unknown-family",
+        "no-family",
+        "full-coverage",
+        "zero-extrapolated-share",
+    ],
 )
 def test_train_config_rejects_bad_values_with_a_message(
     kwargs: dict[str, Any], message: str
