@@ -64,6 +64,28 @@ ExtrapolatedShare = Annotated[
 ]
 
 
+def _print_out_of_range(out_of_range: dict[str, float], left_out: dict[str, float]) -> None:
+    """Warn that the models extrapolate for the features most customers lie outside of."""
+    if not out_of_range:
+        return
+    shares = ", ".join(f"{name} {share:.0%}" for name, share in out_of_range.items())
+    console.print(
+        Text(
+            f"customers outside the range the models learnt from (share of customers): {shares}",
+            style="yellow",
+        )
+    )
+    if left_out:
+        console.print(Text(f"left out of the learnt models: {', '.join(left_out)}"))
+    else:
+        console.print(
+            Text(
+                "the models extrapolate there; --max-extrapolated-share 0.5 leaves the "
+                "unconstrained ones out (see docs/benchmarks.md)"
+            )
+        )
+
+
 def _extrapolated_share(value: float | None) -> float | None:
     if value is not None and not 0.0 < value <= 1.0:
         raise typer.BadParameter(
@@ -431,6 +453,7 @@ def backtest(
                 f"calibration error {m['calibration_error']:.4f}"
             )
         )
+    _print_out_of_range(result.out_of_range, result.extrapolated_features)
     console.print(Text(f"report: {written['markdown']}  (json, predictions, plots beside it)"))
 
 
@@ -545,6 +568,7 @@ def train(
             f"clv-churn version {result['churn_version']}"
         )
     )
+    _print_out_of_range(result["out_of_range"], result["extrapolated_features"])
     console.print(Text(f"MLflow: {result['links']['MLflow UI']}"))
     console.print(
         Text(f"promote it: clv promote --model clv-spend --version {result['spend_version']}")

@@ -206,6 +206,19 @@ def champion_scores(prepared: dict[str, Any]) -> dict[str, dict[str, float]]:
     return scores
 
 
+def _out_of_range_note(prepared: dict[str, Any]) -> str:
+    """A markdown line naming the features most holdout customers lie outside of, if any."""
+    outside = prepared["out_of_range"]
+    if not outside:
+        return ""
+    shares = ", ".join(f"{name} {share:.0%}" for name, share in outside.items())
+    left_out = ", ".join(prepared["extrapolated_features"]) or "none"
+    return (
+        f"\nCustomers outside the fit windows' range (share of the holdout): {shares}; "
+        f"left out of the learnt models: {left_out}.\n"
+    )
+
+
 def _tags(
     prepared: dict[str, Any], metrics: dict[str, float], extra: dict[str, str]
 ) -> dict[str, str]:
@@ -469,6 +482,7 @@ def training_flow(
     )
     create_markdown_artifact(
         markdown=result["summary"]
+        + _out_of_range_note(prepared)
         + "\n"
         + "\n".join(f"- {k}: {v}" for k, v in links.items())
         + f"\n- clv-spend version {result['spend_version']} ({state}); "
@@ -478,6 +492,8 @@ def training_flow(
     )
     result["links"] = links
     result["fingerprint"] = prepared["fingerprint"]
+    result["out_of_range"] = prepared["out_of_range"]
+    result["extrapolated_features"] = prepared["extrapolated_features"]
     from monitoring.metrics import record_model_metrics, write_default_textfile
 
     record_model_metrics("clv-spend", result["spend_version"], result["metrics"][result["winner"]])

@@ -370,3 +370,37 @@ def test_customer_age_beyond_every_training_window_is_reported_and_left_out_on_r
 def test_customer_age_is_within_range_when_cohorts_are_mixed(result) -> None:  # type: ignore[no-untyped-def]
     assert "T" not in result.out_of_range
     assert result.extrapolated_features == {}
+
+
+def test_backtest_command_warns_when_customers_lie_outside_the_training_range(
+    transactions: pd.DataFrame, tmp_path: Path
+) -> None:
+    orders = tmp_path / "orders.csv"
+    _single_cohort(transactions).to_csv(orders, index=False)
+    runner = CliRunner(env={"COLUMNS": "240"})
+    args = [
+        "backtest",
+        "--transactions",
+        str(orders),
+        "--horizon-days",
+        str(HORIZON),
+        "--as-of",
+        "2023-12-31",
+        "--families",
+        "lightgbm",
+        "--windows",
+        "3",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+
+    warned = runner.invoke(app, args)
+    guarded = runner.invoke(app, [*args, "--max-extrapolated-share", "0.5"])
+
+    assert warned.exit_code == 0 and guarded.exit_code == 0, warned.output + guarded.output
+    for result in (warned, guarded):
+        text = " ".join(result.output.split())
+        assert "customers outside the range the models learnt from" in text
+        assert "T 100%" in text or "T 9" in text  # nearly every customer
+    assert "--max-extrapolated-share 0.5 leaves" in " ".join(warned.output.split())
+    assert "left out of the learnt models: T" in " ".join(guarded.output.split())
