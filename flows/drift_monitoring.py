@@ -194,6 +194,7 @@ def check_drift(
         "horizon_days": spend.horizon_days,
         "families": ",".join(config.get("families", [])),
         "trials": int(config.get("n_trials", 10)),
+        "max_extrapolated_share": config.get("max_extrapolated_share"),
     }
 
 
@@ -272,6 +273,7 @@ def monitoring_flow(
             "horizon_days": drift["horizon_days"],
             "families": drift["families"],
             "trials": drift["trials"],
+            "max_extrapolated_share": drift["max_extrapolated_share"],
             "champion_version": drift["champion_version"],
         }
         drift["event_id"] = emit_drift_event(payload, version=drift["champion_version"])

@@ -206,6 +206,20 @@ def champion_scores(prepared: dict[str, Any]) -> dict[str, dict[str, float]]:
     return scores
 
 
+def extrapolated_share_to_use(given: float | None, trigger: dict[str, Any] | None) -> float | None:
+    """The share to train with: the one given, else the one a drift event carries.
+
+    A retraining started by a ``clv.drift.detected`` event keeps the champion's choice: the event's
+    payload (passed as ``trigger``) carries its ``max_extrapolated_share``.
+    """
+    if given is not None or trigger is None:
+        return given
+    carried = trigger.get("max_extrapolated_share")
+    if isinstance(carried, int | float) and not isinstance(carried, bool):
+        return float(carried)
+    return None
+
+
 def _out_of_range_note(prepared: dict[str, Any]) -> str:
     """A markdown line naming the features most holdout customers lie outside of, if any."""
     outside = prepared["out_of_range"]
@@ -394,7 +408,8 @@ def training_flow(
     max_extrapolated_share : float, optional
         When set, the learnt models leave out a feature without a monotone constraint when more
         than this share of the holdout's customers lie outside its values in the fit windows
-        (see :class:`clv.training.pipeline.TrainConfig`). Default: every feature is kept.
+        (see :class:`clv.training.pipeline.TrainConfig`). Default: every feature is kept, or
+        the champion's setting when a drift event's payload (``trigger``) carries one.
 
     Returns
     -------
@@ -413,6 +428,7 @@ def training_flow(
             trigger = {"event": "clv.drift.detected", **json.loads(trigger)} if trigger else None
         except json.JSONDecodeError:
             trigger = {"event": "unknown", "text": trigger}
+    max_extrapolated_share = extrapolated_share_to_use(max_extrapolated_share, trigger)
     parameters = _config(
         {
             "horizon_days": horizon_days,
