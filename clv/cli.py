@@ -473,6 +473,9 @@ def _local_orchestration_defaults() -> None:
         home = get_settings().home.resolve() / "prefect"
         home.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("PREFECT_HOME", str(home))
+        # The embedded server creates its database on first use; Prefect allows it 20 s, which a
+        # busy 2-core machine can exceed on a fresh data home.
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_LOGGERS_ROOT_LEVEL", "WARNING")

@@ -112,16 +112,19 @@ def test_a_killed_training_resumes_its_study_and_registers_one_version(
         "lightgbm",
     ]
     storage = home / "optuna" / "optuna.db"
-    proc = subprocess.Popen(
-        [CLV, *args],
-        env=_env(world, home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log = tmp_path / "killed-run.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [CLV, *args],
+            env=_env(world, home),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 600
     while _finished_trials(storage) < 2:
-        assert proc.poll() is None, "training ended before it could be killed"
+        ended = proc.poll() is not None
+        assert not ended, "training ended before it could be killed:\n" + log.read_text()[-3000:]
         assert time.monotonic() < deadline, "no trial finished in time"
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
