@@ -68,7 +68,9 @@ def _print_out_of_range(out_of_range: dict[str, float], left_out: dict[str, floa
     """Warn that the models extrapolate for the features most customers lie outside of."""
     if not out_of_range:
         return
-    shares = ", ".join(f"{name} {share:.0%}" for name, share in out_of_range.items())
+    from clv.features.support import describe_shares
+
+    shares = describe_shares(out_of_range)
     console.print(
         Text(
             f"customers outside the range the models learnt from (share of customers): {shares}",

@@ -18,6 +18,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from clv.features.support import describe_shares
 from clv.settings import get_settings
 from clv.training.dataset import (
     TARGET,
@@ -225,7 +226,7 @@ def _out_of_range_note(prepared: dict[str, Any]) -> str:
     outside = prepared["out_of_range"]
     if not outside:
         return ""
-    shares = ", ".join(f"{name} {share:.0%}" for name, share in outside.items())
+    shares = describe_shares(outside)
     left_out = ", ".join(prepared["extrapolated_features"]) or "none"
     return (
         f"\nCustomers outside the fit windows' range (share of the holdout): {shares}; "

@@ -15,12 +15,18 @@ only, never a target.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["OUT_OF_RANGE_SHARE", "extrapolated_features", "outside_support"]
+__all__ = [
+    "OUT_OF_RANGE_SHARE",
+    "beyond",
+    "describe_shares",
+    "extrapolated_features",
+    "outside_support",
+]
 
 #: A feature is reported out of range when more than this share of the customers to score lie
 #: outside every value the models learnt it on (and the default of :func:`extrapolated_features`).
@@ -96,15 +102,32 @@ def extrapolated_features(
     """
     if max_share is None:
         return {}
+    return beyond(outside_support(fit, score), max_share, exempt=exempt)
+
+
+def beyond(
+    shares: pd.Series, max_share: float | None, *, exempt: Collection[str] = ()
+) -> dict[str, float]:
+    """The features of :func:`outside_support`'s ``shares`` above ``max_share``, not exempt.
+
+    Lets a caller measure the shares once and apply several thresholds (a report and a cut).
+    ``None`` selects nothing; otherwise ``max_share`` must be in ``(0, 1]``.
+    """
+    if max_share is None:
+        return {}
     if not 0.0 < max_share <= 1.0:
         raise ValueError(f"max_share must be in (0, 1] (or None to disable), got {max_share}")
-    shares = outside_support(fit, score)
     keep_anyway = set(exempt)
     return {
         str(name): float(share)
         for name, share in shares.items()
         if share > max_share and name not in keep_anyway
     }
+
+
+def describe_shares(shares: Mapping[str, float]) -> str:
+    """``"T 100%, gap_mean 69%"``: features and shares for a message or a report."""
+    return ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
 
 
 def _finite(values: pd.Series) -> np.ndarray:

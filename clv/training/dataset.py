@@ -19,7 +19,7 @@ import pandas as pd
 
 from clv.data.io import write_table
 from clv.features import training_set
-from clv.features.support import OUT_OF_RANGE_SHARE, extrapolated_features
+from clv.features.support import OUT_OF_RANGE_SHARE, beyond, outside_support
 from clv.training.windows import WindowPlan
 
 logger = logging.getLogger(__name__)
@@ -60,13 +60,15 @@ class TrainingFrames:
         return [c for c in self.rows.columns if c not in NON_FEATURES]
 
     @cached_property
+    def _shares_outside(self) -> pd.Series:
+        columns = self.feature_columns
+        return outside_support(self.fit[columns], self.holdout[columns])
+
+    @cached_property
     def out_of_range(self) -> dict[str, float]:
         """Features for which more than half of the holdout's customers lie outside the fit
         windows' values, with that share (a diagnostic; monotone features included)."""
-        columns = self.feature_columns
-        return extrapolated_features(
-            self.fit[columns], self.holdout[columns], max_share=OUT_OF_RANGE_SHARE
-        )
+        return beyond(self._shares_outside, OUT_OF_RANGE_SHARE)
 
     @cached_property
     def extrapolated(self) -> dict[str, float]:
@@ -79,13 +81,7 @@ class TrainingFrames:
         """
         from clv.models.trees import MONOTONE
 
-        columns = self.feature_columns
-        return extrapolated_features(
-            self.fit[columns],
-            self.holdout[columns],
-            max_share=self.max_extrapolated_share,
-            exempt=MONOTONE,
-        )
+        return beyond(self._shares_outside, self.max_extrapolated_share, exempt=MONOTONE)
 
     @property
     def learnt_columns(self) -> list[str]:
