@@ -58,8 +58,9 @@ ExtrapolatedShare = Annotated[
         "--max-extrapolated-share",
         help="Leave a feature without a monotone constraint out of the learnt models when more "
         "than this share (0-1] of the customers to score lie outside its values in the training "
-        "windows, e.g. 0.5 drops customer age when all customers were acquired together. "
-        "Default: keep every feature (those out of range are reported).",
+        "windows, e.g. customer age when all customers were acquired together. Default 0.5 "
+        "(chosen on CDNOW, see docs/benchmarks.md); 1 keeps every feature. Features out of "
+        "range are reported either way.",
     ),
 ]
 
@@ -82,13 +83,14 @@ def _print_out_of_range(out_of_range: dict[str, float], left_out: dict[str, floa
     else:
         console.print(
             Text(
-                "the models extrapolate there; --max-extrapolated-share 0.5 leaves the "
-                "unconstrained ones out (see docs/benchmarks.md)"
+                "the models extrapolate there: those features have a monotone constraint or "
+                "are within --max-extrapolated-share"
             )
         )
 
 
 def _extrapolated_share(value: float | None) -> float | None:
+    """The option's value checked; ``None`` (not given) stays ``None``: the library default."""
     if value is not None and not 0.0 < value <= 1.0:
         raise typer.BadParameter(
             f"must be in (0, 1], got {value}",
@@ -392,6 +394,8 @@ def backtest(
         )
     cutoff = _parse_as_of(as_of)
     share = _extrapolated_share(max_extrapolated_share)
+    from clv.features.support import MAX_EXTRAPOLATED_SHARE
+
     try:
         with err_console.status("reading and validating inputs ..."):
             tx = read_table(transactions, "transactions", allow_extra_columns=allow_extra_columns)
@@ -421,7 +425,7 @@ def backtest(
                 families=chosen,
                 seed=seed,
                 refit=refit,
-                max_extrapolated_share=share,
+                max_extrapolated_share=MAX_EXTRAPOLATED_SHARE if share is None else share,
                 progress=lambda message: status.update(f"backtesting: {message} ..."),
             )
     except (ContractError, FileNotFoundError, ValueError) as err:

@@ -18,7 +18,7 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from clv.features.support import describe_shares
+from clv.features.support import MAX_EXTRAPOLATED_SHARE, describe_shares
 from clv.settings import get_settings
 from clv.training.dataset import (
     TARGET,
@@ -207,18 +207,22 @@ def champion_scores(prepared: dict[str, Any]) -> dict[str, dict[str, float]]:
     return scores
 
 
-def extrapolated_share_to_use(given: float | None, trigger: dict[str, Any] | None) -> float | None:
-    """The share to train with: the one given, else the one a drift event carries.
+def extrapolated_share_to_use(given: float | None, trigger: dict[str, Any] | None) -> float:
+    """The share to train with: the one given, else the one a drift event carries, else the default.
 
     A retraining started by a ``clv.drift.detected`` event keeps the champion's choice: the event's
-    payload (passed as ``trigger``) carries its ``max_extrapolated_share``.
+    payload (passed as ``trigger``) carries its ``max_extrapolated_share``. A champion trained
+    before there was a default carries ``None`` (every feature kept), which is kept as 1.
     """
-    if given is not None or trigger is None:
-        return given
-    carried = trigger.get("max_extrapolated_share")
-    if isinstance(carried, int | float) and not isinstance(carried, bool):
-        return float(carried)
-    return None
+    if given is not None:
+        return float(given)
+    if trigger is not None and "max_extrapolated_share" in trigger:
+        carried = trigger["max_extrapolated_share"]
+        if carried is None:
+            return 1.0
+        if isinstance(carried, int | float) and not isinstance(carried, bool):
+            return float(carried)
+    return MAX_EXTRAPOLATED_SHARE
 
 
 def _out_of_range_note(prepared: dict[str, Any]) -> str:
@@ -407,10 +411,11 @@ def training_flow(
         What started the run (e.g. the payload of a ``clv.drift.detected`` event, as a dict or
         JSON text, as a deployment trigger renders it); recorded with the run.
     max_extrapolated_share : float, optional
-        When set, the learnt models leave out a feature without a monotone constraint when more
-        than this share of the holdout's customers lie outside its values in the fit windows
-        (see :class:`clv.training.pipeline.TrainConfig`). Default: every feature is kept, or
-        the champion's setting when a drift event's payload (``trigger``) carries one.
+        The learnt models leave out a feature without a monotone constraint when more than this
+        share of the holdout's customers lie outside its values in the fit windows (see
+        :class:`clv.training.pipeline.TrainConfig`); 1 keeps every feature. Default: the
+        champion's setting when a drift event's payload (``trigger``) carries one, else
+        :data:`clv.features.support.MAX_EXTRAPOLATED_SHARE` (0.5).
 
     Returns
     -------
@@ -469,6 +474,11 @@ def training_flow(
         run.log_dict(
             {
                 "features": prepared["feature_columns"],
+                "learnt_features": [
+                    c
+                    for c in prepared["feature_columns"]
+                    if c not in prepared["extrapolated_features"]
+                ],
                 "out_of_range": prepared["out_of_range"],
                 "left_out_as_extrapolated": prepared["extrapolated_features"],
             },

@@ -19,7 +19,12 @@ import pandas as pd
 
 from clv.data.io import write_table
 from clv.features import training_set
-from clv.features.support import OUT_OF_RANGE_SHARE, beyond, outside_support
+from clv.features.support import (
+    MAX_EXTRAPOLATED_SHARE,
+    OUT_OF_RANGE_SHARE,
+    beyond,
+    outside_support,
+)
 from clv.training.windows import WindowPlan
 
 logger = logging.getLogger(__name__)
@@ -44,15 +49,16 @@ class TrainingFrames:
     cache_key : str
         Hash naming the cached file (inputs, plan, feature version).
     max_extrapolated_share : float or None
-        When set, the learnt models leave out an unconstrained feature when more than this share
-        of the holdout's customers lie outside its values in the fit windows (see
-        :attr:`extrapolated`). Default ``None``: every feature is kept.
+        The learnt models leave out an unconstrained feature when more than this share of the
+        holdout's customers lie outside its values in the fit windows (see :attr:`extrapolated`).
+        Default :data:`clv.features.support.MAX_EXTRAPOLATED_SHARE`; ``None`` or 1 keeps every
+        feature.
     """
 
     rows: pd.DataFrame
     plan: WindowPlan
     cache_key: str
-    max_extrapolated_share: float | None = None
+    max_extrapolated_share: float | None = MAX_EXTRAPOLATED_SHARE
 
     @property
     def feature_columns(self) -> list[str]:
@@ -140,7 +146,7 @@ def read_training_frames(
     *,
     plan: WindowPlan,
     key: str,
-    max_extrapolated_share: float | None = None,
+    max_extrapolated_share: float | None = MAX_EXTRAPOLATED_SHARE,
 ) -> TrainingFrames:
     """Read frames that :func:`build_training_frames` cached at ``path``."""
     rows = pd.read_parquet(path)
@@ -158,7 +164,7 @@ def build_training_frames(
     cache_dir: Path | None,
     customers: pd.DataFrame | None = None,
     sustainability: pd.DataFrame | None = None,
-    max_extrapolated_share: float | None = None,
+    max_extrapolated_share: float | None = MAX_EXTRAPOLATED_SHARE,
 ) -> TrainingFrames:
     """Features and targets at every cut-off of ``plan`` (read from the cache when present).
 

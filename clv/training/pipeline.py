@@ -23,6 +23,7 @@ import pandas as pd
 import clv
 from clv.evaluation.backtest import metrics_table
 from clv.evaluation.metrics import churn_report, regression_report
+from clv.features.support import MAX_EXTRAPOLATED_SHARE
 from clv.models.intervals import BinnedRatioInterval
 from clv.training.bundle import ChurnBundle, SpendBundle
 from clv.training.dataset import PURCHASES, TARGET, TrainingFrames
@@ -64,10 +65,11 @@ class TrainConfig:
     max_fit_rows : int or None
         Rows of each family's final refit after tuning on a sample (``None``: all fit rows).
     max_extrapolated_share : float or None
-        When set, the learnt models leave out an unconstrained feature when more than this share
-        of the holdout's customers lie outside its values in the fit windows, e.g. customer age on
-        a single acquisition cohort (:attr:`clv.training.dataset.TrainingFrames.extrapolated`).
-        Default ``None``: every feature is kept.
+        The learnt models leave out an unconstrained feature when more than this share of the
+        holdout's customers lie outside its values in the fit windows, e.g. customer age on a
+        single acquisition cohort (:attr:`clv.training.dataset.TrainingFrames.extrapolated`).
+        Default :data:`clv.features.support.MAX_EXTRAPOLATED_SHARE` (0.5); ``None`` or 1 keeps
+        every feature.
     """
 
     horizon_days: int
@@ -80,7 +82,7 @@ class TrainConfig:
     coverage: float = 0.8
     max_tune_rows: int | None = 50_000
     max_fit_rows: int | None = 250_000
-    max_extrapolated_share: float | None = None
+    max_extrapolated_share: float | None = MAX_EXTRAPOLATED_SHARE
 
     def __post_init__(self) -> None:
         from clv.models.registry import SEARCH_SPACES

@@ -129,8 +129,15 @@ def test_every_trial_is_a_nested_run_of_the_training_run(runs, tracking_env) -> 
     # Mixed cohorts: customer age stays with the learnt models; whatever is left out is named.
     assert "T" in features["features"]
     assert "T" not in features["out_of_range"]
-    assert features["left_out_as_extrapolated"] == {}  # nothing is left out unless asked
-    assert first_parent.data.params["max_extrapolated_share"] == "None"
+    # The default leaves out what most holdout customers lie outside of: on this short plan
+    # at most the calendar position of the horizon, whose fit windows span three months.
+    left_out = features["left_out_as_extrapolated"]
+    assert set(left_out) <= {"horizon_doy_sin", "horizon_doy_cos", "horizon_peak_days"} | {
+        c for c in features["features"] if "seasonal" in c
+    }
+    assert all(share > 0.5 for share in left_out.values())
+    assert not set(left_out) & set(features["learnt_features"])
+    assert first_parent.data.params["max_extrapolated_share"] == "0.5"
 
 
 def test_the_run_leaves_a_markdown_summary_artifact_in_prefect(runs) -> None:  # type: ignore[no-untyped-def]

@@ -333,7 +333,7 @@ def _single_cohort(transactions: pd.DataFrame, days: int = 90) -> pd.DataFrame:
     return transactions[first <= start + pd.Timedelta(days=days)].reset_index(drop=True)
 
 
-def test_customer_age_beyond_every_training_window_is_reported_and_left_out_on_request(
+def test_customer_age_beyond_every_training_window_is_reported_and_left_out_by_default(
     transactions: pd.DataFrame,
 ) -> None:
     cohort = _single_cohort(transactions)
@@ -348,11 +348,11 @@ def test_customer_age_beyond_every_training_window_is_reported_and_left_out_on_r
         "with_churn": True,
     }
 
-    kept = backtest(cohort, **kwargs)
-    guarded = backtest(cohort, **kwargs, max_extrapolated_share=0.5)
+    kept = backtest(cohort, **kwargs, max_extrapolated_share=None)
+    guarded = backtest(cohort, **kwargs)
 
     # Nearly every customer is older at the as-of date than any customer in the fit windows:
-    # reported either way, left out only on request.
+    # reported either way, left out unless every feature is asked for.
     for result in (kept, guarded):
         assert result.out_of_range["T"] > 0.9
         assert "Customers scored outside the range" in result.to_markdown()
@@ -369,7 +369,13 @@ def test_customer_age_beyond_every_training_window_is_reported_and_left_out_on_r
 
 def test_customer_age_is_within_range_when_cohorts_are_mixed(result) -> None:  # type: ignore[no-untyped-def]
     assert "T" not in result.out_of_range
-    assert result.extrapolated_features == {}
+    assert "T" in result.model_features["xgboost"]
+    # Four fit windows 45 days apart cover half a year of calendar positions: the horizon's
+    # position is outside them for every customer, so only the calendar columns are left out.
+    calendar = {"horizon_doy_sin", "horizon_doy_cos", "horizon_peak_days"}
+    left_out = set(result.extrapolated_features)
+    assert left_out <= calendar | {c for c in result.out_of_range if "seasonal" in c}
+    assert not left_out & set(result.model_features["xgboost"])
 
 
 def test_backtest_command_warns_when_customers_lie_outside_the_training_range(
@@ -394,13 +400,13 @@ def test_backtest_command_warns_when_customers_lie_outside_the_training_range(
         str(tmp_path / "r"),
     ]
 
-    warned = runner.invoke(app, args)
-    guarded = runner.invoke(app, [*args, "--max-extrapolated-share", "0.5"])
+    warned = runner.invoke(app, [*args, "--max-extrapolated-share", "1"])
+    guarded = runner.invoke(app, args)
 
     assert warned.exit_code == 0 and guarded.exit_code == 0, warned.output + guarded.output
     for result in (warned, guarded):
         text = " ".join(result.output.split())
         assert "customers outside the range the models learnt from" in text
         assert "T 100%" in text or "T 9" in text  # nearly every customer
-    assert "--max-extrapolated-share 0.5 leaves" in " ".join(warned.output.split())
+    assert "the models extrapolate there" in " ".join(warned.output.split())
     assert "left out of the learnt models: T" in " ".join(guarded.output.split())

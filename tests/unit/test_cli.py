@@ -270,10 +270,24 @@ def test_ingest_of_a_bad_file_exits_1_and_writes_nothing(runner: CliRunner, tmp_
     assert not warehouse.exists() or list(warehouse.rglob("*")) == []
 
 
-def test_every_feature_is_kept_unless_an_extrapolated_share_is_given() -> None:
+def test_features_most_customers_lie_outside_are_left_out_by_default() -> None:
+    from clv.features.support import MAX_EXTRAPOLATED_SHARE
     from clv.training.pipeline import TrainConfig
 
-    assert TrainConfig(horizon_days=90).max_extrapolated_share is None
+    assert TrainConfig(horizon_days=90).max_extrapolated_share == MAX_EXTRAPOLATED_SHARE == 0.5
+    assert TrainConfig(horizon_days=90, max_extrapolated_share=None).max_extrapolated_share is None
+
+
+def test_the_extrapolated_share_option_documents_its_default_and_how_to_keep_everything(
+    runner: CliRunner,
+) -> None:
+    from clv.features.support import MAX_EXTRAPOLATED_SHARE
+
+    for command in ("train", "backtest"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "240"})
+        text = " ".join(result.output.replace("│", " ").split())  # Rich's box, wrapped
+        assert f"Default {MAX_EXTRAPOLATED_SHARE}" in text
+        assert "1 keeps every feature" in text
 
 
 @pytest.mark.parametrize("command", ["train", "backtest"])

@@ -7,6 +7,7 @@ Studies tune LightGBM with 60 trees, so a trial costs a fraction of a second of 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import shutil
 import uuid
@@ -735,7 +736,7 @@ def test_scoring_before_the_first_transaction_is_refused(
         score_customers(transactions, spend=spend_bundle, horizon_days=HORIZON, as_of=before)
 
 
-def test_customer_age_of_a_single_cohort_is_left_out_of_the_learnt_columns_on_request(
+def test_customer_age_of_a_single_cohort_is_left_out_of_the_learnt_columns_by_default(
     transactions: pd.DataFrame,
 ) -> None:
     first = transactions.groupby("customer_id")["timestamp"].transform("min")
@@ -748,10 +749,10 @@ def test_customer_age_of_a_single_cohort_is_left_out_of_the_learnt_columns_on_re
         step_days=30,
     )
     plan = make_plan(cohort, config)
-    kept = build_training_frames(cohort, plan=plan, input_hashes=HASHES, cache_dir=None)
-    guarded = build_training_frames(
-        cohort, plan=plan, input_hashes=HASHES, cache_dir=None, max_extrapolated_share=0.5
+    kept = build_training_frames(
+        cohort, plan=plan, input_hashes=HASHES, cache_dir=None, max_extrapolated_share=None
     )
+    guarded = build_training_frames(cohort, plan=plan, input_hashes=HASHES, cache_dir=None)
 
     assert kept.out_of_range["T"] > 0.9 and guarded.out_of_range == kept.out_of_range
     assert guarded.extrapolated["T"] > 0.9
@@ -764,21 +765,25 @@ def test_customer_age_of_a_single_cohort_is_left_out_of_the_learnt_columns_on_re
 
 
 def test_mixed_cohorts_keep_customer_age_in_range(transactions, plan) -> None:  # type: ignore[no-untyped-def]
-    frames = build_training_frames(
-        transactions, plan=plan, input_hashes=HASHES, cache_dir=None, max_extrapolated_share=0.5
-    )
+    frames = build_training_frames(transactions, plan=plan, input_hashes=HASHES, cache_dir=None)
     assert "T" not in frames.out_of_range and "T" in frames.learnt_columns
     # This short plan's fit windows span three months of calendar positions: the holdout's
     # position lies outside them, so the calendar columns are the ones left out.
-    assert set(frames.extrapolated) <= {"horizon_doy_sin", "horizon_doy_cos"} | {
-        c for c in frames.feature_columns if "seasonal" in c
-    }
+    assert set(frames.extrapolated) <= {
+        "horizon_doy_sin",
+        "horizon_doy_cos",
+        "horizon_peak_days",
+    } | {c for c in frames.feature_columns if "seasonal" in c}
     assert set(frames.learnt_columns) == set(frames.feature_columns) - set(frames.extrapolated)
 
 
-def test_every_feature_is_learnt_from_by_default(frames: TrainingFrames) -> None:
-    assert frames.extrapolated == {}
-    assert frames.learnt_columns == frames.feature_columns
+@pytest.mark.parametrize("share", [None, 1.0])
+def test_every_feature_is_learnt_from_when_the_share_is_none_or_one(
+    frames: TrainingFrames, share: float | None
+) -> None:
+    keep_all = dataclasses.replace(frames, max_extrapolated_share=share)
+    assert keep_all.extrapolated == {}
+    assert keep_all.learnt_columns == keep_all.feature_columns
 
 
 # ---------------------------------------------------------------------------------------------
