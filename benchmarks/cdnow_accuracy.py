@@ -21,11 +21,14 @@ Options for the learnt models (off by default; see :func:`clv.evaluation.backtes
 ``--exclude-features T,...`` hides feature columns from them, ``--age-ratio`` adds
 ``recency_share_of_age`` = recency / T (see :func:`recency_share_of_age`), and ``--tune-trials N``
 runs N Optuna trials per family in ``--tune-families`` on the backtest's own validation window.
+``--max-extrapolated-share`` is the library's option, with the library's default (0.5; 1 keeps
+every feature), and ``--ziln-members N`` makes Keras ZILN a deep ensemble of N networks.
 
 Usage: python benchmarks/cdnow_accuracy.py [--quick] [--validation latest|customers]
        [--windows 12] [--step-days 30] [--families xgboost,lightgbm,keras_ziln]
        [--exclude-features T,days_since_signup] [--age-ratio]
        [--tune-trials 10] [--tune-families xgboost,lightgbm]
+       [--max-extrapolated-share 0.5] [--ziln-members 3] [--seed 0] [--out PATH]
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from _data import CACHE_DIR, git_revision, load_cdnow  # benchmarks/ is on sys.path
+
+from clv.features.support import MAX_EXTRAPOLATED_SHARE
 
 logger = logging.getLogger("cdnow_accuracy")
 
@@ -93,6 +98,9 @@ def learnt_model_options(args: argparse.Namespace) -> dict[str, Any]:
         if args.tune_trials
         else 0,
         "max_extrapolated_share": args.max_extrapolated_share,
+        "params": {"keras_ziln": {"n_members": args.ziln_members}}
+        if args.ziln_members > 1
+        else None,
     }
 
 
@@ -111,9 +119,16 @@ def add_learnt_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-extrapolated-share",
         type=float,
-        default=None,
+        default=MAX_EXTRAPOLATED_SHARE,
         help="leave out unconstrained features with more of the scored customers outside "
-        "their learnt range (clv.features.support); default: keep every feature",
+        "their learnt range (clv.features.support); default: the library's "
+        f"{MAX_EXTRAPOLATED_SHARE}; 1 keeps every feature",
+    )
+    parser.add_argument(
+        "--ziln-members",
+        type=int,
+        default=1,
+        help="networks in Keras ZILN's deep ensemble (its n_members parameter)",
     )
 
 
@@ -234,12 +249,16 @@ def describe_options(args: argparse.Namespace) -> str:
         parts.append("with recency_share_of_age")
     if args.tune_trials:
         parts.append(f"{args.tune_trials} Optuna trials for {args.tune_families}")
-    if args.max_extrapolated_share is not None:
+    if args.max_extrapolated_share >= 1.0:
+        parts.append("every feature kept, however many customers lie outside its learnt range")
+    elif args.max_extrapolated_share != MAX_EXTRAPOLATED_SHARE:
         parts.append(
             "features with more than "
             f"{args.max_extrapolated_share:.0%} of the customers outside their learnt range "
             "left out"
         )
+    if args.ziln_members > 1:
+        parts.append(f"Keras ZILN a deep ensemble of {args.ziln_members} networks")
     return (" Options: " + "; ".join(parts) + ".") if parts else ""
 
 
@@ -387,6 +406,7 @@ def main() -> None:
         "tune_trials": args.tune_trials,
         "tune_families": args.tune_families if args.tune_trials else "",
         "max_extrapolated_share": args.max_extrapolated_share,
+        "ziln_members": args.ziln_members,
     }
     print(
         f"# cdnow_accuracy — {header['date']} — {header['machine']} — commit {header['commit']}\n\n"

@@ -24,7 +24,7 @@ would carry eco purchases made inside the training targets' windows (a leak into
 The learnt-model options of ``cdnow_accuracy.py`` (``--exclude-features``, ``--age-ratio``,
 ``--tune-trials``, ``--tune-families``) apply here too, so a change can be measured on both.
 
-Usage: python benchmarks/generated_accuracy.py [--customers 20000] [--seed 1]
+Usage: python benchmarks/generated_accuracy.py [--customers 20000] [--seed 1] [--model-seed 0]
        [--validation latest|customers] [--windows 12] [--step-days 30] [--families ...]
        [--exclude-features T,days_since_signup] [--age-ratio] [--tune-trials 10]
        [--tune-families xgboost,lightgbm]
@@ -126,7 +126,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=20_000)
-    parser.add_argument("--seed", type=int, default=1, help="generator seed (models use 0)")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed")
+    parser.add_argument("--model-seed", type=int, default=0, help="seed of the learnt models")
     parser.add_argument("--validation", choices=["latest", "customers"], default="latest")
     parser.add_argument("--windows", type=int, default=12, help="training cut-offs at most")
     parser.add_argument("--step-days", type=int, default=30, help="days between cut-offs")
@@ -157,7 +158,8 @@ def main() -> None:
     )
     print(
         f"# generated_accuracy — {date.today()} — {machine} — commit {git_revision()}\n\n"
-        f"Generator: {args.customers:,} customers, seed {args.seed}, 2023-01-01..{END}, "
+        f"Generator: {args.customers:,} customers, seed {args.seed} (models: seed "
+        f"{args.model_seed}), 2023-01-01..{END}, "
         f"{len(transactions):,} transactions including the {HORIZON_DAYS}-day future window. "
         f"Backtest as of {END}, horizon {HORIZON_DAYS} days, validation fold {args.validation}, "
         f"at most {args.windows} training cut-offs {args.step_days} days apart, families "
@@ -178,7 +180,7 @@ def main() -> None:
             families=families,
             with_churn=True,
             validation=args.validation,
-            seed=0,
+            seed=args.model_seed,
             progress=lambda message: logger.info("backtest: %s", message),
             **learnt_model_options(args),
             **optional,

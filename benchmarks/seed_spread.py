@@ -36,6 +36,7 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
         "age_ratio",
         "tune_trials",
         "max_extrapolated_share",
+        "ziln_members",
     )
     for path, run in zip(paths[1:], runs[1:], strict=True):
         for key in shared:

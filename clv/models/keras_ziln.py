@@ -34,7 +34,7 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.special import expit, ndtri
+from scipy.special import expit, ndtr, ndtri
 
 from clv.models.base import Monitor, align_features, read_manifest, register, write_manifest
 
@@ -57,8 +57,11 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "l2": 1e-5,
     "patience": 8,
     "seed": 0,
+    "n_members": 1,
 }
 
+#: Member ``k`` of a deep ensemble (``n_members > 1``) is trained with seed ``seed + k * this``.
+MEMBER_SEED_STEP = 1000
 # Added to softplus(raw scale): sigma can never reach 0, where the lognormal density of the labels
 # (and so the loss) would be infinite.
 SIGMA_FLOOR = 1e-4
@@ -88,14 +91,25 @@ def ziln_loss(labels: Any, outputs: Any) -> Any:
     ----------
     labels : tensor, shape (batch, 1)
         Observed spend, ``>= 0``.
-    outputs : tensor, shape (batch, 3)
-        The network's raw outputs: logit of ``P(spend > 0)``, ``mu``, raw scale.
+    outputs : tensor, shape (batch, 3 * members)
+        The network's raw outputs, three per member of a deep ensemble: logit of
+        ``P(spend > 0)``, ``mu``, raw scale.
 
     Returns
     -------
     tensor, shape (batch,)
-        ``BCE(1[label > 0], logit) - 1[label > 0] * log LogNormal(mu, sigma).pdf(label)``.
+        ``BCE(1[label > 0], logit) - 1[label > 0] * log LogNormal(mu, sigma).pdf(label)``,
+        averaged over the members. The members share no weights, so each one's gradient is that
+        of its own loss: training them together is training them side by side.
     """
+    members = int(outputs.shape[-1]) // 3
+    if members == 1:
+        return _member_loss(labels, outputs)
+    losses = [_member_loss(labels, outputs[..., 3 * k : 3 * k + 3]) for k in range(members)]
+    return sum(losses[1:], losses[0]) / float(members)
+
+
+def _member_loss(labels: Any, outputs: Any) -> Any:
     keras = _keras()
     ops = keras.ops
     labels = ops.cast(labels, "float32")
@@ -130,15 +144,34 @@ def _registered_loss() -> Any:
     return registered
 
 
-def _distribution_from_outputs(outputs: npt.NDArray[Any]) -> pd.DataFrame:
+def _member_parameters(outputs: npt.NDArray[Any]) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(p_positive, mu, sigma)``, each of shape ``(rows, members)``, from raw outputs."""
     outputs = np.asarray(outputs, dtype=np.float64)
-    return pd.DataFrame(
-        {
-            "p_positive": expit(outputs[:, 0]),
-            "mu": outputs[:, 1],
-            "sigma": np.logaddexp(0.0, outputs[:, 2]) + SIGMA_FLOOR,
-        }
+    members = outputs.reshape(outputs.shape[0], -1, 3)
+    return (
+        expit(members[..., 0]),
+        members[..., 1],
+        np.logaddexp(0.0, members[..., 2]) + SIGMA_FLOOR,
     )
+
+
+def _distribution_from_outputs(outputs: npt.NDArray[Any]) -> pd.DataFrame:
+    p_positive, mu, sigma = _member_parameters(outputs)
+    if p_positive.shape[1] == 1:
+        return pd.DataFrame({"p_positive": p_positive[:, 0], "mu": mu[:, 0], "sigma": sigma[:, 0]})
+    columns: dict[str, FloatArray] = {"p_positive": p_positive.mean(axis=1)}
+    for k in range(p_positive.shape[1]):
+        columns[f"p_positive_{k}"] = p_positive[:, k]
+        columns[f"mu_{k}"] = mu[:, k]
+        columns[f"sigma_{k}"] = sigma[:, k]
+    return pd.DataFrame(columns)
+
+
+def _expected_from_outputs(outputs: npt.NDArray[Any]) -> FloatArray:
+    """Expected spend: the mean of the members' expectations."""
+    p_positive, mu, sigma = _member_parameters(outputs)
+    result: FloatArray = ziln_mean(p_positive, mu, sigma).mean(axis=1)
+    return result
 
 
 def _signed_log1p(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -164,6 +197,54 @@ def ziln_quantile(
     return np.where(q_arr <= zero_mass, 0.0, positive_quantile)
 
 
+def ziln_mixture_quantile(
+    q: float | FloatArray, p_positive: FloatArray, mu: FloatArray, sigma: FloatArray
+) -> FloatArray:
+    """Quantile ``q`` of an equal-weight mixture of zero-inflated lognormals, row by row.
+
+    Parameters
+    ----------
+    q : float or array of shape (rows,)
+        Levels in ``(0, 1)``.
+    p_positive, mu, sigma : arrays of shape (rows, members)
+        Each member's parameters.
+
+    Returns
+    -------
+    ndarray of shape (rows,)
+        0 where ``q`` is within the mixture's atom at zero (the mean of ``1 - p``); otherwise
+        the ``y > 0`` where the mixture's CDF reaches ``q``, found by bisection on ``log y``
+        between the members' own quantiles (a mixture's quantile lies between them), to a
+        relative precision of about 1e-9. With one member it is :func:`ziln_quantile`.
+    """
+    p_positive, mu, sigma = (
+        np.atleast_2d(np.asarray(a, dtype=np.float64)) for a in (p_positive, mu, sigma)
+    )
+    rows, members = p_positive.shape
+    q_arr = np.broadcast_to(np.asarray(q, dtype=np.float64), (rows,))
+    if members == 1:
+        return ziln_quantile(q_arr, p_positive[:, 0], mu[:, 0], sigma[:, 0])
+    zero_mass = (1.0 - p_positive).mean(axis=1)
+    each = ziln_quantile(q_arr[:, None], p_positive, mu, sigma)
+    # The mixture's CDF at the largest member quantile is at least q; at the floor (every
+    # lognormal ten of its sigmas below its mu, or the smallest positive member quantile) it
+    # is the atom at zero, below q. Members whose own quantile is 0 pull the answer down there.
+    with np.errstate(divide="ignore"):
+        smallest = np.log(np.where(each > 0.0, each, np.inf).min(axis=1))
+        high = np.log(each.max(axis=1))
+    low = np.minimum((mu - 10.0 * sigma).min(axis=1), smallest)
+    high = np.maximum(high, low)
+    for _ in range(64):
+        middle = 0.5 * (low + high)
+        z = (middle[:, None] - mu) / sigma
+        cdf = ((1.0 - p_positive) + p_positive * ndtr(z)).mean(axis=1)
+        below = cdf < q_arr
+        low = np.where(below, middle, low)
+        high = np.where(below, high, middle)
+    positive = np.exp(np.minimum(high, _MAX_LOG_MEAN))
+    return np.where(q_arr <= zero_mass, 0.0, positive)
+
+
 def ziln_interval(
     p_positive: FloatArray, mu: FloatArray, sigma: FloatArray, coverage: float
 ) -> tuple[FloatArray, FloatArray]:
@@ -172,11 +253,14 @@ def ziln_interval(
     Equal tails ``(1 - c) / 2`` where the lower quantile is positive. Where it falls in the atom
     at zero, the interval is ``[0, Q(c)]`` instead: the same lower end, a shorter upper one, and
     coverage exactly ``c`` (the equal-tailed ``[0, Q((1 + c) / 2)]`` would cover ``(1 + c) / 2``).
+    Parameters of shape ``(rows, members)`` give the interval of the members' equal-weight
+    mixture (:func:`ziln_mixture_quantile`).
     """
+    quantile = ziln_mixture_quantile if np.ndim(p_positive) == 2 else ziln_quantile
     lower_level = (1.0 - coverage) / 2.0
-    lower = ziln_quantile(lower_level, p_positive, mu, sigma)
+    lower = quantile(lower_level, p_positive, mu, sigma)
     upper_level = np.where(lower > 0.0, (1.0 + coverage) / 2.0, coverage)
-    upper = ziln_quantile(upper_level, p_positive, mu, sigma)
+    upper = quantile(upper_level, p_positive, mu, sigma)
     return lower, upper
 
 
@@ -206,7 +290,7 @@ def _validate_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
             raise ValueError(f"keras_ziln: {key} must be > 0, got {merged[key]!r}")
     if float(merged["l2"]) < 0.0:
         raise ValueError(f"keras_ziln: l2 must be >= 0, got {merged['l2']!r}")
-    for key in ("epochs", "batch_size", "patience"):
+    for key in ("epochs", "batch_size", "patience", "n_members"):
         if int(merged[key]) < 1:
             raise ValueError(f"keras_ziln: {key} must be a positive integer, got {merged[key]!r}")
         merged[key] = int(merged[key])
@@ -269,7 +353,12 @@ class KerasZILNModel:
     params : mapping, optional
         Any of ``hidden_units`` (list of layer widths), ``dropout``, ``learning_rate``,
         ``epochs``, ``batch_size``, ``l2`` (kernel penalty), ``patience`` (early-stopping epochs,
-        used only when validation data are given) and ``seed``; see :data:`DEFAULT_PARAMS`.
+        used only when validation data are given), ``seed`` and ``n_members``: a deep ensemble
+        of that many networks, member ``k`` trained on its own with seed
+        ``seed + 1000 k``, whose expected spend is the members' mean and whose intervals are
+        the mixture's (one network's results move with its seed; the mean of several moves
+        less). Optuna's pruning ``monitor`` watches the first member. See
+        :data:`DEFAULT_PARAMS`.
     """
 
     name = NAME
@@ -353,6 +442,51 @@ class KerasZILNModel:
         )
         return network
 
+    def _deep_ensemble(self, members: list[Any], n_inputs: int, y: FloatArray) -> Any:
+        """One network holding the trained ``members`` side by side (one file, one call).
+
+        Each member was trained on its own, from its own seed, with its own early stopping; here
+        the same layers are laid out on one input, outputs concatenated, and the members'
+        weights copied in.
+        """
+        keras = _keras()
+        p = self.params
+        regulariser = keras.regularizers.L2(p["l2"]) if p["l2"] > 0 else None
+        features = keras.Input(shape=(n_inputs,), name="features")
+        outputs = []
+        for k in range(p["n_members"]):
+            hidden = features
+            for i, units in enumerate(p["hidden_units"]):
+                hidden = keras.layers.Dense(
+                    units,
+                    activation="relu",
+                    kernel_regularizer=regulariser,
+                    name=f"member_{k}_hidden_{i}",
+                )(hidden)
+                if p["dropout"] > 0:
+                    hidden = keras.layers.Dropout(p["dropout"], name=f"member_{k}_dropout_{i}")(
+                        hidden
+                    )
+            outputs.append(
+                keras.layers.Dense(
+                    3,
+                    bias_initializer=keras.initializers.Constant(_initial_bias(y)),
+                    name=f"member_{k}_ziln_logits",
+                )(hidden)
+            )
+        network = keras.Model(
+            features, keras.layers.Concatenate(name="members")(outputs), name="keras_ziln"
+        )
+        for k, member in enumerate(members):
+            for layer in member.layers:
+                if layer.weights:
+                    network.get_layer(f"member_{k}_{layer.name}").set_weights(layer.get_weights())
+        network.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
+            loss=_registered_loss(),
+        )
+        return network
+
     def _require_fitted(self) -> Any:
         if self._network is None:
             raise RuntimeError("keras_ziln: the model is not fitted; call fit() or load() first")
@@ -389,7 +523,6 @@ class KerasZILNModel:
             _validate_features(X_val, "X_val")
             val_labels = _validate_y(y_val, len(X_val), "y_val")
 
-        keras = _keras()
         _seed_everything(self.params["seed"])
         self._learn_preprocessing(X)
         design = self._design_matrix(X)
@@ -397,7 +530,43 @@ class KerasZILNModel:
         if X_val is not None and val_labels is not None:
             validation = (self._design_matrix(X_val), val_labels.reshape(-1, 1).astype(np.float32))
 
-        self._network = self._build_network(design.shape[1], labels)
+        members = []
+        best_epochs = []
+        for k in range(self.params["n_members"]):
+            if k:
+                _seed_everything(self.params["seed"] + MEMBER_SEED_STEP * k)
+            network = self._build_network(design.shape[1], labels)
+            best_epochs.append(
+                self._train(
+                    network,
+                    design,
+                    labels,
+                    validation,
+                    monitor=monitor if k == 0 else None,
+                    monitor_every=monitor_every,
+                )
+            )
+            members.append(network)
+        self.best_epochs = round(float(np.mean(best_epochs)))
+        self._network = (
+            members[0]
+            if len(members) == 1
+            else self._deep_ensemble(members, design.shape[1], labels)
+        )
+        return self
+
+    def _train(
+        self,
+        network: Any,
+        design: npt.NDArray[np.float32],
+        labels: FloatArray,
+        validation: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None,
+        *,
+        monitor: Monitor | None,
+        monitor_every: int,
+    ) -> int:
+        """Train one network (early stopping with validation data); return its best epoch."""
+        keras = _keras()
         callbacks = []
         if validation is not None:
             callbacks.append(
@@ -409,7 +578,7 @@ class KerasZILNModel:
             )
             if monitor is not None:
                 callbacks.append(_epoch_monitor(keras, monitor, validation[0], monitor_every))
-        history = self._network.fit(
+        history = network.fit(
             design,
             labels.reshape(-1, 1).astype(np.float32),
             validation_data=validation,
@@ -420,14 +589,13 @@ class KerasZILNModel:
             verbose=0,
         )
         losses = history.history.get("val_loss") or history.history["loss"]
-        self.best_epochs = int(np.argmin(losses)) + 1
         logger.info(
             "keras_ziln: %d epochs, best %s loss %.4f",
             len(history.history["loss"]),
             "validation" if validation is not None else "training",
             float(np.min(losses)),
         )
-        return self
+        return int(np.argmin(losses)) + 1
 
     def refit_params(self) -> dict[str, Any]:
         """Parameters to refit on more data for the number of epochs early stopping chose."""
@@ -444,15 +612,18 @@ class KerasZILNModel:
         return np.asarray(outputs, dtype=np.float64)
 
     def predict_distribution(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Per row: ``p_positive`` (P(spend > 0)), ``mu`` and ``sigma`` of the lognormal part."""
+        """Per row: ``p_positive`` (P(spend > 0)), ``mu`` and ``sigma`` of the lognormal part.
+
+        With ``n_members > 1``: ``p_positive`` of the mixture, and each member's parameters as
+        ``p_positive_k``, ``mu_k`` and ``sigma_k``.
+        """
         distribution = _distribution_from_outputs(self._raw_outputs(X))
         distribution.index = X.index
         return distribution
 
     def predict(self, X: pd.DataFrame) -> FloatArray:
-        """Expected spend ``p * exp(mu + sigma² / 2)``; never negative."""
-        d = self.predict_distribution(X)
-        return ziln_mean(d["p_positive"].to_numpy(), d["mu"].to_numpy(), d["sigma"].to_numpy())
+        """Expected spend ``p * exp(mu + sigma² / 2)`` (the members' mean); never negative."""
+        return _expected_from_outputs(self._raw_outputs(X))
 
     def predict_interval(
         self, X: pd.DataFrame, coverage: float = 0.8
@@ -464,10 +635,10 @@ class KerasZILNModel:
         """
         if not 0.0 < coverage < 1.0:
             raise ValueError(f"coverage must be strictly between 0 and 1, got {coverage!r}")
-        d = self.predict_distribution(X)
-        return ziln_interval(
-            d["p_positive"].to_numpy(), d["mu"].to_numpy(), d["sigma"].to_numpy(), coverage
-        )
+        p_positive, mu, sigma = _member_parameters(self._raw_outputs(X))
+        if p_positive.shape[1] == 1:
+            return ziln_interval(p_positive[:, 0], mu[:, 0], sigma[:, 0], coverage)
+        return ziln_interval(p_positive, mu, sigma, coverage)
 
     # -- persistence --------------------------------------------------------------------------
 
@@ -528,15 +699,7 @@ def _epoch_monitor(
             done = epoch + 1
             if done % every == 0:
                 outputs = np.asarray(self.model.predict(design, verbose=0), dtype=np.float64)
-                dist = _distribution_from_outputs(outputs)
-                monitor(
-                    done,
-                    ziln_mean(
-                        dist["p_positive"].to_numpy(),
-                        dist["mu"].to_numpy(),
-                        dist["sigma"].to_numpy(),
-                    ),
-                )
+                monitor(done, _expected_from_outputs(outputs))
 
     return _Monitor()
 

@@ -25,6 +25,8 @@ from clv.models.keras_ziln import (
     search_space,
     ziln_interval,
     ziln_loss,
+    ziln_mean,
+    ziln_mixture_quantile,
     ziln_quantile,
 )
 
@@ -156,6 +158,117 @@ def test_ziln_quantiles_match_the_mixture() -> None:
     assert upper[2] == pytest.approx(lognorm.ppf((0.9 - 0.05) / 0.95, s=1.0, scale=np.exp(2.0)))
 
 
+def test_mixture_quantile_inverts_the_mixture_cdf() -> None:
+    rng = np.random.default_rng(0)
+    rows, members = 200, 3
+    p = rng.uniform(0.05, 0.99, size=(rows, members))
+    mu = rng.normal(3.0, 1.0, size=(rows, members))
+    sigma = rng.uniform(0.2, 1.5, size=(rows, members))
+    q = rng.uniform(0.01, 0.99, size=rows)
+
+    quantile = ziln_mixture_quantile(q, p, mu, sigma)
+
+    zero_mass = (1 - p).mean(axis=1)
+    assert np.all(quantile[q <= zero_mass] == 0.0)
+    positive = q > zero_mass
+    with np.errstate(divide="ignore"):
+        cdf = ((1 - p) + p * lognorm.cdf(quantile[:, None], s=sigma, scale=np.exp(mu))).mean(axis=1)
+    np.testing.assert_allclose(cdf[positive], q[positive], atol=1e-9)
+
+
+def test_a_mixture_of_identical_members_is_that_member() -> None:
+    p, mu, sigma = np.array([0.3, 0.95]), np.array([1.0, 2.0]), np.array([0.5, 1.0])
+    same = [np.repeat(a[:, None], 3, axis=1) for a in (p, mu, sigma)]
+    for q in (0.1, 0.5, 0.9):
+        np.testing.assert_allclose(
+            ziln_mixture_quantile(q, *same), ziln_quantile(q, p, mu, sigma), rtol=1e-9
+        )
+    for mixture, single in zip(
+        ziln_interval(*same, 0.8), ziln_interval(p, mu, sigma, 0.8), strict=True
+    ):
+        np.testing.assert_allclose(mixture, single, rtol=1e-9)
+
+
+def test_ziln_loss_of_a_deep_ensemble_is_the_mean_of_its_members() -> None:
+    labels = np.array([[0.0], [2.5], [10.0]], dtype=np.float32)
+    first = np.array([[0.4, 1.0, -0.3], [-1.2, 0.5, 0.7], [2.0, 2.1, 0.0]], dtype=np.float32)
+    second = np.array([[-0.4, 2.0, 0.3], [1.2, 1.5, -0.7], [0.0, 1.1, 0.5]], dtype=np.float32)
+
+    together = np.asarray(ziln_loss(labels, np.hstack([first, second])))
+
+    each = [np.asarray(ziln_loss(labels, member)) for member in (first, second)]
+    np.testing.assert_allclose(together, (each[0] + each[1]) / 2, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def deep_ensemble(data) -> KerasZILNModel:
+    X, y, _ = data["train"]
+    X_val, y_val, _ = data["val"]
+    return KerasZILNModel({**FAST, "n_members": 3}).fit(X, y, X_val=X_val, y_val=y_val)
+
+
+def test_a_deep_ensemble_predicts_the_mean_of_its_members(deep_ensemble, data) -> None:
+    X, _, expected = data["test"]
+    d = deep_ensemble.predict_distribution(X)
+    members = [
+        ziln_mean(
+            d[f"p_positive_{k}"].to_numpy(), d[f"mu_{k}"].to_numpy(), d[f"sigma_{k}"].to_numpy()
+        )
+        for k in range(3)
+    ]
+    predicted = deep_ensemble.predict(X)
+
+    np.testing.assert_allclose(predicted, np.mean(members, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(
+        d["p_positive"], d[[f"p_positive_{k}" for k in range(3)]].mean(axis=1)
+    )
+    # The members are trained from different seeds, so they differ; together they recover the truth.
+    assert not np.allclose(members[0], members[1])
+    assert spearmanr(predicted, expected).statistic > 0.6
+    assert predicted.sum() == pytest.approx(expected.sum(), rel=0.15)
+    assert np.all(predicted >= 0.0)
+
+
+def test_each_member_of_a_deep_ensemble_is_the_network_its_own_seed_trains(data) -> None:
+    X, y, _ = data["train"]
+    X_small, y_small = X.iloc[:800], y.iloc[:800]
+    small = {**FAST, "hidden_units": [8], "epochs": 5}
+    ensemble = KerasZILNModel({**small, "n_members": 2}).fit(X_small, y_small)
+    d = ensemble.predict_distribution(X_small)
+
+    for k in range(2):
+        single = KerasZILNModel({**small, "seed": small["seed"] + 1000 * k}).fit(X_small, y_small)
+        alone = single.predict_distribution(X_small)
+        for name in ("p_positive", "mu", "sigma"):
+            np.testing.assert_allclose(d[f"{name}_{k}"], alone[name], rtol=1e-5, atol=1e-6)
+
+
+def test_a_deep_ensembles_intervals_are_the_mixtures_and_cover_about_80_percent(
+    deep_ensemble, data
+) -> None:
+    X, y, _ = data["test"]
+    lower, upper = deep_ensemble.predict_interval(X, coverage=0.8)
+    d = deep_ensemble.predict_distribution(X)
+    parameters = [
+        d[[f"{name}_{k}" for k in range(3)]].to_numpy() for name in ("p_positive", "mu", "sigma")
+    ]
+    expected_lower, expected_upper = ziln_interval(*parameters, 0.8)
+
+    np.testing.assert_allclose(lower, expected_lower, rtol=1e-6)
+    np.testing.assert_allclose(upper, expected_upper, rtol=1e-6)
+    assert np.all((lower >= 0.0) & (lower <= upper))
+    covered = np.mean((y.to_numpy() >= lower) & (y.to_numpy() <= upper))
+    assert 0.70 <= covered <= 0.90
+
+
+def test_a_deep_ensemble_round_trips_through_its_native_file(deep_ensemble, data, tmp_path) -> None:
+    X, _, _ = data["test"]
+    deep_ensemble.save(tmp_path / "ziln")
+    loaded = KerasZILNModel.load(tmp_path / "ziln")
+    assert loaded.params["n_members"] == 3
+    np.testing.assert_array_equal(loaded.predict(X), deep_ensemble.predict(X))
+
+
 # -- persistence -------------------------------------------------------------------------------
 
 
@@ -224,8 +337,15 @@ def test_bad_inputs_raise_value_error(X, y, message: str) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"epochs": 0}, {"hidden_units": 32}, {"dropout": 1.0}, {"learning_rate": 0}, {"typo": 1}],
-    ids=["epochs", "units", "dropout", "lr", "unknown"],
+    [
+        {"epochs": 0},
+        {"hidden_units": 32},
+        {"dropout": 1.0},
+        {"learning_rate": 0},
+        {"typo": 1},
+        {"n_members": 0},
+    ],
+    ids=["epochs", "units", "dropout", "lr", "unknown", "members"],
 )
 def test_bad_params_raise_value_error(params) -> None:
     with pytest.raises(ValueError, match="keras_ziln"):
