@@ -412,7 +412,7 @@ class KerasZILNModel:
 
     # -- network ----------------------------------------------------------------------------
 
-    def _build_network(self, n_inputs: int, y: FloatArray) -> Any:
+    def _build_network(self, n_inputs: int, y: FloatArray, name: str = NAME) -> Any:
         keras = _keras()
         p = self.params
         regulariser = keras.regularizers.L2(p["l2"]) if p["l2"] > 0 else None
@@ -435,54 +435,25 @@ class KerasZILNModel:
                 name="ziln_logits",
             )
         )
-        network = keras.Sequential(layers, name="keras_ziln")
+        network = keras.Sequential(layers, name=name)
         network.compile(
             optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
             loss=_registered_loss(),
         )
         return network
 
-    def _deep_ensemble(self, members: list[Any], n_inputs: int, y: FloatArray) -> Any:
+    def _deep_ensemble(self, members: list[Any], n_inputs: int) -> Any:
         """One network holding the trained ``members`` side by side (one file, one call).
 
-        Each member was trained on its own, from its own seed, with its own early stopping; here
-        the same layers are laid out on one input, outputs concatenated, and the members'
-        weights copied in.
+        Each member was trained on its own, from its own seed, with its own early stopping;
+        here they are called on one input and their outputs concatenated.
         """
         keras = _keras()
-        p = self.params
-        regulariser = keras.regularizers.L2(p["l2"]) if p["l2"] > 0 else None
         features = keras.Input(shape=(n_inputs,), name="features")
-        outputs = []
-        for k in range(p["n_members"]):
-            hidden = features
-            for i, units in enumerate(p["hidden_units"]):
-                hidden = keras.layers.Dense(
-                    units,
-                    activation="relu",
-                    kernel_regularizer=regulariser,
-                    name=f"member_{k}_hidden_{i}",
-                )(hidden)
-                if p["dropout"] > 0:
-                    hidden = keras.layers.Dropout(p["dropout"], name=f"member_{k}_dropout_{i}")(
-                        hidden
-                    )
-            outputs.append(
-                keras.layers.Dense(
-                    3,
-                    bias_initializer=keras.initializers.Constant(_initial_bias(y)),
-                    name=f"member_{k}_ziln_logits",
-                )(hidden)
-            )
-        network = keras.Model(
-            features, keras.layers.Concatenate(name="members")(outputs), name="keras_ziln"
-        )
-        for k, member in enumerate(members):
-            for layer in member.layers:
-                if layer.weights:
-                    network.get_layer(f"member_{k}_{layer.name}").set_weights(layer.get_weights())
+        outputs = keras.layers.Concatenate(name="members")([member(features) for member in members])
+        network = keras.Model(features, outputs, name=NAME)
         network.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=p["learning_rate"]),
+            optimizer=keras.optimizers.Adam(learning_rate=self.params["learning_rate"]),
             loss=_registered_loss(),
         )
         return network
@@ -532,10 +503,13 @@ class KerasZILNModel:
 
         members = []
         best_epochs = []
-        for k in range(self.params["n_members"]):
+        n_members = self.params["n_members"]
+        for k in range(n_members):
             if k:
                 _seed_everything(self.params["seed"] + MEMBER_SEED_STEP * k)
-            network = self._build_network(design.shape[1], labels)
+            network = self._build_network(
+                design.shape[1], labels, name=NAME if n_members == 1 else f"member_{k}"
+            )
             best_epochs.append(
                 self._train(
                     network,
@@ -549,9 +523,7 @@ class KerasZILNModel:
             members.append(network)
         self.best_epochs = round(float(np.mean(best_epochs)))
         self._network = (
-            members[0]
-            if len(members) == 1
-            else self._deep_ensemble(members, design.shape[1], labels)
+            members[0] if n_members == 1 else self._deep_ensemble(members, design.shape[1])
         )
         return self
 
@@ -635,10 +607,7 @@ class KerasZILNModel:
         """
         if not 0.0 < coverage < 1.0:
             raise ValueError(f"coverage must be strictly between 0 and 1, got {coverage!r}")
-        p_positive, mu, sigma = _member_parameters(self._raw_outputs(X))
-        if p_positive.shape[1] == 1:
-            return ziln_interval(p_positive[:, 0], mu[:, 0], sigma[:, 0], coverage)
-        return ziln_interval(p_positive, mu, sigma, coverage)
+        return ziln_interval(*_member_parameters(self._raw_outputs(X)), coverage)
 
     # -- persistence --------------------------------------------------------------------------
 
