@@ -22,13 +22,14 @@ Options for the learnt models (off by default; see :func:`clv.evaluation.backtes
 ``recency_share_of_age`` = recency / T (see :func:`recency_share_of_age`), and ``--tune-trials N``
 runs N Optuna trials per family in ``--tune-families`` on the backtest's own validation window.
 ``--max-extrapolated-share`` is the library's option, with the library's default (0.5; 1 keeps
-every feature), and ``--ziln-members N`` makes Keras ZILN a deep ensemble of N networks.
+every feature), and ``--ziln-members N`` is the number of networks in Keras ZILN's deep ensemble
+(the library's default, 3; 1 for a single network).
 
 Usage: python benchmarks/cdnow_accuracy.py [--quick] [--validation latest|customers]
        [--windows 12] [--step-days 30] [--families xgboost,lightgbm,keras_ziln]
        [--exclude-features T,days_since_signup] [--age-ratio]
        [--tune-trials 10] [--tune-families xgboost,lightgbm]
-       [--max-extrapolated-share 0.5] [--ziln-members 3] [--seed 0] [--out PATH]
+       [--max-extrapolated-share 0.5] [--ziln-members 1] [--seed 0] [--out PATH]
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ import pandas as pd
 from _data import CACHE_DIR, git_revision, load_cdnow  # benchmarks/ is on sys.path
 
 from clv.features.support import MAX_EXTRAPOLATED_SHARE
+from clv.models.keras_ziln import DEFAULT_PARAMS as ZILN_DEFAULTS
 
 logger = logging.getLogger("cdnow_accuracy")
 
@@ -98,9 +100,7 @@ def learnt_model_options(args: argparse.Namespace) -> dict[str, Any]:
         if args.tune_trials
         else 0,
         "max_extrapolated_share": args.max_extrapolated_share,
-        "params": {"keras_ziln": {"n_members": args.ziln_members}}
-        if args.ziln_members > 1
-        else None,
+        "params": {"keras_ziln": {"n_members": args.ziln_members}},
     }
 
 
@@ -127,8 +127,9 @@ def add_learnt_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ziln-members",
         type=int,
-        default=1,
-        help="networks in Keras ZILN's deep ensemble (its n_members parameter)",
+        default=ZILN_DEFAULTS["n_members"],
+        help="networks in Keras ZILN's deep ensemble (its n_members parameter); default: the "
+        f"library's {ZILN_DEFAULTS['n_members']}",
     )
 
 
@@ -257,8 +258,8 @@ def describe_options(args: argparse.Namespace) -> str:
             f"{args.max_extrapolated_share:.0%} of the customers outside their learnt range "
             "left out"
         )
-    if args.ziln_members > 1:
-        parts.append(f"Keras ZILN a deep ensemble of {args.ziln_members} networks")
+    if args.ziln_members != ZILN_DEFAULTS["n_members"]:
+        parts.append(f"Keras ZILN {args.ziln_members} network(s) instead of the library's default")
     return (" Options: " + "; ".join(parts) + ".") if parts else ""
 
 

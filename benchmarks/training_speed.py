@@ -10,7 +10,7 @@ as-of date (what the classic approach costs).
 
 Usage::
 
-    python benchmarks/training_speed.py --customers 100000 --trials 10
+    python benchmarks/training_speed.py --customers 100000 --trials 10 [--ziln-members 3]
 """
 
 from __future__ import annotations
@@ -66,6 +66,12 @@ def main() -> None:
     parser.add_argument("--horizon-days", type=int, default=90)
     parser.add_argument("--families", default="xgboost,lightgbm,keras_ziln")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--ziln-members",
+        type=int,
+        default=None,
+        help="networks in Keras ZILN's deep ensemble (default: TrainConfig's, 3)",
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="clv-bench-train-"))
@@ -102,6 +108,7 @@ def main() -> None:
             "n_windows": 12,
             "step_days": 30,
             "seed": 0,
+            **({} if args.ziln_members is None else {"ziln_members": args.ziln_members}),
         }
     ).to_dict()
     started = time.perf_counter()
@@ -148,7 +155,8 @@ def main() -> None:
     print(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; {args.customers:,} customers, {args.trials} trials x "
-        f"{len(families)} families, horizon {args.horizon_days} days"
+        f"{len(families)} families, horizon {args.horizon_days} days, Keras ZILN "
+        f"{parameters['ziln_members']} network(s)"
     )
     print()
     print("| stage | wall time (s) | peak RSS (GB) |")

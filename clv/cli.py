@@ -63,6 +63,16 @@ ExtrapolatedShare = Annotated[
         "range are reported either way.",
     ),
 ]
+ZilnMembers = Annotated[
+    int,
+    typer.Option(
+        "--ziln-members",
+        min=1,
+        help="Networks in Keras ZILN's deep ensemble, each trained on its own; its expected "
+        "spend is their mean (Optuna trials tune one network). 1 is about 3x faster; 3 moves "
+        "less with the seed (see docs/benchmarks.md).",
+    ),
+]
 
 
 def _print_out_of_range(out_of_range: dict[str, float], left_out: dict[str, float]) -> None:
@@ -369,6 +379,7 @@ def backtest(
         ),
     ] = False,
     max_extrapolated_share: ExtrapolatedShare = None,
+    ziln_members: ZilnMembers = 3,
     allow_extra_columns: Annotated[
         bool, typer.Option(help="Ignore columns that are not in the contract.")
     ] = False,
@@ -426,6 +437,7 @@ def backtest(
                 seed=seed,
                 refit=refit,
                 max_extrapolated_share=MAX_EXTRAPOLATED_SHARE if share is None else share,
+                params={"keras_ziln": {"n_members": ziln_members}},
                 progress=lambda message: status.update(f"backtesting: {message} ..."),
             )
     except (ContractError, FileNotFoundError, ValueError) as err:
@@ -525,6 +537,7 @@ def train(
     step_days: Annotated[int, typer.Option(min=1, help="Days between training cut-offs.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     max_extrapolated_share: ExtrapolatedShare = None,
+    ziln_members: ZilnMembers = 3,
 ) -> None:
     """Run the training flow: tune every family with Optuna, register challengers in MLflow.
 
@@ -552,6 +565,7 @@ def train(
             step_days=step_days,
             seed=seed,
             max_extrapolated_share=share,
+            ziln_members=ziln_members,
         )
     except (ContractError, FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None

@@ -77,6 +77,7 @@ def _config(parameters: dict[str, Any]) -> TrainConfig:
         max_tune_rows=parameters.get("max_tune_rows", 50_000),
         max_fit_rows=parameters.get("max_fit_rows", 250_000),
         max_extrapolated_share=parameters.get("max_extrapolated_share"),
+        ziln_members=parameters.get("ziln_members", TrainConfig.ziln_members),
     )
 
 
@@ -156,6 +157,7 @@ def tune(family: str, prepared: dict[str, Any], parameters: dict[str, Any]) -> d
         storage=storage_url(settings.optuna_storage, settings.home),
         model_root=settings.home / "hpo",
         seed=int(parameters["seed"]),
+        fixed_params=_config(parameters).family_params(family),
         on_trial=on_trial,
         max_tune_rows=parameters.get("max_tune_rows"),
         max_fit_rows=parameters.get("max_fit_rows"),
@@ -385,6 +387,7 @@ def training_flow(
     seed: int = 0,
     trigger: dict[str, Any] | str | None = None,
     max_extrapolated_share: float | None = None,
+    ziln_members: int = TrainConfig.ziln_members,
 ) -> dict[str, Any]:
     """Train, evaluate and register challengers for ``clv-spend`` and ``clv-churn``.
 
@@ -416,6 +419,9 @@ def training_flow(
         :class:`clv.training.pipeline.TrainConfig`); 1 keeps every feature. Default: the
         champion's setting when a drift event's payload (``trigger``) carries one, else
         :data:`clv.features.support.MAX_EXTRAPOLATED_SHARE` (0.5).
+    ziln_members : int
+        Networks in Keras ZILN's deep ensemble (default 3); its Optuna trials train one network
+        and the best trial is refitted with this many.
 
     Returns
     -------
@@ -445,6 +451,7 @@ def training_flow(
             "step_days": step_days,
             "seed": seed,
             "max_extrapolated_share": max_extrapolated_share,
+            "ziln_members": ziln_members,
         }
     ).to_dict()
     parameters["n_trials"] = trials

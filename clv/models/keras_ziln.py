@@ -38,7 +38,7 @@ from scipy.special import expit, ndtr, ndtri
 
 from clv.models.base import Monitor, align_features, read_manifest, register, write_manifest
 
-__all__ = ["DEFAULT_PARAMS", "KerasZILNModel", "search_space", "ziln_loss"]
+__all__ = ["DEFAULT_PARAMS", "TUNING_PARAMS", "KerasZILNModel", "search_space", "ziln_loss"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,13 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "l2": 1e-5,
     "patience": 8,
     "seed": 0,
-    "n_members": 1,
+    "n_members": 3,
 }
+
+#: What Optuna trials use in place of the final model's parameters: trials tune one network, and
+#: the best trial's parameters are then refitted as the deep ensemble (tuning costs one network
+#: per trial, not ``n_members``).
+TUNING_PARAMS: dict[str, Any] = {"n_members": 1}
 
 #: Member ``k`` of a deep ensemble (``n_members > 1``) is trained with seed ``seed + k * this``.
 MEMBER_SEED_STEP = 1000
@@ -354,11 +359,11 @@ class KerasZILNModel:
         Any of ``hidden_units`` (list of layer widths), ``dropout``, ``learning_rate``,
         ``epochs``, ``batch_size``, ``l2`` (kernel penalty), ``patience`` (early-stopping epochs,
         used only when validation data are given), ``seed`` and ``n_members``: a deep ensemble
-        of that many networks, member ``k`` trained on its own with seed
+        of that many networks (default 3), member ``k`` trained on its own with seed
         ``seed + 1000 k``, whose expected spend is the members' mean and whose intervals are
         the mixture's (one network's results move with its seed; the mean of several moves
-        less). Optuna's pruning ``monitor`` watches the first member. See
-        :data:`DEFAULT_PARAMS`.
+        less). Optuna's pruning ``monitor`` watches the first member; Optuna trials train one
+        network (:data:`TUNING_PARAMS`). See :data:`DEFAULT_PARAMS`.
     """
 
     name = NAME

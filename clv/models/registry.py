@@ -14,6 +14,7 @@ import clv.models.keras_ziln
 import clv.models.trees  # noqa: F401  (the imports register the families)
 from clv.models.base import MODELS, CLVModel
 from clv.models.keras_ziln import DEFAULT_TRIAL as ZILN_DEFAULT_TRIAL
+from clv.models.keras_ziln import TUNING_PARAMS as ZILN_TUNING_PARAMS
 from clv.models.keras_ziln import search_space as ziln_search_space
 from clv.models.trees import (
     LIGHTGBM_DEFAULT_TRIAL,
@@ -46,3 +47,7 @@ SEARCH_SPACES: dict[str, tuple[Callable[[Any], dict[str, Any]], dict[str, Any]]]
     "lightgbm": (lightgbm_search_space, LIGHTGBM_DEFAULT_TRIAL),
     "keras_ziln": (ziln_search_space, ZILN_DEFAULT_TRIAL),
 }
+
+#: Per family: parameters Optuna trials use in place of the final model's, to make a trial cheap
+#: (Keras ZILN tunes one network, then the best trial is refitted as the deep ensemble).
+TUNING_PARAMS: dict[str, dict[str, Any]] = {"keras_ziln": ZILN_TUNING_PARAMS}

@@ -26,7 +26,7 @@ import pandas as pd
 from clv.data.io import write_folder_atomic
 from clv.evaluation.metrics import normalized_gini
 from clv.models.base import MODELS, CLVModel, IntegrityError
-from clv.models.registry import SEARCH_SPACES, create
+from clv.models.registry import SEARCH_SPACES, TUNING_PARAMS, create
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +76,10 @@ class StudyOutcome:
     best_value : float
         Best validation Gini.
     best_params : dict
-        Model parameters of the best trial (as passed to the factory).
+        Parameters of the family's model (as passed to the factory): the best trial's, without
+        the cheaper settings trials use (:data:`clv.models.registry.TUNING_PARAMS`).
     model_dir : Path
-        Folder holding the best trial's saved model.
+        Folder holding the family's saved model: the best trial's own, or its refit.
     trials : list of TrialRecord
         Every trial of the study, finished in this run or an earlier one.
     new_trials : int
@@ -205,7 +206,9 @@ def run_study(
         Trials see at most this many fit rows and this many validation rows (a seeded random
         sample): tuning cost stops growing with the data. When rows were left out, the best
         parameters are refitted once on up to ``max_fit_rows`` fit rows (and the whole
-        validation window for early stopping); that refit is the family's model.
+        validation window for early stopping); that refit is the family's model. A family
+        whose trials use cheaper settings than its model (:data:`TUNING_PARAMS`: Keras ZILN
+        tunes one network) is refitted the same way, with the model's settings.
     max_fit_rows : int, optional
         Rows of that final refit (default: every fit row).
 
@@ -264,8 +267,11 @@ def run_study(
     X_tval, y_tval = _sample(X_val, y_val, max_tune_rows, seed + 1)
     sampled = len(X_tune) < len(X_fit) or len(X_tval) < len(X_val)
 
+    cheaper = TUNING_PARAMS.get(family, {})
+
     def objective(trial: optuna.Trial) -> float:
-        params = {**dict(fixed_params or {}), **space(trial), "seed": seed}
+        final = {**dict(fixed_params or {}), **space(trial), "seed": seed}
+        params = {**final, **cheaper}
         model = create(family, params)
 
         def monitor(step: int, predicted: np.ndarray) -> None:
@@ -281,6 +287,7 @@ def run_study(
             raise ValueError("validation Gini is undefined for this trial")
         _save_atomically(model, study_dir / f"trial-{trial.number}")
         trial.set_user_attr("params", params)
+        trial.set_user_attr("final_params", final)
         return value
 
     def callback(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
@@ -314,20 +321,30 @@ def run_study(
             f"{family}: no trial completed ({len(study.trials)} tried); see the log for errors"
         )
     best = study.best_trial
-    model_dir = study_dir / f"trial-{best.number}"
-    if sampled:
-        model_dir = study_dir / f"final-trial-{best.number}"
-        if not model_dir.exists():
+    trial_params = dict(best.user_attrs.get("params", {}))
+    # Trials of studies started before TUNING_PARAMS existed have no separate final parameters.
+    final_params = dict(best.user_attrs.get("final_params", trial_params))
+    refit = sampled or final_params != trial_params
+    model_dir = study_dir / (f"final-trial-{best.number}" if refit else f"trial-{best.number}")
+
+    def fit_final() -> None:
+        model = create(family, final_params)
+        if sampled:
             X_all, y_all = _sample(X_fit, y_fit, max_fit_rows, seed + 2)
             logger.info("%s: refitting trial %d on %d rows", family, best.number, len(X_all))
-            final = create(family, dict(best.user_attrs.get("params", {})))
-            final.fit(X_all, y_all, X_val=X_val, y_val=y_val)
-            _save_atomically(final, model_dir)
+            model.fit(X_all, y_all, X_val=X_val, y_val=y_val)
+        else:
+            logger.info("%s: refitting trial %d with %s", family, best.number, final_params)
+            model.fit(X_fit, y_fit, X_val=X_val, y_val=y_val)
+        _save_atomically(model, model_dir)
+
+    if refit and not model_dir.exists():
+        fit_final()
     outcome = StudyOutcome(
         family=family,
         study_name=study_name,
         best_value=float(best.value or 0.0),
-        best_params=dict(best.user_attrs.get("params", {})),
+        best_params=final_params,
         model_dir=model_dir,
         trials=_records(study),
         new_trials=new,
@@ -337,12 +354,6 @@ def run_study(
     except (IntegrityError, OSError, ValueError) as err:
         # The study is in a shared database but the model folder is local: another machine, or
         # a cleaned folder. Refit the best parameters (same seed, same data, same model).
-        logger.warning("%s: best trial's model unusable (%s); refitting", family, err)
-        model = create(family, outcome.best_params)
-        if sampled:
-            X_all, y_all = _sample(X_fit, y_fit, max_fit_rows, seed + 2)
-            model.fit(X_all, y_all, X_val=X_val, y_val=y_val)
-        else:
-            model.fit(X_tune, y_tune, X_val=X_tval, y_val=y_tval)
-        _save_atomically(model, model_dir)
+        logger.warning("%s: %s's model unusable (%s); refitting", family, model_dir.name, err)
+        fit_final()
     return outcome

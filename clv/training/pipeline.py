@@ -25,6 +25,7 @@ from clv.evaluation.backtest import metrics_table
 from clv.evaluation.metrics import churn_report, regression_report
 from clv.features.support import MAX_EXTRAPOLATED_SHARE
 from clv.models.intervals import BinnedRatioInterval
+from clv.models.keras_ziln import DEFAULT_PARAMS as ZILN_DEFAULTS
 from clv.training.bundle import ChurnBundle, SpendBundle
 from clv.training.dataset import PURCHASES, TARGET, TrainingFrames
 from clv.training.hpo import StudyOutcome
@@ -70,6 +71,9 @@ class TrainConfig:
         single acquisition cohort (:attr:`clv.training.dataset.TrainingFrames.extrapolated`).
         Default :data:`clv.features.support.MAX_EXTRAPOLATED_SHARE` (0.5); ``None`` or 1 keeps
         every feature.
+    ziln_members : int
+        Networks in Keras ZILN's deep ensemble (default 3). Its Optuna trials train one
+        network; the best trial's parameters are refitted with this many.
     """
 
     horizon_days: int
@@ -83,6 +87,7 @@ class TrainConfig:
     max_tune_rows: int | None = 50_000
     max_fit_rows: int | None = 250_000
     max_extrapolated_share: float | None = MAX_EXTRAPOLATED_SHARE
+    ziln_members: int = int(ZILN_DEFAULTS["n_members"])
 
     def __post_init__(self) -> None:
         from clv.models.registry import SEARCH_SPACES
@@ -112,6 +117,14 @@ class TrainConfig:
             )
         if not 0.0 < self.coverage < 1.0:
             raise ValueError(f"coverage must be strictly between 0 and 1, got {self.coverage}")
+        if isinstance(self.ziln_members, bool) or int(self.ziln_members) != self.ziln_members:
+            raise ValueError(f"ziln_members must be a whole number, got {self.ziln_members!r}")
+        if self.ziln_members < 1:
+            raise ValueError(f"ziln_members must be at least 1, got {self.ziln_members}")
+
+    def family_params(self, family: str) -> dict[str, Any]:
+        """Parameters this configuration fixes for ``family``'s models (Optuna tunes the rest)."""
+        return {"n_members": int(self.ziln_members)} if family == "keras_ziln" else {}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""

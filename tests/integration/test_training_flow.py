@@ -138,6 +138,7 @@ def test_every_trial_is_a_nested_run_of_the_training_run(runs, tracking_env) -> 
     assert all(share > 0.5 for share in left_out.values())
     assert not set(left_out) & set(features["learnt_features"])
     assert first_parent.data.params["max_extrapolated_share"] == "0.5"
+    assert first_parent.data.params["ziln_members"] == "3"
 
 
 def test_the_run_leaves_a_markdown_summary_artifact_in_prefect(runs) -> None:  # type: ignore[no-untyped-def]
@@ -152,3 +153,14 @@ def test_the_optuna_studies_live_under_the_data_home(runs) -> None:  # type: ign
     storage = f"sqlite:///{Path(runs['home']).resolve() / 'optuna' / 'optuna.db'}"
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     assert names == {f"clv-{runs['first']['fingerprint']}-{f}" for f in FAMILIES}
+
+
+def test_keras_ziln_is_tuned_on_one_network_and_kept_as_a_deep_ensemble_of_three(runs) -> None:  # type: ignore[no-untyped-def]
+    from clv.models.keras_ziln import KerasZILNModel
+
+    study = Path(runs["home"]).resolve() / "hpo" / f"clv-{runs['first']['fingerprint']}-keras_ziln"
+    trials = sorted(study.glob("trial-*"))
+    finals = sorted(study.glob("final-trial-*"))
+    assert len(trials) == TRIALS and len(finals) == 1
+    assert {KerasZILNModel.load(t).params["n_members"] for t in trials} == {1}
+    assert KerasZILNModel.load(finals[0]).params["n_members"] == 3

@@ -290,6 +290,30 @@ def test_the_extrapolated_share_option_documents_its_default_and_how_to_keep_eve
         assert "1 keeps every feature" in text
 
 
+def test_the_ziln_members_option_defaults_to_the_models_deep_ensemble(runner: CliRunner) -> None:
+    from clv.models.keras_ziln import DEFAULT_PARAMS
+
+    for command in ("train", "backtest"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "240"})
+        text = " ".join(result.output.replace("│", " ").split())
+        assert "--ziln-members" in text
+        assert f"[default: {DEFAULT_PARAMS['n_members']}]" in text.split("--ziln-members")[1]
+
+
+@pytest.mark.parametrize("command", ["train", "backtest"])
+def test_a_deep_ensemble_of_no_network_exits_2(
+    runner: CliRunner, tmp_path: Path, command: str
+) -> None:
+    orders = tmp_path / "orders.csv"
+    orders.write_text("customer_id,timestamp,amount\nc1,2025-01-01,10.0\n")
+    args = [command, "--transactions", str(orders), "--horizon-days", "30", "--ziln-members", "0"]
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 2, result.output
+    assert "--ziln-members" in result.output
+
+
 @pytest.mark.parametrize("command", ["train", "backtest"])
 @pytest.mark.parametrize("share", ["0", "1.5"])
 def test_an_extrapolated_share_outside_zero_to_one_exits_2_with_a_message(

@@ -21,6 +21,7 @@ from scipy.stats import lognorm, spearmanr
 from clv.models.base import MODELS, IntegrityError, read_manifest
 from clv.models.keras_ziln import (
     SIGMA_FLOOR,
+    TUNING_PARAMS,
     KerasZILNModel,
     search_space,
     ziln_interval,
@@ -31,7 +32,8 @@ from clv.models.keras_ziln import (
 )
 
 SIGMA = 0.5
-FAST = {"hidden_units": [32, 16], "epochs": 40, "batch_size": 256, "seed": 7}
+# One network: the default is a deep ensemble of three (see the ``deep_ensemble`` fixture).
+FAST = {"hidden_units": [32, 16], "epochs": 40, "batch_size": 256, "seed": 7, "n_members": 1}
 
 
 def make_ziln_data(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
@@ -202,9 +204,18 @@ def test_ziln_loss_of_a_deep_ensemble_is_the_mean_of_its_members() -> None:
 
 @pytest.fixture(scope="module")
 def deep_ensemble(data) -> KerasZILNModel:
+    """The default: no ``n_members`` given."""
     X, y, _ = data["train"]
     X_val, y_val, _ = data["val"]
-    return KerasZILNModel({**FAST, "n_members": 3}).fit(X, y, X_val=X_val, y_val=y_val)
+    params = {k: v for k, v in FAST.items() if k != "n_members"}
+    return KerasZILNModel(params).fit(X, y, X_val=X_val, y_val=y_val)
+
+
+def test_by_default_keras_ziln_is_a_deep_ensemble_of_three_and_trials_tune_one_network(
+    deep_ensemble,
+) -> None:
+    assert deep_ensemble.params["n_members"] == 3
+    assert TUNING_PARAMS == {"n_members": 1}
 
 
 def test_a_deep_ensemble_predicts_the_mean_of_its_members(deep_ensemble, data) -> None:

@@ -322,6 +322,40 @@ def test_a_study_refits_the_best_trial_when_its_saved_model_is_gone(
     np.testing.assert_allclose(elsewhere.load_model().predict(study_inputs["X_val"]), expected)
 
 
+def test_keras_ziln_trials_tune_one_network_and_the_best_is_refitted_as_the_deep_ensemble(
+    study_inputs: dict[str, Any], tmp_path: Path
+) -> None:
+    common = {
+        **study_inputs,
+        "fixed_params": {"epochs": 4, "patience": 2},
+        "study_name": "clv-test-ziln",
+        "storage": f"sqlite:///{tmp_path / 'optuna.db'}",
+        "model_root": tmp_path / "models",
+    }
+    outcome = run_study("keras_ziln", n_trials=2, **common)
+
+    best = max((t for t in outcome.trials if t.value is not None), key=lambda t: t.value or 0.0)
+    trial_model = KerasZILNModel.load(outcome.model_dir.parent / f"trial-{best.number}")
+    final = outcome.load_model()
+    assert isinstance(final, KerasZILNModel)
+    assert trial_model.params["n_members"] == 1
+    assert final.params["n_members"] == 3  # the default: nothing fixed it
+    assert "n_members" not in outcome.best_params  # the trials' setting is not the model's
+    assert outcome.model_dir.name == f"final-trial-{best.number}"
+    # Same data, parameters and seed: the ensemble's first member is the tuned network itself.
+    X_val = study_inputs["X_val"]
+    members = final.predict_distribution(X_val)
+    alone = trial_model.predict_distribution(X_val)
+    for name in ("p_positive", "mu", "sigma"):
+        np.testing.assert_allclose(members[f"{name}_0"], alone[name], rtol=1e-5, atol=1e-6)
+    # Running the finished study again reuses the refit instead of training it a second time.
+    stamp = (outcome.model_dir / "model.keras").stat().st_mtime_ns
+    again = run_study("keras_ziln", n_trials=2, **common)
+    assert again.new_trials == 0
+    assert again.model_dir == outcome.model_dir
+    assert (again.model_dir / "model.keras").stat().st_mtime_ns == stamp
+
+
 def test_defaults_still_run_when_the_first_run_was_killed_during_trial_zero(
     study_inputs: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -803,6 +837,8 @@ def test_every_feature_is_learnt_from_when_the_share_is_none_or_one(
             {"horizon_days": 90, "max_extrapolated_share": 0.0},
             r"max_extrapolated_share must be in \(0, 1\] \(or None to keep every feature\)",
         ),
+        ({"horizon_days": 90, "ziln_members": 0}, "ziln_members must be at least 1, got 0"),
+        ({"horizon_days": 90, "ziln_members": 2.5}, "ziln_members must be a whole number"),
     ],
     ids=[
         "zero-horizon",
@@ -811,6 +847,8 @@ def test_every_feature_is_learnt_from_when_the_share_is_none_or_one(
         "no-family",
         "full-coverage",
         "zero-extrapolated-share",
+        "no-network",
+        "half-a-network",
     ],
 )
 def test_train_config_rejects_bad_values_with_a_message(
@@ -874,3 +912,13 @@ def test_fingerprint_is_stable_for_equal_inputs() -> None:
 )
 def test_fingerprint_changes_with_data_horizon_trials_or_as_of(change: dict[str, Any]) -> None:
     assert _fingerprint(**change) != _fingerprint()
+
+
+def test_train_config_fixes_the_deep_ensembles_size_for_keras_ziln_only() -> None:
+    config = TrainConfig(horizon_days=90)
+    assert config.ziln_members == 3
+    assert config.family_params("keras_ziln") == {"n_members": 3}
+    assert config.family_params("xgboost") == config.family_params("lightgbm") == {}
+    assert TrainConfig(horizon_days=90, ziln_members=1).family_params("keras_ziln") == {
+        "n_members": 1
+    }
