@@ -374,27 +374,39 @@ def print_tables(records: list[dict[str, Any]]) -> None:
             print(f"\nwarning at {r['as_of_day']} +{r['horizon_days']}d: {w}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def grid_parser(description: str, results_path: Path, quick_grid: Any) -> argparse.ArgumentParser:
+    """The options every real-data accuracy grid takes (this script's and its siblings')."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--validation", choices=["latest", "customers"], default="latest")
     parser.add_argument("--windows", type=int, default=12, help="training cut-offs at most")
     parser.add_argument("--step-days", type=int, default=30, help="days between cut-offs")
     parser.add_argument("--families", default="xgboost,lightgbm,keras_ziln")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true", help=f"only {QUICK_GRID}")
-    parser.add_argument("--out", type=Path, default=RESULTS_PATH, help="JSON results")
+    parser.add_argument("--quick", action="store_true", help=f"only {quick_grid}")
+    parser.add_argument("--out", type=Path, default=results_path, help="JSON results")
     add_learnt_model_arguments(parser)
-    args = parser.parse_args()
-    args.families = [f.strip() for f in args.families.split(",") if f.strip()]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    return parser
 
+
+def run_grid(
+    name: str,
+    transactions: pd.DataFrame,
+    grid: tuple[tuple[str, int], ...],
+    args: argparse.Namespace,
+    *,
+    describe: str = "",
+) -> None:
+    """Backtest every (as-of, horizon) of ``grid``; print the tables and write the JSON.
+
+    ``name`` heads the output (the script's name); ``describe`` is a sentence about the data.
+    """
     started = time.perf_counter()
-    transactions = load_cdnow()
     header = {
         "date": str(date.today()),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
         "commit": git_revision(),
+        "data": name,
         "transactions": len(transactions),
         "customers": int(transactions["customer_id"].nunique()),
         "validation": args.validation,
@@ -410,17 +422,14 @@ def main() -> None:
         "ziln_members": args.ziln_members,
     }
     print(
-        f"# cdnow_accuracy — {header['date']} — {header['machine']} — commit {header['commit']}\n\n"
-        f"CDNOW: {header['transactions']:,} transactions, {header['customers']:,} customers, "
+        f"# {name} — {header['date']} — {header['machine']} — commit {header['commit']}\n\n"
+        f"{describe}{header['transactions']:,} transactions, {header['customers']:,} customers, "
         f"{transactions['timestamp'].min():%Y-%m-%d}..{transactions['timestamp'].max():%Y-%m-%d}."
         f" Validation fold: {args.validation}; at most {args.windows} training cut-offs "
         f"{args.step_days} days apart; families: {', '.join(args.families)}; seed {args.seed}."
         f"{describe_options(args)}"
     )
-    records = [
-        run_one(transactions, day, horizon, args)
-        for day, horizon in (QUICK_GRID if args.quick else GRID)
-    ]
+    records = [run_one(transactions, day, horizon, args) for day, horizon in grid]
     print_tables(records)
     total = time.perf_counter() - started
     print(f"\nTotal: {total:.0f} s.")
@@ -428,6 +437,20 @@ def main() -> None:
     payload = {**header, "total_seconds": total, "runs": records}
     args.out.write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
     logger.info("raw results: %s", args.out)
+
+
+def main() -> None:
+    parser = grid_parser(__doc__.splitlines()[0], RESULTS_PATH, QUICK_GRID)
+    args = parser.parse_args()
+    args.families = [f.strip() for f in args.families.split(",") if f.strip()]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    run_grid(
+        "cdnow_accuracy",
+        load_cdnow(),
+        QUICK_GRID if args.quick else GRID,
+        args,
+        describe="CDNOW: ",
+    )
 
 
 if __name__ == "__main__":
