@@ -31,10 +31,9 @@ from _data import CACHE_DIR, load_online_retail  # benchmarks/ is on sys.path
 from cdnow_accuracy import grid_parser, run_grid
 
 #: (as-of day, horizon in days): summer horizons, the autumn ramp, and the last 60 and 30 days
-#: before the data end (2011-12-09).
+#: before the data end (2011-12-09). A 180-day horizon leaves no training window in one year.
 GRID: tuple[tuple[str, int], ...] = (
     ("2011-05-31", 90),
-    ("2011-05-31", 180),
     ("2011-06-30", 90),
     ("2011-08-31", 90),
     ("2011-09-30", 60),

@@ -1,10 +1,11 @@
-"""How the CDNOW target cells move with the models' seed: several runs of one variant, side by side.
+"""How the real-data target cells move with the models' seed: several runs of one variant.
 
-Each input is the JSON that ``cdnow_accuracy.py --seed N --out PATH`` writes, for the same grid and
-options and different seeds. Per as-of point and target (Gini by >= 0.02 over the better reference,
-decile MAPE and |aggregate error| below it), the table gives the best learnt model's value as
-mean [min, max] over the runs, the better reference (seed-independent), and in how many runs the
-cell is met; then, per run, the cells met and the points where one model meets all three.
+Each input is the JSON that ``cdnow_accuracy.py --seed N --out PATH`` (or
+``online_retail_accuracy.py``) writes, for the same data, grid and options and different seeds.
+Per as-of point and target (Gini by >= 0.02 over the better reference, decile MAPE and
+|aggregate error| below it), the table gives the best learnt model's value as mean [min, max]
+over the runs, the better reference (seed-independent), and in how many runs the cell is met;
+then, per run, the cells met and the points where one model meets all three.
 
 Usage::
 
@@ -28,6 +29,7 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
     """The runs, checked to share one grid and one set of options."""
     runs = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
     shared = (
+        "data",
         "families",
         "windows",
         "step_days",
@@ -89,7 +91,12 @@ def table(runs: list[dict[str, Any]]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path, nargs="+", help="cdnow_accuracy.py JSON files")
+    parser.add_argument(
+        "results",
+        type=Path,
+        nargs="+",
+        help="JSON files of cdnow_accuracy.py or online_retail_accuracy.py",
+    )
     args = parser.parse_args()
     print("\n".join(table(load(args.results))))
 
