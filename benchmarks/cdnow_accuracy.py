@@ -22,14 +22,16 @@ Options for the learnt models (off by default; see :func:`clv.evaluation.backtes
 ``recency_share_of_age`` = recency / T (see :func:`recency_share_of_age`), and ``--tune-trials N``
 runs N Optuna trials per family in ``--tune-families`` on the backtest's own validation window.
 ``--max-extrapolated-share`` is the library's option, with the library's default (0.5; 1 keeps
-every feature), and ``--ziln-members N`` is the number of networks in Keras ZILN's deep ensemble
-(the library's default, 3; 1 for a single network).
+every feature), ``--ziln-members N`` is the number of networks in Keras ZILN's deep ensemble
+(the library's default, 3; 1 for a single network) and ``--ziln-sigma-cap C`` its ``sigma_cap``
+(the library's default; ``none`` for the network's own sigma in the expected spend).
 
 Usage: python benchmarks/cdnow_accuracy.py [--quick] [--validation latest|customers]
        [--windows 12] [--step-days 30] [--families xgboost,lightgbm,keras_ziln]
        [--exclude-features T,days_since_signup] [--age-ratio]
        [--tune-trials 10] [--tune-families xgboost,lightgbm]
-       [--max-extrapolated-share 0.5] [--ziln-members 1] [--seed 0] [--out PATH]
+       [--max-extrapolated-share 0.5] [--ziln-members 1] [--ziln-sigma-cap none] [--seed 0]
+       [--out PATH]
 """
 
 from __future__ import annotations
@@ -100,7 +102,9 @@ def learnt_model_options(args: argparse.Namespace) -> dict[str, Any]:
         if args.tune_trials
         else 0,
         "max_extrapolated_share": args.max_extrapolated_share,
-        "params": {"keras_ziln": {"n_members": args.ziln_members}},
+        "params": {
+            "keras_ziln": {"n_members": args.ziln_members, "sigma_cap": args.ziln_sigma_cap}
+        },
     }
 
 
@@ -131,6 +135,27 @@ def add_learnt_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="networks in Keras ZILN's deep ensemble (its n_members parameter); default: the "
         f"library's {ZILN_DEFAULTS['n_members']}",
     )
+    parser.add_argument(
+        "--ziln-sigma-cap",
+        type=_sigma_cap,
+        default=ZILN_DEFAULTS["sigma_cap"],
+        help="Keras ZILN's sigma_cap: the expected spend uses sigma at most this multiple of the "
+        "training labels' log-spread; 'none' for the network's own sigma; default: the "
+        f"library's {ZILN_DEFAULTS['sigma_cap']}",
+    )
+
+
+def _sigma_cap(text: str) -> float | None:
+    """``--ziln-sigma-cap``: a positive number, or ``none``."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'none', got {text!r}")
+    return value
 
 
 def bgnbd_no_purchase_probability(
@@ -260,6 +285,12 @@ def describe_options(args: argparse.Namespace) -> str:
         )
     if args.ziln_members != ZILN_DEFAULTS["n_members"]:
         parts.append(f"Keras ZILN {args.ziln_members} network(s) instead of the library's default")
+    if args.ziln_sigma_cap != ZILN_DEFAULTS["sigma_cap"]:
+        parts.append(
+            "Keras ZILN's expected spend with the network's own sigma"
+            if args.ziln_sigma_cap is None
+            else f"Keras ZILN's sigma_cap {args.ziln_sigma_cap} instead of the library's default"
+        )
     return (" Options: " + "; ".join(parts) + ".") if parts else ""
 
 
@@ -420,6 +451,7 @@ def run_grid(
         "tune_families": args.tune_families if args.tune_trials else "",
         "max_extrapolated_share": args.max_extrapolated_share,
         "ziln_members": args.ziln_members,
+        "ziln_sigma_cap": args.ziln_sigma_cap,
     }
     print(
         f"# {name} — {header['date']} — {header['machine']} — commit {header['commit']}\n\n"

@@ -39,6 +39,7 @@ def load(paths: list[Path]) -> list[dict[str, Any]]:
         "tune_trials",
         "max_extrapolated_share",
         "ziln_members",
+        "ziln_sigma_cap",
     )
     for path, run in zip(paths[1:], runs[1:], strict=True):
         for key in shared:

@@ -5,7 +5,9 @@ The network maps standardised features to three numbers per customer: the logit 
 :math:`\\sigma = \\operatorname{softplus}(\\cdot) + 10^{-4}`. Spend is then zero with probability
 :math:`1 - p` and lognormal(:math:`\\mu, \\sigma`) otherwise, so
 
-- the expected spend is :math:`p \\, e^{\\mu + \\sigma^2 / 2}` (never negative);
+- the expected spend is :math:`p \\, e^{\\mu + \\sigma^2 / 2}` (never negative), with
+  :math:`\\sigma` limited to a multiple of the training labels' log-spread (``sigma_cap``,
+  see :func:`sigma_limit`);
 - the loss is the binary cross-entropy of the positive indicator plus the lognormal negative
   log-likelihood of the positive labels, as in the reference implementation [1]_;
 - intervals come from quantiles of the mixture, computed here with NumPy/SciPy.
@@ -38,7 +40,14 @@ from scipy.special import expit, ndtr, ndtri
 
 from clv.models.base import Monitor, align_features, read_manifest, register, write_manifest
 
-__all__ = ["DEFAULT_PARAMS", "TUNING_PARAMS", "KerasZILNModel", "search_space", "ziln_loss"]
+__all__ = [
+    "DEFAULT_PARAMS",
+    "TUNING_PARAMS",
+    "KerasZILNModel",
+    "search_space",
+    "sigma_limit",
+    "ziln_loss",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +67,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "patience": 8,
     "seed": 0,
     "n_members": 3,
+    "sigma_cap": 1.5,
 }
 
 #: What Optuna trials use in place of the final model's parameters: trials tune one network, and
@@ -77,6 +87,38 @@ _LABEL_FLOOR = 1e-12
 Z_CLIP = 5.0
 # exp() of larger log-means overflows float64; a prediction there is meaningless anyway.
 _MAX_LOG_MEAN = 700.0
+
+
+def sigma_limit(labels: FloatArray, sigma_cap: float | None) -> float | None:
+    """The largest ``sigma`` the expected spend uses: ``sigma_cap`` × std(log positive labels).
+
+    Parameters
+    ----------
+    labels : ndarray
+        Training labels (spend, ``>= 0``).
+    sigma_cap : float or None
+        The multiplier; ``None`` means no limit.
+
+    Returns
+    -------
+    float or None
+        ``None`` when ``sigma_cap`` is ``None`` or fewer than two labels are positive (no spread
+        to measure); otherwise at least :data:`SIGMA_FLOOR`.
+
+    Notes
+    -----
+    The expected value ``p exp(mu + sigma² / 2)`` multiplies the median by ``exp(sigma² / 2)``:
+    on small, heavy-tailed training sets a network that puts a large ``sigma`` on a customer
+    (uncertain, not necessarily big) inflates that customer's expectation many-fold, and a handful
+    of them dominate the base's total. No customer's spend is more spread out than the whole
+    base's, so the limit is a multiple of the training labels' own log-spread.
+    """
+    if sigma_cap is None:
+        return None
+    positive = labels[labels > 0]
+    if positive.size < 2:
+        return None
+    return max(float(sigma_cap) * float(np.log(positive).std()), SIGMA_FLOOR)
 
 
 def _keras() -> Any:
@@ -172,9 +214,11 @@ def _distribution_from_outputs(outputs: npt.NDArray[Any]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _expected_from_outputs(outputs: npt.NDArray[Any]) -> FloatArray:
-    """Expected spend: the mean of the members' expectations."""
+def _expected_from_outputs(outputs: npt.NDArray[Any], limit: float | None) -> FloatArray:
+    """Expected spend: the mean of the members' expectations, ``sigma`` at most ``limit``."""
     p_positive, mu, sigma = _member_parameters(outputs)
+    if limit is not None:
+        sigma = np.minimum(sigma, limit)
     result: FloatArray = ziln_mean(p_positive, mu, sigma).mean(axis=1)
     return result
 
@@ -293,6 +337,13 @@ def _validate_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     for key in ("learning_rate",):
         if not float(merged[key]) > 0.0:
             raise ValueError(f"keras_ziln: {key} must be > 0, got {merged[key]!r}")
+    cap = merged["sigma_cap"]
+    if cap is not None:
+        if isinstance(cap, bool) or not isinstance(cap, int | float) or not math.isfinite(cap):
+            raise ValueError(f"keras_ziln: sigma_cap must be a number or None, got {cap!r}")
+        if cap <= 0:
+            raise ValueError(f"keras_ziln: sigma_cap must be > 0 (or None for no cap), got {cap!r}")
+        merged["sigma_cap"] = float(cap)
     if float(merged["l2"]) < 0.0:
         raise ValueError(f"keras_ziln: l2 must be >= 0, got {merged['l2']!r}")
     for key in ("epochs", "batch_size", "patience", "n_members"):
@@ -363,7 +414,15 @@ class KerasZILNModel:
         ``seed + 1000 k``, whose expected spend is the members' mean and whose intervals are
         the mixture's (one network's results move with its seed; the mean of several moves
         less). Optuna's pruning ``monitor`` watches the first member; Optuna trials train one
-        network (:data:`TUNING_PARAMS`). See :data:`DEFAULT_PARAMS`.
+        network (:data:`TUNING_PARAMS`). ``sigma_cap`` (default 1.5; ``None`` for none) limits
+        the ``sigma`` that the expected spend uses to that multiple of the training labels'
+        log-spread (:func:`sigma_limit`); intervals and :meth:`predict_distribution` keep the
+        network's own ``sigma``. See :data:`DEFAULT_PARAMS`.
+
+    Attributes
+    ----------
+    sigma_limit : float or None
+        The limit learnt by :meth:`fit` (``None``: no limit).
     """
 
     name = NAME
@@ -374,6 +433,7 @@ class KerasZILNModel:
         self.means: dict[str, float] = {}
         self.stds: dict[str, float] = {}
         self.missing_indicators: list[str] = []
+        self.sigma_limit: float | None = None
         self._network: Any = None
 
     # -- preprocessing ----------------------------------------------------------------------
@@ -501,6 +561,7 @@ class KerasZILNModel:
 
         _seed_everything(self.params["seed"])
         self._learn_preprocessing(X)
+        self.sigma_limit = sigma_limit(labels, self.params["sigma_cap"])
         design = self._design_matrix(X)
         validation = None
         if X_val is not None and val_labels is not None:
@@ -554,7 +615,9 @@ class KerasZILNModel:
                 )
             )
             if monitor is not None:
-                callbacks.append(_epoch_monitor(keras, monitor, validation[0], monitor_every))
+                callbacks.append(
+                    _epoch_monitor(keras, monitor, validation[0], monitor_every, self.sigma_limit)
+                )
         history = network.fit(
             design,
             labels.reshape(-1, 1).astype(np.float32),
@@ -599,8 +662,11 @@ class KerasZILNModel:
         return distribution
 
     def predict(self, X: pd.DataFrame) -> FloatArray:
-        """Expected spend ``p * exp(mu + sigma² / 2)`` (the members' mean); never negative."""
-        return _expected_from_outputs(self._raw_outputs(X))
+        """Expected spend ``p * exp(mu + sigma² / 2)`` (the members' mean); never negative.
+
+        ``sigma`` is first limited to :attr:`sigma_limit` (see ``sigma_cap``).
+        """
+        return _expected_from_outputs(self._raw_outputs(X), self.sigma_limit)
 
     def predict_interval(
         self, X: pd.DataFrame, coverage: float = 0.8
@@ -634,6 +700,7 @@ class KerasZILNModel:
             "stds": self.stds,
             "missing_indicators": self.missing_indicators,
             "params": self.params,
+            "sigma_limit": self.sigma_limit,
         }
         (folder / PREPROCESSING_FILE).write_text(
             json.dumps(preprocessing, indent=2, sort_keys=True), encoding="utf-8"
@@ -651,7 +718,13 @@ class KerasZILNModel:
         folder = Path(path)
         read_manifest(folder, expected_model=NAME)
         preprocessing = json.loads((folder / PREPROCESSING_FILE).read_text(encoding="utf-8"))
-        model = cls(preprocessing["params"])
+        params = dict(preprocessing["params"])
+        if "sigma_limit" not in preprocessing:
+            # Saved before sigma_cap existed: its predictions used the network's own sigma.
+            params["sigma_cap"] = None
+        model = cls(params)
+        limit = preprocessing.get("sigma_limit")
+        model.sigma_limit = None if limit is None else float(limit)
         model.feature_names = list(preprocessing["feature_names"])
         model.means = {k: float(v) for k, v in preprocessing["means"].items()}
         model.stds = {k: float(v) for k, v in preprocessing["stds"].items()}
@@ -664,7 +737,7 @@ class KerasZILNModel:
 
 
 def _epoch_monitor(
-    keras: Any, monitor: Monitor, design: npt.NDArray[np.float32], every: int
+    keras: Any, monitor: Monitor, design: npt.NDArray[np.float32], every: int, limit: float | None
 ) -> Any:
     """A Keras callback passing expected spend on the validation design to ``monitor``."""
 
@@ -673,7 +746,7 @@ def _epoch_monitor(
             done = epoch + 1
             if done % every == 0:
                 outputs = np.asarray(self.model.predict(design, verbose=0), dtype=np.float64)
-                monitor(done, _expected_from_outputs(outputs))
+                monitor(done, _expected_from_outputs(outputs, limit))
 
     return _Monitor()
 
