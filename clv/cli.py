@@ -73,6 +73,19 @@ ZilnMembers = Annotated[
         "less with the seed (see docs/benchmarks.md).",
     ),
 ]
+# Keras ZILN's DEFAULT_PARAMS["sigma_cap"] (a test keeps them equal; importing the model module
+# here would slow every command's start).
+ZILN_SIGMA_CAP = 1.5
+ZilnSigmaCap = Annotated[
+    float,
+    typer.Option(
+        "--ziln-sigma-cap",
+        min=0.0,
+        help="Keras ZILN's expected spend p*exp(mu + sigma^2/2) uses sigma at most this multiple "
+        "of the training labels' log-spread, so a few uncertain customers cannot inflate the "
+        "total; 0 keeps the network's own sigma. Intervals always use the network's sigma.",
+    ),
+]
 
 
 def _print_out_of_range(out_of_range: dict[str, float], left_out: dict[str, float]) -> None:
@@ -380,6 +393,7 @@ def backtest(
     ] = False,
     max_extrapolated_share: ExtrapolatedShare = None,
     ziln_members: ZilnMembers = 3,
+    ziln_sigma_cap: ZilnSigmaCap = ZILN_SIGMA_CAP,
     allow_extra_columns: Annotated[
         bool, typer.Option(help="Ignore columns that are not in the contract.")
     ] = False,
@@ -437,7 +451,12 @@ def backtest(
                 seed=seed,
                 refit=refit,
                 max_extrapolated_share=MAX_EXTRAPOLATED_SHARE if share is None else share,
-                params={"keras_ziln": {"n_members": ziln_members}},
+                params={
+                    "keras_ziln": {
+                        "n_members": ziln_members,
+                        "sigma_cap": ziln_sigma_cap or None,
+                    }
+                },
                 progress=lambda message: status.update(f"backtesting: {message} ..."),
             )
     except (ContractError, FileNotFoundError, ValueError) as err:
@@ -538,6 +557,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     max_extrapolated_share: ExtrapolatedShare = None,
     ziln_members: ZilnMembers = 3,
+    ziln_sigma_cap: ZilnSigmaCap = ZILN_SIGMA_CAP,
 ) -> None:
     """Run the training flow: tune every family with Optuna, register challengers in MLflow.
 
@@ -566,6 +586,7 @@ def train(
             seed=seed,
             max_extrapolated_share=share,
             ziln_members=ziln_members,
+            ziln_sigma_cap=ziln_sigma_cap or None,
         )
     except (ContractError, FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None

@@ -78,6 +78,7 @@ def _config(parameters: dict[str, Any]) -> TrainConfig:
         max_fit_rows=parameters.get("max_fit_rows", 250_000),
         max_extrapolated_share=parameters.get("max_extrapolated_share"),
         ziln_members=parameters.get("ziln_members", TrainConfig.ziln_members),
+        ziln_sigma_cap=parameters.get("ziln_sigma_cap", TrainConfig.ziln_sigma_cap),
     )
 
 
@@ -388,6 +389,7 @@ def training_flow(
     trigger: dict[str, Any] | str | None = None,
     max_extrapolated_share: float | None = None,
     ziln_members: int = TrainConfig.ziln_members,
+    ziln_sigma_cap: float | None = TrainConfig.ziln_sigma_cap,
 ) -> dict[str, Any]:
     """Train, evaluate and register challengers for ``clv-spend`` and ``clv-churn``.
 
@@ -422,6 +424,9 @@ def training_flow(
     ziln_members : int
         Networks in Keras ZILN's deep ensemble (default 3); its Optuna trials train one network
         and the best trial is refitted with this many.
+    ziln_sigma_cap : float, optional
+        Keras ZILN's expected spend uses ``sigma`` at most this multiple of the training labels'
+        log-spread (default 1.5); ``None`` keeps the network's own ``sigma``.
 
     Returns
     -------
@@ -452,6 +457,7 @@ def training_flow(
             "seed": seed,
             "max_extrapolated_share": max_extrapolated_share,
             "ziln_members": ziln_members,
+            "ziln_sigma_cap": ziln_sigma_cap,
         }
     ).to_dict()
     parameters["n_trials"] = trials

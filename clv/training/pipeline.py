@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -74,6 +75,10 @@ class TrainConfig:
     ziln_members : int
         Networks in Keras ZILN's deep ensemble (default 3). Its Optuna trials train one
         network; the best trial's parameters are refitted with this many.
+    ziln_sigma_cap : float or None
+        Keras ZILN's ``sigma_cap`` (default 1.5): its expected spend uses ``sigma`` at most this
+        multiple of the training labels' log-spread; ``None`` keeps the network's own ``sigma``
+        (see :func:`clv.models.keras_ziln.sigma_limit`).
     """
 
     horizon_days: int
@@ -88,6 +93,7 @@ class TrainConfig:
     max_fit_rows: int | None = 250_000
     max_extrapolated_share: float | None = MAX_EXTRAPOLATED_SHARE
     ziln_members: int = int(ZILN_DEFAULTS["n_members"])
+    ziln_sigma_cap: float | None = ZILN_DEFAULTS["sigma_cap"]
 
     def __post_init__(self) -> None:
         from clv.models.registry import SEARCH_SPACES
@@ -121,10 +127,23 @@ class TrainConfig:
             raise ValueError(f"ziln_members must be a whole number, got {self.ziln_members!r}")
         if self.ziln_members < 1:
             raise ValueError(f"ziln_members must be at least 1, got {self.ziln_members}")
+        cap = self.ziln_sigma_cap
+        if cap is not None and (
+            isinstance(cap, bool)
+            or not isinstance(cap, int | float)
+            or not math.isfinite(cap)
+            or cap <= 0
+        ):
+            raise ValueError(
+                f"ziln_sigma_cap must be a positive number (or None for no cap), got {cap!r}"
+            )
 
     def family_params(self, family: str) -> dict[str, Any]:
         """Parameters this configuration fixes for ``family``'s models (Optuna tunes the rest)."""
-        return {"n_members": int(self.ziln_members)} if family == "keras_ziln" else {}
+        if family != "keras_ziln":
+            return {}
+        cap = None if self.ziln_sigma_cap is None else float(self.ziln_sigma_cap)
+        return {"n_members": int(self.ziln_members), "sigma_cap": cap}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""

@@ -139,6 +139,7 @@ def test_every_trial_is_a_nested_run_of_the_training_run(runs, tracking_env) -> 
     assert not set(left_out) & set(features["learnt_features"])
     assert first_parent.data.params["max_extrapolated_share"] == "0.5"
     assert first_parent.data.params["ziln_members"] == "3"
+    assert first_parent.data.params["ziln_sigma_cap"] == "1.5"
 
 
 def test_the_run_leaves_a_markdown_summary_artifact_in_prefect(runs) -> None:  # type: ignore[no-untyped-def]

@@ -300,6 +300,29 @@ def test_the_ziln_members_option_defaults_to_the_models_deep_ensemble(runner: Cl
         assert f"[default: {DEFAULT_PARAMS['n_members']}]" in text.split("--ziln-members")[1]
 
 
+def test_the_ziln_sigma_cap_option_defaults_to_the_models(runner: CliRunner) -> None:
+    from clv.cli import ZILN_SIGMA_CAP
+    from clv.models.keras_ziln import DEFAULT_PARAMS
+
+    assert DEFAULT_PARAMS["sigma_cap"] == ZILN_SIGMA_CAP
+    for command in ("train", "backtest"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "240"})
+        text = " ".join(result.output.replace("│", " ").split())
+        assert f"[default: {DEFAULT_PARAMS['sigma_cap']}]" in text.split("--ziln-sigma-cap")[1]
+
+
+@pytest.mark.parametrize("command", ["train", "backtest"])
+def test_a_negative_ziln_sigma_cap_exits_2(runner: CliRunner, tmp_path: Path, command: str) -> None:
+    orders = tmp_path / "orders.csv"
+    orders.write_text("customer_id,timestamp,amount\nc1,2025-01-01,10.0\n")
+    args = [command, "--transactions", str(orders), "--horizon-days", "30"]
+
+    result = runner.invoke(app, [*args, "--ziln-sigma-cap", "-1"])
+
+    assert result.exit_code == 2, result.output
+    assert "--ziln-sigma-cap" in result.output
+
+
 @pytest.mark.parametrize("command", ["train", "backtest"])
 def test_a_deep_ensemble_of_no_network_exits_2(
     runner: CliRunner, tmp_path: Path, command: str

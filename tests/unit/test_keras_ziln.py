@@ -8,6 +8,7 @@ smaller ones.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +19,13 @@ import pytest
 from scipy.special import expit, log_expit
 from scipy.stats import lognorm, spearmanr
 
-from clv.models.base import MODELS, IntegrityError, read_manifest
+from clv.models.base import MODELS, IntegrityError, read_manifest, write_manifest
 from clv.models.keras_ziln import (
     SIGMA_FLOOR,
     TUNING_PARAMS,
     KerasZILNModel,
     search_space,
+    sigma_limit,
     ziln_interval,
     ziln_loss,
     ziln_mean,
@@ -221,9 +223,12 @@ def test_by_default_keras_ziln_is_a_deep_ensemble_of_three_and_trials_tune_one_n
 def test_a_deep_ensemble_predicts_the_mean_of_its_members(deep_ensemble, data) -> None:
     X, _, expected = data["test"]
     d = deep_ensemble.predict_distribution(X)
+    limit = deep_ensemble.sigma_limit
     members = [
         ziln_mean(
-            d[f"p_positive_{k}"].to_numpy(), d[f"mu_{k}"].to_numpy(), d[f"sigma_{k}"].to_numpy()
+            d[f"p_positive_{k}"].to_numpy(),
+            d[f"mu_{k}"].to_numpy(),
+            np.minimum(d[f"sigma_{k}"].to_numpy(), limit),
         )
         for k in range(3)
     ]
@@ -278,6 +283,78 @@ def test_a_deep_ensemble_round_trips_through_its_native_file(deep_ensemble, data
     loaded = KerasZILNModel.load(tmp_path / "ziln")
     assert loaded.params["n_members"] == 3
     np.testing.assert_array_equal(loaded.predict(X), deep_ensemble.predict(X))
+
+
+# -- sigma in the expected spend ---------------------------------------------------------------
+
+
+def test_sigma_limit_is_the_cap_times_the_log_spread_of_the_positive_labels() -> None:
+    labels = np.array([0.0, np.e, 0.0, np.e**3])  # log positives 1 and 3: std 1
+    assert sigma_limit(labels, 1.5) == pytest.approx(1.5)
+    assert sigma_limit(labels, 0.5) == pytest.approx(0.5)
+    assert sigma_limit(labels, None) is None
+    assert sigma_limit(np.array([0.0, 0.0, 5.0]), 1.5) is None  # one buyer: no spread to measure
+    assert sigma_limit(np.array([2.0, 2.0, 0.0]), 1.5) == SIGMA_FLOOR  # no spread at all
+
+
+@pytest.fixture(scope="module")
+def heavy_tailed() -> tuple[pd.DataFrame, pd.Series]:
+    """Few rows, log-spend spread 2: a network puts large sigmas on some customers."""
+    rng = np.random.default_rng(11)
+    X = pd.DataFrame(rng.normal(size=(600, 3)), columns=["a", "b", "c"])
+    buys = rng.random(600) < expit(X["a"].to_numpy())
+    spend = np.where(buys, np.exp(3.0 + X["b"].to_numpy() + 2.0 * rng.normal(size=600)), 0.0)
+    return X, pd.Series(spend)
+
+
+def test_expected_spend_uses_sigma_at_most_the_limit_and_intervals_keep_the_networks_sigma(
+    heavy_tailed,
+) -> None:
+    X, y = heavy_tailed
+    params = {"hidden_units": [8], "epochs": 10, "seed": 3, "n_members": 2}
+    capped = KerasZILNModel({**params, "sigma_cap": 0.5}).fit(X, y)
+    free = KerasZILNModel({**params, "sigma_cap": None}).fit(X, y)
+    logs = np.log(y[y > 0].to_numpy())
+    assert capped.sigma_limit == pytest.approx(0.5 * logs.std())
+    assert free.sigma_limit is None
+
+    d = capped.predict_distribution(X)
+    p, mu, sigma = (
+        d[[f"{n}_{k}" for k in range(2)]].to_numpy() for n in ("p_positive", "mu", "sigma")
+    )
+    assert (sigma > capped.sigma_limit).any()  # the limit binds somewhere
+    np.testing.assert_allclose(
+        capped.predict(X), ziln_mean(p, mu, np.minimum(sigma, capped.sigma_limit)).mean(axis=1)
+    )
+    # The same networks (same seeds, same data): only the expected spend differs.
+    np.testing.assert_allclose(free.predict(X), ziln_mean(p, mu, sigma).mean(axis=1), rtol=1e-6)
+    assert np.all(capped.predict(X) <= free.predict(X) * (1 + 1e-9))
+    for got, want in zip(capped.predict_interval(X), free.predict_interval(X), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_the_sigma_limit_is_saved_and_a_model_saved_before_it_existed_has_none(
+    heavy_tailed, tmp_path: Path
+) -> None:
+    X, y = heavy_tailed
+    model = KerasZILNModel({"hidden_units": [8], "epochs": 3, "n_members": 1}).fit(X, y)
+    folder = tmp_path / "ziln"
+    model.save(folder)
+    loaded = KerasZILNModel.load(folder)
+    assert loaded.sigma_limit == model.sigma_limit is not None
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+    preprocessing = json.loads((folder / "preprocessing.json").read_text())
+    del preprocessing["sigma_limit"]
+    del preprocessing["params"]["sigma_cap"]
+    (folder / "preprocessing.json").write_text(json.dumps(preprocessing))
+    write_manifest(folder, name="keras_ziln", files=["model.keras", "preprocessing.json"], meta={})
+    old = KerasZILNModel.load(folder)
+    assert old.sigma_limit is None and old.params["sigma_cap"] is None
+    d = old.predict_distribution(X)
+    np.testing.assert_allclose(
+        old.predict(X), ziln_mean(d["p_positive"], d["mu"], d["sigma"]), rtol=1e-12
+    )
 
 
 # -- persistence -------------------------------------------------------------------------------
@@ -355,8 +432,25 @@ def test_bad_inputs_raise_value_error(X, y, message: str) -> None:
         {"learning_rate": 0},
         {"typo": 1},
         {"n_members": 0},
+        {"sigma_cap": 0},
+        {"sigma_cap": -1.0},
+        {"sigma_cap": float("nan")},
+        {"sigma_cap": "1.5"},
+        {"sigma_cap": True},
     ],
-    ids=["epochs", "units", "dropout", "lr", "unknown", "members"],
+    ids=[
+        "epochs",
+        "units",
+        "dropout",
+        "lr",
+        "unknown",
+        "members",
+        "cap-zero",
+        "cap-negative",
+        "cap-nan",
+        "cap-text",
+        "cap-bool",
+    ],
 )
 def test_bad_params_raise_value_error(params) -> None:
     with pytest.raises(ValueError, match="keras_ziln"):

@@ -839,6 +839,8 @@ def test_every_feature_is_learnt_from_when_the_share_is_none_or_one(
         ),
         ({"horizon_days": 90, "ziln_members": 0}, "ziln_members must be at least 1, got 0"),
         ({"horizon_days": 90, "ziln_members": 2.5}, "ziln_members must be a whole number"),
+        ({"horizon_days": 90, "ziln_sigma_cap": 0.0}, "ziln_sigma_cap must be a positive number"),
+        ({"horizon_days": 90, "ziln_sigma_cap": "2"}, "ziln_sigma_cap must be a positive number"),
     ],
     ids=[
         "zero-horizon",
@@ -849,6 +851,8 @@ def test_every_feature_is_learnt_from_when_the_share_is_none_or_one(
         "zero-extrapolated-share",
         "no-network",
         "half-a-network",
+        "zero-sigma-cap",
+        "text-sigma-cap",
     ],
 )
 def test_train_config_rejects_bad_values_with_a_message(
@@ -914,11 +918,11 @@ def test_fingerprint_changes_with_data_horizon_trials_or_as_of(change: dict[str,
     assert _fingerprint(**change) != _fingerprint()
 
 
-def test_train_config_fixes_the_deep_ensembles_size_for_keras_ziln_only() -> None:
+def test_train_config_fixes_the_deep_ensembles_size_and_sigma_cap_for_keras_ziln_only() -> None:
     config = TrainConfig(horizon_days=90)
     assert config.ziln_members == 3
-    assert config.family_params("keras_ziln") == {"n_members": 3}
+    assert config.family_params("keras_ziln") == {"n_members": 3, "sigma_cap": 1.5}
     assert config.family_params("xgboost") == config.family_params("lightgbm") == {}
-    assert TrainConfig(horizon_days=90, ziln_members=1).family_params("keras_ziln") == {
-        "n_members": 1
-    }
+    assert TrainConfig(horizon_days=90, ziln_members=1, ziln_sigma_cap=None).family_params(
+        "keras_ziln"
+    ) == {"n_members": 1, "sigma_cap": None}
