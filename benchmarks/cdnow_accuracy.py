@@ -224,9 +224,17 @@ def verdict(metrics: dict[str, dict[str, float]]) -> dict[str, Any]:
 
 
 def run_one(
-    transactions: pd.DataFrame, day: str, horizon_days: int, args: argparse.Namespace
+    transactions: pd.DataFrame,
+    day: str,
+    horizon_days: int,
+    args: argparse.Namespace,
+    predictions: list[pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
-    """One backtest; the JSON-ready summary, or the reason it cannot run."""
+    """One backtest; the JSON-ready summary, or the reason it cannot run.
+
+    With ``predictions``, the backtest's per-customer predictions (every model, the actual
+    spend) are appended to it, with ``as_of_day`` and ``horizon_days`` columns.
+    """
     from clv.evaluation.backtest import backtest
     from clv.evaluation.metrics import churn_report
 
@@ -259,6 +267,10 @@ def run_one(
         churned = result.predictions["churned"]
         result.churn_metrics["bgnbd_p_no_purchase_in_horizon"] = churn_report(churned, quiet)
     record.update(result.to_dict())
+    if predictions is not None:
+        predictions.append(
+            result.predictions.reset_index().assign(as_of_day=day, horizon_days=horizon_days)
+        )
     record["seconds"] = time.perf_counter() - t0
     record["verdict"] = verdict(result.metrics)
     record["customers_buying_in_horizon"] = int((result.predictions["actual"] > 0).sum())
@@ -430,6 +442,8 @@ def run_grid(
     """Backtest every (as-of, horizon) of ``grid``; print the tables and write the JSON.
 
     ``name`` heads the output (the script's name); ``describe`` is a sentence about the data.
+    Beside the JSON, ``<stem>_predictions.parquet`` keeps every run's per-customer predictions,
+    for analyses that need more than the summary metrics (blends, deciles).
     """
     started = time.perf_counter()
     header = {
@@ -461,13 +475,22 @@ def run_grid(
         f"{args.step_days} days apart; families: {', '.join(args.families)}; seed {args.seed}."
         f"{describe_options(args)}"
     )
-    records = [run_one(transactions, day, horizon, args) for day, horizon in grid]
+    predictions: list[pd.DataFrame] = []
+    records = [run_one(transactions, day, horizon, args, predictions) for day, horizon in grid]
     print_tables(records)
     total = time.perf_counter() - started
     print(f"\nTotal: {total:.0f} s.")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if predictions:
+        path = args.out.with_name(f"{args.out.stem}_predictions.parquet")
+        partial = path.with_name(f".{path.name}.tmp")
+        pd.concat(predictions, ignore_index=True).to_parquet(partial)
+        partial.replace(path)
+        logger.info("predictions: %s", path)
     payload = {**header, "total_seconds": total, "runs": records}
-    args.out.write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
+    partial_json = args.out.with_name(f".{args.out.name}.tmp")
+    partial_json.write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
+    partial_json.replace(args.out)
     logger.info("raw results: %s", args.out)
 
 
