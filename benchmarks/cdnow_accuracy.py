@@ -55,6 +55,7 @@ from _data import CACHE_DIR, git_revision, load_cdnow  # benchmarks/ is on sys.p
 
 from clv.features.support import MAX_EXTRAPOLATED_SHARE
 from clv.models.keras_ziln import DEFAULT_PARAMS as ZILN_DEFAULTS
+from clv.models.keras_ziln import check_sigma_cap
 
 logger = logging.getLogger("cdnow_accuracy")
 
@@ -150,12 +151,11 @@ def _sigma_cap(text: str) -> float | None:
     if text.strip().lower() == "none":
         return None
     try:
-        value = float(text)
+        return check_sigma_cap(float(text))
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number or 'none', got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number or 'none', got {text!r}"
+        ) from None
 
 
 def bgnbd_no_purchase_probability(
@@ -480,17 +480,14 @@ def run_grid(
     print_tables(records)
     total = time.perf_counter() - started
     print(f"\nTotal: {total:.0f} s.")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    from clv.data.io import write_atomic, write_table
+
     if predictions:
         path = args.out.with_name(f"{args.out.stem}_predictions.parquet")
-        partial = path.with_name(f".{path.name}.tmp")
-        pd.concat(predictions, ignore_index=True).to_parquet(partial)
-        partial.replace(path)
+        write_table(pd.concat(predictions, ignore_index=True), path)
         logger.info("predictions: %s", path)
-    payload = {**header, "total_seconds": total, "runs": records}
-    partial_json = args.out.with_name(f".{args.out.name}.tmp")
-    partial_json.write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
-    partial_json.replace(args.out)
+    text = json.dumps({**header, "total_seconds": total, "runs": records}, indent=2, default=float)
+    write_atomic(args.out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     logger.info("raw results: %s", args.out)
 
 

@@ -32,20 +32,27 @@ BLENDS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
 }
 
 
-def cell_verdicts(frame: pd.DataFrame, extra: tuple[str, ...]) -> dict[tuple[str, int], list[bool]]:
-    """Per (as-of, horizon): whether each criterion is met with ``extra`` blends as candidates."""
+def cell_metrics(frame: pd.DataFrame) -> dict[tuple[str, int], dict[str, dict[str, float]]]:
+    """Per (as-of, horizon): the metrics of every model in ``frame`` and of every blend."""
     from clv.evaluation.metrics import regression_report
 
-    out: dict[tuple[str, int], list[bool]] = {}
+    out: dict[tuple[str, int], dict[str, dict[str, float]]] = {}
     for (day, horizon), cell in frame.groupby(["as_of_day", "horizon_days"], sort=False):
         actual = cell["actual"].to_numpy()
         models = [m for m in cell.columns if m in (*LEARNT, "ensemble", *REFERENCES)]
-        metrics = {m: regression_report(actual, cell[m].to_numpy()) for m in models}
-        for name in extra:
-            metrics[name] = regression_report(actual, BLENDS[name](cell).to_numpy())
-        decided = verdict(metrics)
-        out[(str(day), int(horizon))] = [bool(decided[k]["met"]) for k in CRITERIA]
+        predictions = {m: cell[m] for m in models} | {n: b(cell) for n, b in BLENDS.items()}
+        out[(str(day), int(horizon))] = {
+            name: regression_report(actual, values.to_numpy())
+            for name, values in predictions.items()
+        }
     return out
+
+
+def met(metrics: dict[str, dict[str, float]], extra: tuple[str, ...]) -> list[bool]:
+    """Whether each criterion is met with the ``extra`` blends among the candidates."""
+    candidates = {n: m for n, m in metrics.items() if n not in BLENDS or n in extra}
+    decided = verdict(candidates)
+    return [bool(decided[k]["met"]) for k in CRITERIA]
 
 
 def main() -> None:
@@ -61,21 +68,22 @@ def main() -> None:
         if missing:
             raise SystemExit(f"{path}: missing columns {missing}; is it a benchmark's predictions?")
         frames.append(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # metric warnings about empty deciles repeat per cell
+        scored = [cell_metrics(frame) for frame in frames]
+    cells = list(scored[0])
+    if any(list(metrics) != cells for metrics in scored[1:]):
+        raise SystemExit("the files hold different grids; compare runs of one grid")
     variants: dict[str, tuple[str, ...]] = {"as run": (), **{name: (name,) for name in BLENDS}}
     print("| candidates | cells met per run | under every run |")
     print("|---|---|---:|")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # metric warnings about empty deciles repeat per cell
-        for label, extra in variants.items():
-            runs = [cell_verdicts(frame, extra) for frame in frames]
-            cells = list(runs[0])
-            if any(list(run) != cells for run in runs[1:]):
-                raise SystemExit("the files hold different grids; compare runs of one grid")
-            per_run = [sum(sum(run[c]) for c in cells) for run in runs]
-            every = sum(all(run[c][i] for run in runs) for c in cells for i in range(len(CRITERIA)))
-            total = len(cells) * len(CRITERIA)
-            name = label if not extra else f"learnt + {label}"
-            print(f"| {name} | {' / '.join(map(str, per_run))} of {total} | {every} |")
+    for label, extra in variants.items():
+        runs = [{c: met(metrics[c], extra) for c in cells} for metrics in scored]
+        per_run = [sum(sum(run[c]) for c in cells) for run in runs]
+        every = sum(all(run[c][i] for run in runs) for c in cells for i in range(len(CRITERIA)))
+        total = len(cells) * len(CRITERIA)
+        name = label if not extra else f"learnt + {label}"
+        print(f"| {name} | {' / '.join(map(str, per_run))} of {total} | {every} |")
 
 
 if __name__ == "__main__":

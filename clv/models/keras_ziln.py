@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_PARAMS",
     "TUNING_PARAMS",
     "KerasZILNModel",
+    "check_sigma_cap",
     "search_space",
     "sigma_limit",
     "ziln_loss",
@@ -87,6 +88,26 @@ _LABEL_FLOOR = 1e-12
 Z_CLIP = 5.0
 # exp() of larger log-means overflows float64; a prediction there is meaningless anyway.
 _MAX_LOG_MEAN = 700.0
+
+
+def check_sigma_cap(value: Any, name: str = "sigma_cap") -> float | None:
+    """``value`` as a ``sigma_cap``: a positive finite number, or ``None`` (no cap).
+
+    Raises
+    ------
+    ValueError
+        Anything else; the message starts with ``name``.
+    """
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name} must be a positive number (or None for no cap), got {value!r}")
+    return float(value)
 
 
 def sigma_limit(labels: FloatArray, sigma_cap: float | None) -> float | None:
@@ -337,13 +358,7 @@ def _validate_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     for key in ("learning_rate",):
         if not float(merged[key]) > 0.0:
             raise ValueError(f"keras_ziln: {key} must be > 0, got {merged[key]!r}")
-    cap = merged["sigma_cap"]
-    if cap is not None:
-        if isinstance(cap, bool) or not isinstance(cap, int | float) or not math.isfinite(cap):
-            raise ValueError(f"keras_ziln: sigma_cap must be a number or None, got {cap!r}")
-        if cap <= 0:
-            raise ValueError(f"keras_ziln: sigma_cap must be > 0 (or None for no cap), got {cap!r}")
-        merged["sigma_cap"] = float(cap)
+    merged["sigma_cap"] = check_sigma_cap(merged["sigma_cap"], "keras_ziln: sigma_cap")
     if float(merged["l2"]) < 0.0:
         raise ValueError(f"keras_ziln: l2 must be >= 0, got {merged['l2']!r}")
     for key in ("epochs", "batch_size", "patience", "n_members"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ from clv.evaluation.metrics import churn_report, regression_report
 from clv.features.support import MAX_EXTRAPOLATED_SHARE
 from clv.models.intervals import BinnedRatioInterval
 from clv.models.keras_ziln import DEFAULT_PARAMS as ZILN_DEFAULTS
+from clv.models.keras_ziln import check_sigma_cap
 from clv.training.bundle import ChurnBundle, SpendBundle
 from clv.training.dataset import PURCHASES, TARGET, TrainingFrames
 from clv.training.hpo import StudyOutcome
@@ -127,23 +127,16 @@ class TrainConfig:
             raise ValueError(f"ziln_members must be a whole number, got {self.ziln_members!r}")
         if self.ziln_members < 1:
             raise ValueError(f"ziln_members must be at least 1, got {self.ziln_members}")
-        cap = self.ziln_sigma_cap
-        if cap is not None and (
-            isinstance(cap, bool)
-            or not isinstance(cap, int | float)
-            or not math.isfinite(cap)
-            or cap <= 0
-        ):
-            raise ValueError(
-                f"ziln_sigma_cap must be a positive number (or None for no cap), got {cap!r}"
-            )
+        check_sigma_cap(self.ziln_sigma_cap, "ziln_sigma_cap")
 
     def family_params(self, family: str) -> dict[str, Any]:
         """Parameters this configuration fixes for ``family``'s models (Optuna tunes the rest)."""
         if family != "keras_ziln":
             return {}
-        cap = None if self.ziln_sigma_cap is None else float(self.ziln_sigma_cap)
-        return {"n_members": int(self.ziln_members), "sigma_cap": cap}
+        return {
+            "n_members": int(self.ziln_members),
+            "sigma_cap": check_sigma_cap(self.ziln_sigma_cap, "ziln_sigma_cap"),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
