@@ -310,11 +310,18 @@ def main() -> None:
         "warnings": warned,
         "total_seconds": total,
     }
+    from clv.data.io import write_atomic, write_table
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    predictions.assign(**{ORACLE: expected}).reset_index().to_parquet(
-        args.out.with_name(f"{args.out.stem}_predictions.parquet")
+    # Both of the ensemble's weightings ride along, for comparing the one it chose.
+    write_table(
+        predictions.assign(**{ORACLE: expected})
+        .join(result.ensemble_weightings.add_prefix("ensemble_"))
+        .reset_index(),
+        args.out.with_name(f"{args.out.stem}_predictions.parquet"),
     )
-    args.out.write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
+    text = json.dumps(payload, indent=2, default=float)
+    write_atomic(args.out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     logger.info("raw results: %s", args.out)
 
 
