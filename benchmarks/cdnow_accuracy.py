@@ -268,12 +268,8 @@ def run_one(
         result.churn_metrics["bgnbd_p_no_purchase_in_horizon"] = churn_report(churned, quiet)
     record.update(result.to_dict())
     if predictions is not None:
-        # Both of the ensemble's weightings, for benchmarks/score_blends.py's comparison.
-        weightings = result.ensemble_weightings.add_prefix("ensemble_")
         predictions.append(
-            result.predictions.join(weightings)
-            .reset_index()
-            .assign(as_of_day=day, horizon_days=horizon_days)
+            result.predictions.reset_index().assign(as_of_day=day, horizon_days=horizon_days)
         )
     record["seconds"] = time.perf_counter() - t0
     record["verdict"] = verdict(result.metrics)

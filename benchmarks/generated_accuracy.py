@@ -313,11 +313,8 @@ def main() -> None:
     from clv.data.io import write_atomic, write_table
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    # Both of the ensemble's weightings ride along, for comparing the one it chose.
     write_table(
-        predictions.assign(**{ORACLE: expected})
-        .join(result.ensemble_weightings.add_prefix("ensemble_"))
-        .reset_index(),
+        predictions.assign(**{ORACLE: expected}).reset_index(),
         args.out.with_name(f"{args.out.stem}_predictions.parquet"),
     )
     text = json.dumps(payload, indent=2, default=float)

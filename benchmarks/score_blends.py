@@ -9,11 +9,6 @@ under every seed, then each cell's blend metrics.
 Caveat: an extra candidate can only add cells under the "best learnt model" rule. This is a
 screen for what to try in the library, not a result to report as a model's.
 
-When the files hold both of the stacked ensemble's weightings (``ensemble_stack``,
-``ensemble_mean``: the benchmarks save them), two more rows put each in the ensemble's place.
-Those are not extra candidates: the ensemble is one model either way, so they compare the
-ensemble's choice between its weightings ("as run") with always taking one of them.
-
 Usage: python benchmarks/score_blends.py RUN_predictions.parquet [...]
 """
 
@@ -30,9 +25,6 @@ from cdnow_accuracy import REFERENCES, verdict  # benchmarks/ is on sys.path
 LEARNT = ("xgboost", "lightgbm", "keras_ziln")
 CRITERIA = ("normalized_gini", "decile_mape", "abs_aggregate_error")
 
-#: The stacked ensemble's weightings, saved beside its chosen prediction.
-WEIGHTINGS = {"ensemble_stack": "learnt weights", "ensemble_mean": "plain average"}
-
 #: Blend name to the blend of one cell's predictions.
 BLENDS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
     "mean3": lambda d: d[list(LEARNT)].mean(axis=1),
@@ -47,8 +39,7 @@ def cell_metrics(frame: pd.DataFrame) -> dict[tuple[str, int], dict[str, dict[st
     out: dict[tuple[str, int], dict[str, dict[str, float]]] = {}
     for (day, horizon), cell in frame.groupby(["as_of_day", "horizon_days"], sort=False):
         actual = cell["actual"].to_numpy()
-        known = (*LEARNT, "ensemble", *WEIGHTINGS, *REFERENCES)
-        models = [m for m in cell.columns if m in known]
+        models = [m for m in cell.columns if m in (*LEARNT, "ensemble", *REFERENCES)]
         predictions = {m: cell[m] for m in models} | {n: b(cell) for n, b in BLENDS.items()}
         out[(str(day), int(horizon))] = {
             name: regression_report(actual, values.to_numpy())
@@ -57,16 +48,9 @@ def cell_metrics(frame: pd.DataFrame) -> dict[tuple[str, int], dict[str, dict[st
     return out
 
 
-def met(
-    metrics: dict[str, dict[str, float]], extra: tuple[str, ...], ensemble: str | None = None
-) -> list[bool]:
-    """Whether each criterion is met with the ``extra`` blends among the candidates.
-
-    ``ensemble`` names a saved weighting to score in the ensemble's place.
-    """
-    candidates = {n: m for n, m in metrics.items() if n not in (*BLENDS, *WEIGHTINGS) or n in extra}
-    if ensemble is not None:
-        candidates["ensemble"] = metrics[ensemble]
+def met(metrics: dict[str, dict[str, float]], extra: tuple[str, ...]) -> list[bool]:
+    """Whether each criterion is met with the ``extra`` blends among the candidates."""
+    candidates = {n: m for n, m in metrics.items() if n not in BLENDS or n in extra}
     decided = verdict(candidates)
     return [bool(decided[k]["met"]) for k in CRITERIA]
 
@@ -90,22 +74,16 @@ def main() -> None:
     cells = list(scored[0])
     if any(list(metrics) != cells for metrics in scored[1:]):
         raise SystemExit("the files hold different grids; compare runs of one grid")
-    variants: dict[str, tuple[tuple[str, ...], str | None]] = {
-        "as run": ((), None),
-        **{f"ensemble = {label}": ((), column) for column, label in WEIGHTINGS.items()},
-        **{f"learnt + {name}": ((name,), None) for name in BLENDS},
-    }
-    saved = all(w in metrics[c] for metrics in scored for c in cells for w in WEIGHTINGS)
-    if not saved:
-        variants = {k: v for k, v in variants.items() if v[1] is None}
+    variants: dict[str, tuple[str, ...]] = {"as run": (), **{name: (name,) for name in BLENDS}}
     print("| candidates | cells met per run | under every run |")
     print("|---|---|---:|")
-    for label, (extra, ensemble) in variants.items():
-        runs = [{c: met(metrics[c], extra, ensemble) for c in cells} for metrics in scored]
+    for label, extra in variants.items():
+        runs = [{c: met(metrics[c], extra) for c in cells} for metrics in scored]
         per_run = [sum(sum(run[c]) for c in cells) for run in runs]
         every = sum(all(run[c][i] for run in runs) for c in cells for i in range(len(CRITERIA)))
         total = len(cells) * len(CRITERIA)
-        print(f"| {label} | {' / '.join(map(str, per_run))} of {total} | {every} |")
+        name = label if not extra else f"learnt + {label}"
+        print(f"| {name} | {' / '.join(map(str, per_run))} of {total} | {every} |")
 
 
 if __name__ == "__main__":

@@ -286,7 +286,6 @@ def evaluate_and_register(
     holdout = report.flat_metrics()
     handle.log_metrics(holdout)
     handle.log_dict(report.ensemble_weights, "ensemble_weights.json")
-    handle.log_dict(report.ensemble_selection, "ensemble_selection.json")
     handle.log_text(report.to_markdown(), "summary.md")
     predictions = run_dir / "holdout_predictions.parquet"
     report.holdout_predictions.to_parquet(predictions, index=False)

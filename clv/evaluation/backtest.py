@@ -36,7 +36,6 @@ from clv.features.support import (
     describe_shares,
     outside_support,
 )
-from clv.models.ensemble import describe_weights
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +64,6 @@ class BacktestResult:
         Per customer: ``actual`` and one column per model (plus ZILN interval bounds).
     ensemble_weights : dict
         Non-negative member weights of the stacked ensemble.
-    ensemble_selection : dict
-        How the ensemble chose between its learnt weights and the plain average of the learnt
-        models (:attr:`clv.models.ensemble.StackedEnsemble.selection`): each weighting's
-        weights and out-of-fold validation scores, and ``chosen``.
-    ensemble_weightings : DataFrame
-        Per customer scored, the ensemble's prediction under each weighting (``stack``,
-        ``mean``), calibrated as the models are; one of them is the ``ensemble`` column. For
-        measuring the choice; empty without an ensemble.
     timings : dict
         Seconds per stage.
     validation_aggregate_errors : dict
@@ -100,8 +91,6 @@ class BacktestResult:
     metrics: dict[str, dict[str, float]]
     predictions: pd.DataFrame
     ensemble_weights: dict[str, float] = field(default_factory=dict)
-    ensemble_selection: dict[str, Any] = field(default_factory=dict)
-    ensemble_weightings: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict[str, float] = field(default_factory=dict)
     n_train_rows: int = 0
     churn_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -127,7 +116,6 @@ class BacktestResult:
             "actual_total": float(self.predictions["actual"].sum()),
             "metrics": self.metrics,
             "ensemble_weights": self.ensemble_weights,
-            "ensemble_selection": self.ensemble_selection,
             "churn_metrics": self.churn_metrics,
             "seasonal_factors": self.seasonal_factors,
             "validation_aggregate_errors": self.validation_aggregate_errors,
@@ -162,7 +150,8 @@ class BacktestResult:
         order = sorted(self.metrics, key=lambda m: -self.metrics[m]["normalized_gini"])
         lines += metrics_table(self.metrics, columns, order)
         if self.ensemble_weights:
-            lines += ["", describe_weights(self.ensemble_weights, self.ensemble_selection)]
+            weights = ", ".join(f"{k} {v:.3f}" for k, v in self.ensemble_weights.items())
+            lines += ["", f"Ensemble weights: {weights}."]
         if self.out_of_range:
             lines += [
                 "",
@@ -338,7 +327,7 @@ def backtest(
     from clv.models.baselines import BTYDReference, RunRateBaseline
     from clv.models.calibration import seasonal_level_factor
     from clv.models.churn import ChurnModel, btyd_churn_reference
-    from clv.models.ensemble import MEAN, STACK, StackedEnsemble
+    from clv.models.ensemble import StackedEnsemble
     from clv.models.registry import create
     from clv.models.trees import MONOTONE
 
@@ -468,7 +457,7 @@ def backtest(
             BTYD: BTYDReference(),
             RUN_RATE: RunRateBaseline({"horizon_days": horizon_days}),
         }
-        ensemble = StackedEnsemble(members, average=list(models), seed=seed).fit(X_val, y_val)
+        ensemble = StackedEnsemble(members).fit(X_val, y_val)
         weights = ensemble.weights
         if val_rows["cutoff"].nunique() == 1 and float(y_val.sum()) != 0.0:
             # The run rate normalises over the rows it is given: only meaningful on one window.
@@ -509,16 +498,8 @@ def backtest(
             scale = factors.get(family, 1.0)
             predictions[f"{family}_lower"] = np.asarray(lower) * scale
             predictions[f"{family}_upper"] = np.asarray(upper) * scale
-    weightings = pd.DataFrame(index=predictions.index)
     if ensemble is not None:
         score(ENSEMBLE, ensemble.predict)
-        chosen = ensemble.selection["chosen"]
-        weightings[chosen] = predictions[ENSEMBLE]
-        for other in (STACK, MEAN):
-            if other != chosen and other in ensemble.selection:
-                score(f"{ENSEMBLE}_{other}", ensemble.weighted(other).predict)
-                weightings[other] = predictions.pop(f"{ENSEMBLE}_{other}")
-                factors.pop(f"{ENSEMBLE}_{other}", None)
 
     model_features = {family: list(model.feature_names) for family, model in models.items()}
     churn_metrics: dict[str, dict[str, float]] = {}
@@ -563,8 +544,6 @@ def backtest(
         metrics=metrics,
         predictions=predictions,
         ensemble_weights=weights,
-        ensemble_selection=ensemble.selection if ensemble is not None else {},
-        ensemble_weightings=weightings,
         timings=timings,
         n_train_rows=len(stacked),
         churn_metrics=churn_metrics,

@@ -24,7 +24,6 @@ import clv
 from clv.evaluation.backtest import metrics_table
 from clv.evaluation.metrics import churn_report, regression_report
 from clv.features.support import MAX_EXTRAPOLATED_SHARE
-from clv.models.ensemble import describe_weights
 from clv.models.intervals import BinnedRatioInterval
 from clv.models.keras_ziln import DEFAULT_PARAMS as ZILN_DEFAULTS
 from clv.models.keras_ziln import check_sigma_cap
@@ -254,9 +253,6 @@ class TrainingReport:
         Per holdout customer: ``actual`` and each candidate's prediction.
     timings : dict
         Seconds per step.
-    ensemble_selection : dict
-        How the ensemble chose between its learnt weights and the plain average of the learnt
-        families (:attr:`clv.models.ensemble.StackedEnsemble.selection`).
     """
 
     winner: str
@@ -268,7 +264,6 @@ class TrainingReport:
     ensemble_weights: dict[str, float]
     holdout_predictions: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
-    ensemble_selection: dict[str, Any] = field(default_factory=dict)
 
     def flat_metrics(self) -> dict[str, float]:
         """``holdout_<metric>`` of the winner and ``holdout_<model>_<metric>`` of every model."""
@@ -308,7 +303,8 @@ class TrainingReport:
                 f"| {name} | {m['auc']:.4f} | {m['brier']:.4f} | {m['calibration_error']:.4f} |"
             )
         if self.ensemble_weights:
-            lines += ["", describe_weights(self.ensemble_weights, self.ensemble_selection)]
+            weights = ", ".join(f"{k} {v:.3f}" for k, v in self.ensemble_weights.items())
+            lines += ["", f"Ensemble weights: {weights}."]
         return "\n".join(lines) + "\n"
 
 
@@ -363,7 +359,7 @@ def assemble(
         BTYD: BTYDReference(),
         RUN_RATE: RunRateBaseline({"horizon_days": plan.horizon_days}),
     }
-    ensemble = StackedEnsemble(members, average=list(learnt), seed=config.seed).fit(X_val, y_val)
+    ensemble = StackedEnsemble(members).fit(X_val, y_val)
     candidates: dict[str, Any] = {**learnt, ENSEMBLE: ensemble}
     timings["ensemble"] = time.perf_counter() - t0
 
@@ -443,7 +439,6 @@ def assemble(
         ensemble_weights=ensemble.weights,
         holdout_predictions=predictions,
         timings=timings,
-        ensemble_selection=ensemble.selection,
     )
 
 

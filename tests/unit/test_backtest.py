@@ -54,25 +54,6 @@ def test_every_model_and_both_references_are_scored(result, transactions) -> Non
     assert result.metrics["xgboost"]["normalized_gini"] > 0.5
 
 
-def test_ensemble_chooses_between_its_weightings_and_reports_both(result) -> None:  # type: ignore[no-untyped-def]
-    selection = result.ensemble_selection
-    assert selection["mean"]["weights"] == {
-        "xgboost": 0.5,
-        "lightgbm": 0.5,
-        BTYD: 0.0,
-        RUN_RATE: 0.0,
-    }
-    gini = {w: selection[w]["out_of_fold"]["normalized_gini"] for w in ("stack", "mean")}
-    assert selection["chosen"] == ("mean" if gini["mean"] > gini["stack"] else "stack")
-    assert result.ensemble_weights == selection[selection["chosen"]]["weights"]
-    weightings = result.ensemble_weightings
-    assert list(weightings.index) == list(result.predictions.index)
-    np.testing.assert_array_equal(weightings[selection["chosen"]], result.predictions["ensemble"])
-    assert not np.allclose(weightings["stack"], weightings["mean"])
-    assert result.to_dict()["ensemble_selection"]["chosen"] == selection["chosen"]
-    assert "out-of-fold validation Gini" in result.to_markdown()
-
-
 def test_actuals_are_the_spend_in_the_horizon(result, transactions) -> None:  # type: ignore[no-untyped-def]
     end = result.as_of + pd.Timedelta(days=HORIZON)
     window = transactions[
