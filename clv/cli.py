@@ -9,13 +9,16 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from clv.evaluation.crossval import CrossValidationResult
 
 app = typer.Typer(
     name="clv",
@@ -397,12 +400,26 @@ def backtest(
     allow_extra_columns: Annotated[
         bool, typer.Option(help="Ignore columns that are not in the contract.")
     ] = False,
+    folds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Time-series cross-validation: repeat the backtest at this many origins, "
+            "--fold-step-days apart, the latest at --as-of (1: one backtest).",
+        ),
+    ] = 1,
+    fold_step_days: Annotated[
+        int | None,
+        typer.Option(min=1, help="Days between cross-validation origins (default: the horizon)."),
+    ] = None,
 ) -> None:
     """Train every model family on data up to --as-of and score the following horizon.
 
     Compares XGBoost, LightGBM, the Keras ZILN net and their stacked ensemble with BG/NBD +
     Gamma-Gamma and the naive run-rate model, plus the churn model against BG/NBD; writes
-    backtest.json, backtest.md, predictions.parquet and PNG plots.
+    backtest.json, backtest.md, predictions.parquet and PNG plots. With --folds N, repeats all
+    of it at N rolling origins and writes cv.json and cv.md (mean ± sd over the folds, and the
+    folds each model beats both references in) beside each fold's own report.
     """
     from clv.data.io import read_table
     from clv.data.validation import ContractError
@@ -438,31 +455,52 @@ def backtest(
                 if sustainability_path
                 else None
             )
+        options: dict[str, Any] = {
+            "customers": customers,
+            "sustainability": sustainability,
+            "n_windows": windows,
+            "step_days": step_days,
+            "families": chosen,
+            "seed": seed,
+            "refit": refit,
+            "max_extrapolated_share": MAX_EXTRAPOLATED_SHARE if share is None else share,
+            "params": {
+                "keras_ziln": {"n_members": ziln_members, "sigma_cap": ziln_sigma_cap or None}
+            },
+        }
         with err_console.status("backtesting ...") as status:
-            result = run_backtest(
-                tx,
-                horizon_days=horizon_days,
-                as_of=cutoff,  # type: ignore[arg-type]
-                customers=customers,
-                sustainability=sustainability,
-                n_windows=windows,
-                step_days=step_days,
-                families=chosen,
-                seed=seed,
-                refit=refit,
-                max_extrapolated_share=MAX_EXTRAPOLATED_SHARE if share is None else share,
-                params={
-                    "keras_ziln": {
-                        "n_members": ziln_members,
-                        "sigma_cap": ziln_sigma_cap or None,
-                    }
-                },
-                progress=lambda message: status.update(f"backtesting: {message} ..."),
-            )
+
+            def progress(message: str) -> None:
+                status.update(f"backtesting: {message} ...")
+
+            if folds > 1:
+                from clv.evaluation.crossval import cross_validate
+
+                validated = cross_validate(
+                    tx,
+                    horizon_days=horizon_days,
+                    folds=folds,
+                    fold_step_days=fold_step_days,
+                    as_of=cutoff,  # type: ignore[arg-type]
+                    progress=progress,
+                    **options,
+                )
+            else:
+                result = run_backtest(
+                    tx,
+                    horizon_days=horizon_days,
+                    as_of=cutoff,  # type: ignore[arg-type]
+                    progress=progress,
+                    **options,
+                )
     except (ContractError, FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None
 
     from clv.settings import get_settings
+
+    if folds > 1:
+        _report_cross_validation(validated, out)
+        return
 
     folder = out or get_settings().home / "backtests" / f"{result.as_of:%Y-%m-%d}-{horizon_days}d"
     written = write_backtest_report(result, folder)
@@ -492,6 +530,33 @@ def backtest(
         )
     _print_out_of_range(result.out_of_range, result.extrapolated_features)
     console.print(Text(f"report: {written['markdown']}  (json, predictions, plots beside it)"))
+
+
+def _report_cross_validation(result: CrossValidationResult, out: Path | None) -> None:
+    """Write a cross-validation's reports and print its summary table."""
+    from clv.evaluation.crossval import mean_sd, write_cross_validation_report
+    from clv.settings import get_settings
+
+    n, horizon = len(result.folds), result.horizon_days
+    latest = result.origins[-1]
+    folder = out or get_settings().home / "backtests" / f"cv-{latest:%Y-%m-%d}-{horizon}d-{n}folds"
+    written = write_cross_validation_report(result, folder)
+    stats, wins = result.statistics(), result.wins()
+    table = Table(
+        title=f"Time-series cross-validation, {n} folds as of "
+        + ", ".join(f"{o:%Y-%m-%d}" for o in result.origins)
+        + f"; {horizon}-day horizon (mean ± sd; folds beating both references)"
+    )
+    for column in ("model", "Gini", "decile MAPE", "|aggregate error|", "wins G/D/A"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name in result.ranked_models():
+        metrics = ("normalized_gini", "decile_mape", "abs_aggregate_error")
+        cells = [mean_sd(stats[name][metric]) for metric in metrics]
+        won = wins.get(name)
+        cells.append("/".join(f"{v}" for v in won.values()) + f" of {n}" if won else "reference")
+        table.add_row(name, *cells)
+    console.print(table)
+    console.print(Text(f"report: {written['markdown']}  (json and one folder per fold beside it)"))
 
 
 def _local_orchestration_defaults() -> None:

@@ -194,7 +194,11 @@ def metrics_table(
     return lines
 
 
-def _default_as_of(transactions: pd.DataFrame, horizon_days: int) -> pd.Timestamp:
+def default_as_of(transactions: pd.DataFrame, horizon_days: int) -> pd.Timestamp:
+    """The latest as-of whose horizon is fully observed: the last day with data minus the horizon.
+
+    End of that day, so a horizon of ``h`` days after it ends with the data's last day.
+    """
     last = pd.Timestamp(transactions["timestamp"].max()).normalize()
     return last - pd.Timedelta(days=horizon_days) + pd.Timedelta(days=1) - pd.Timedelta(1, "us")
 
@@ -335,7 +339,7 @@ def backtest(
     timings: dict[str, float] = {}
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
-    as_of = _default_as_of(transactions, horizon_days) if as_of is None else pd.Timestamp(as_of)
+    as_of = default_as_of(transactions, horizon_days) if as_of is None else pd.Timestamp(as_of)
     last = pd.Timestamp(transactions["timestamp"].max())
     if as_of + pd.Timedelta(days=horizon_days) > last + pd.Timedelta(days=1):
         raise ValueError(
