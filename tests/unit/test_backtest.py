@@ -11,9 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from clv.cli import app
-from clv.data.generator import GeneratorConfig, generate, write_synthetic
+from clv.data.generator import GeneratorConfig, generate
 from clv.data.validation import validate_frame
 from clv.evaluation.backtest import BTYD, RUN_RATE, backtest, write_backtest_report
+
+from ._backtest_cli import backtest_args
 
 HORIZON = 60
 
@@ -92,23 +94,8 @@ def test_an_unobserved_horizon_is_refused(transactions: pd.DataFrame) -> None:
 
 
 def test_clv_backtest_writes_a_report(tmp_path: Path) -> None:
-    write_synthetic(generate(GeneratorConfig(n_customers=800), seed=2), tmp_path / "d", fmt="csv")
     runner = CliRunner(env={"COLUMNS": "240"})
-    args = [
-        "backtest",
-        "--transactions",
-        str(tmp_path / "d" / "transactions.csv"),
-        "--horizon-days",
-        "60",
-        "--as-of",
-        "2025-09-30",
-        "--families",
-        "lightgbm",
-        "--windows",
-        "3",
-        "--out",
-        str(tmp_path / "r"),
-    ]
+    args = backtest_args(tmp_path, tmp_path / "r")
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "bgnbd_gamma_gamma" in result.stdout and "run_rate" in result.stdout

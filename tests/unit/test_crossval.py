@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clv.cli import app
-from clv.data.generator import GeneratorConfig, generate, write_synthetic
+from clv.data.generator import GeneratorConfig, generate
 from clv.data.validation import validate_frame
 from clv.evaluation.backtest import BTYD, RUN_RATE, BacktestResult, default_as_of
 from clv.evaluation.crossval import (
@@ -21,6 +21,8 @@ from clv.evaluation.crossval import (
     rolling_origins,
     write_cross_validation_report,
 )
+
+from ._backtest_cli import backtest_args
 
 HORIZON = 60
 
@@ -176,25 +178,8 @@ def test_report_holds_the_summary_and_every_folds_own_report(
 
 
 def test_clv_backtest_with_folds_cross_validates(tmp_path: Path) -> None:
-    write_synthetic(generate(GeneratorConfig(n_customers=800), seed=2), tmp_path / "d", fmt="csv")
     runner = CliRunner(env={"COLUMNS": "240"})
-    args = [
-        "backtest",
-        "--transactions",
-        str(tmp_path / "d" / "transactions.csv"),
-        "--horizon-days",
-        "60",
-        "--as-of",
-        "2025-09-30",
-        "--families",
-        "lightgbm",
-        "--windows",
-        "3",
-        "--folds",
-        "2",
-        "--out",
-        str(tmp_path / "r"),
-    ]
+    args = [*backtest_args(tmp_path, tmp_path / "r"), "--folds", "2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     output = " ".join(result.stdout.split())
