@@ -12,7 +12,7 @@ import polars as pl
 
 from clv.features.behaviour import behaviour_features
 from clv.features.btyd import btyd_predict, fit_btyd
-from clv.features.rfm import rfm_features
+from clv.features.rfm import VisibleHistory, rfm_features
 from clv.features.seasonal import seasonal_features
 from clv.features.sustainability import sustainability_features
 
@@ -49,9 +49,7 @@ def build_features(
         One row per customer with a purchase on or before ``cutoff``, indexed by ``customer_id``.
     """
     cutoff = pd.Timestamp(cutoff)
-    frame = (  # convert once for all families
-        transactions if isinstance(transactions, pl.DataFrame) else pl.from_pandas(transactions)
-    )
+    frame = VisibleHistory(transactions, cutoff)  # filtered, sorted and rolled up once for all
     rfm = rfm_features(frame, cutoff=cutoff)
     parts = [
         rfm,

@@ -9,21 +9,19 @@ from __future__ import annotations
 import pandas as pd
 import polars as pl
 
-from clv.features.rfm import history, purchase_days
+from clv.features.rfm import Transactions, history, visible_purchase_days
 
 #: Look-back windows (days before the cut-off) for recent counts and spend.
 WINDOWS: tuple[int, ...] = (30, 90, 180, 365)
 
 
-def behaviour_features(
-    transactions: pd.DataFrame | pl.DataFrame, *, cutoff: pd.Timestamp
-) -> pd.DataFrame:
+def behaviour_features(transactions: Transactions, *, cutoff: pd.Timestamp) -> pd.DataFrame:
     """Behavioural features per customer as of ``cutoff``.
 
     Parameters
     ----------
-    transactions : DataFrame
-        Validated transactions (see ``clv.data.contract``).
+    transactions : DataFrame or VisibleHistory
+        Validated transactions (see ``clv.data.contract``), or the history of ``cutoff``.
     cutoff : Timestamp
         Rows after this instant are ignored.
 
@@ -37,8 +35,8 @@ def behaviour_features(
         exist, category count and entropy and the share of spend per channel.
     """
     cutoff = pd.Timestamp(cutoff)
-    hist = history(transactions, cutoff)
-    days = purchase_days(hist).filter(pl.col("gross") > 0)
+    hist = history(transactions, cutoff, columns=("product_category", "channel"))
+    days = visible_purchase_days(transactions, cutoff).filter(pl.col("gross") > 0)
     cutoff_day = pl.lit(cutoff.date())
     days = days.sort("customer_id", "day").with_columns(
         (cutoff_day - pl.col("day")).dt.total_days().alias("age"),

@@ -16,10 +16,16 @@ Heavy group-bys run in Polars; pandas is used at the edges only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeAlias
+
 import pandas as pd
 import polars as pl
 
 #: Columns produced by :func:`rfm_features`, in order.
+#: Columns every history keeps, and its sort order.
+HISTORY_KEYS: tuple[str, ...] = ("customer_id", "timestamp", "amount")
+
 RFM_COLUMNS: tuple[str, ...] = (
     "frequency",
     "recency",
@@ -35,27 +41,113 @@ RFM_COLUMNS: tuple[str, ...] = (
 )
 
 
-def history(transactions: pd.DataFrame | pl.DataFrame, cutoff: pd.Timestamp) -> pl.DataFrame:
-    """Rows at or before ``cutoff`` as a Polars frame (the only rows features may see).
+class VisibleHistory:
+    """The rows at or before one cut-off, filtered and sorted once for every feature family.
+
+    :func:`clv.features.build_features` builds one and passes it to each family instead of the
+    raw transactions: on 9M rows the sort costs seconds, and the families would otherwise repeat
+    it (and the roll-up to purchase days) one by one. It keeps only the columns some family
+    reads, with the label columns (category, channel) as categoricals, which a sort moves far
+    more cheaply than strings. The rows and their order are those each family would select.
 
     Parameters
     ----------
     transactions : DataFrame
-        Validated transactions (see ``clv.data.contract``), pandas or Polars.
+        Validated transactions, pandas or Polars.
     cutoff : Timestamp
         Rows after this instant are dropped.
+    """
+
+    def __init__(self, transactions: pd.DataFrame | pl.DataFrame, cutoff: pd.Timestamp) -> None:
+        self.cutoff = pd.Timestamp(cutoff)
+        source = (
+            transactions if isinstance(transactions, pl.DataFrame) else pl.from_pandas(transactions)
+        )
+        labels = [c for c in LABEL_COLUMNS if c in source.columns]
+        others = [c for c in OPTIONAL_COLUMNS if c in source.columns]
+        # Eager, as in `history`: the sort marks customer_id as sorted, so the families'
+        # group-bys take the sorted path, whose sums do not depend on the input's row order.
+        self.frame = (
+            source.select(*HISTORY_KEYS, *others, *(pl.col(c).cast(pl.Categorical) for c in labels))
+            .filter(pl.col("timestamp") <= self.cutoff.to_pydatetime())
+            .sort(*HISTORY_KEYS, maintain_order=True)
+        )
+        self._days: pl.DataFrame | None = None
+
+    def columns(self, columns: Sequence[str] = ()) -> pl.DataFrame:
+        """The visible rows in order, with the keys and whichever of ``columns`` exist."""
+        present = [c for c in columns if c in self.frame.columns and c not in HISTORY_KEYS]
+        return self.frame.select(*HISTORY_KEYS, *present)
+
+    def purchase_days(self) -> pl.DataFrame:
+        """:func:`purchase_days` of the history, computed once."""
+        if self._days is None:
+            self._days = purchase_days(self.columns())
+        return self._days
+
+
+#: Optional columns a feature family reads, and those of them that hold labels.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("is_eco_product", "carbon_kg")
+LABEL_COLUMNS: tuple[str, ...] = ("product_category", "channel")
+
+#: What a feature family accepts: raw transactions, or the shared history of its cut-off.
+Transactions: TypeAlias = pd.DataFrame | pl.DataFrame | VisibleHistory
+
+
+def _shared(transactions: Transactions, cutoff: pd.Timestamp) -> VisibleHistory | None:
+    """``transactions`` when it is a :class:`VisibleHistory` of this very cut-off."""
+    if isinstance(transactions, VisibleHistory):
+        if transactions.cutoff != pd.Timestamp(cutoff):
+            raise ValueError(
+                f"the history was built for the cut-off {transactions.cutoff}, not {cutoff}"
+            )
+        return transactions
+    return None
+
+
+def history(
+    transactions: Transactions,
+    cutoff: pd.Timestamp,
+    columns: Sequence[str] = (),
+) -> pl.DataFrame:
+    """Rows at or before ``cutoff`` as a Polars frame (the only rows features may see).
+
+    Parameters
+    ----------
+    transactions : DataFrame or VisibleHistory
+        Validated transactions (see ``clv.data.contract``), pandas or Polars, or the
+        :class:`VisibleHistory` of this cut-off.
+    cutoff : Timestamp
+        Rows after this instant are dropped.
+    columns : sequence of str
+        Optional columns to keep beside ``customer_id``, ``timestamp`` and ``amount``, when the
+        input has them. Nothing else is copied: on 9M rows every column the sort carries costs
+        memory, and each feature family needs only a few.
 
     Returns
     -------
     polars.DataFrame
-        The visible history.
+        The visible history, sorted by customer, time and amount (input order among ties).
     """
+    shared = _shared(transactions, cutoff)
+    if shared is not None:
+        return shared.columns(columns)
+    assert not isinstance(transactions, VisibleHistory)  # for mypy: _shared returned it
     frame = transactions if isinstance(transactions, pl.DataFrame) else pl.from_pandas(transactions)
-    # A fixed row order makes every downstream float sum add its terms in the same order, so the
-    # features are bit-for-bit reproducible whatever order the input came in.
-    return frame.filter(pl.col("timestamp") <= pd.Timestamp(cutoff).to_pydatetime()).sort(
-        "customer_id", "timestamp", "amount", maintain_order=True
+    keep = [*HISTORY_KEYS, *(c for c in columns if c in frame.columns and c not in HISTORY_KEYS)]
+    return (
+        frame.select(keep)
+        .filter(pl.col("timestamp") <= pd.Timestamp(cutoff).to_pydatetime())
+        .sort(*HISTORY_KEYS, maintain_order=True)
     )
+
+
+def visible_purchase_days(transactions: Transactions, cutoff: pd.Timestamp) -> pl.DataFrame:
+    """:func:`purchase_days` of the history at ``cutoff`` (shared when given a VisibleHistory)."""
+    shared = _shared(transactions, cutoff)
+    if shared is not None:
+        return shared.purchase_days()
+    return purchase_days(history(transactions, cutoff))
 
 
 def purchase_days(hist: pl.DataFrame) -> pl.DataFrame:
@@ -75,15 +167,13 @@ def purchase_days(hist: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def rfm_features(
-    transactions: pd.DataFrame | pl.DataFrame, *, cutoff: pd.Timestamp
-) -> pd.DataFrame:
+def rfm_features(transactions: Transactions, *, cutoff: pd.Timestamp) -> pd.DataFrame:
     """RFM features per customer as of ``cutoff``.
 
     Parameters
     ----------
-    transactions : DataFrame
-        Validated transactions (see ``clv.data.contract``).
+    transactions : DataFrame or VisibleHistory
+        Validated transactions (see ``clv.data.contract``), or the history of ``cutoff``.
     cutoff : Timestamp
         Rows after this instant are ignored.
 
@@ -94,7 +184,7 @@ def rfm_features(
         (sorted), columns :data:`RFM_COLUMNS`. Time is in days.
     """
     cutoff = pd.Timestamp(cutoff)
-    days = purchase_days(history(transactions, cutoff))
+    days = visible_purchase_days(transactions, cutoff)
     cutoff_day = pl.lit(cutoff.date())
     buying = days.filter(pl.col("gross") > 0)
     first = buying.group_by("customer_id").agg(

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from clv.features.rfm import history
+from clv.features.rfm import Transactions, history
 
 
 def _peak_days(start: pd.Timestamp, days: int) -> int:
@@ -28,7 +28,7 @@ def _peak_days(start: pd.Timestamp, days: int) -> int:
 
 
 def seasonal_features(
-    transactions: pd.DataFrame | pl.DataFrame, *, cutoff: pd.Timestamp, horizon_days: int
+    transactions: Transactions, *, cutoff: pd.Timestamp, horizon_days: int
 ) -> pd.DataFrame:
     """Seasonal features per customer as of ``cutoff`` for a horizon of ``horizon_days``.
 

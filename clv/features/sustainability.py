@@ -16,7 +16,7 @@ from __future__ import annotations
 import pandas as pd
 import polars as pl
 
-from clv.features.rfm import history
+from clv.features.rfm import Transactions, history
 
 SUSTAINABILITY_SCORES: tuple[str, ...] = (
     "eco_engagement_score",
@@ -28,7 +28,7 @@ SUSTAINABILITY_SCORES: tuple[str, ...] = (
 
 
 def sustainability_features(
-    transactions: pd.DataFrame | pl.DataFrame,
+    transactions: Transactions,
     *,
     cutoff: pd.Timestamp,
     customers: pd.DataFrame | None = None,
@@ -52,7 +52,7 @@ def sustainability_features(
         the inputs carry no sustainability or profile information.
     """
     cutoff = pd.Timestamp(cutoff)
-    hist = history(transactions, cutoff)
+    hist = history(transactions, cutoff, columns=("is_eco_product", "carbon_kg"))
     sales = hist.filter(pl.col("amount") > 0)
     cutoff_day = pl.lit(cutoff.date())
     aggs: list[pl.Expr] = []

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from clv.data.generator import GeneratorConfig, generate
 from clv.data.validation import validate_frame
 from clv.features import build_features, future_targets, rolling_cutoffs, training_set
-from clv.features.rfm import rfm_features
+from clv.features.behaviour import behaviour_features
+from clv.features.rfm import VisibleHistory, rfm_features
+from clv.features.seasonal import seasonal_features
 from clv.features.sustainability import sustainability_features
 
 CUTOFF = pd.Timestamp("2025-06-30 23:59:59")
@@ -217,3 +219,26 @@ def test_row_order_never_changes_features_bit_for_bit(
     first = build_features(tx, cutoff=CUTOFF, horizon_days=90)
     second = build_features(shuffled, cutoff=CUTOFF, horizon_days=90)
     assert pd.util.hash_pandas_object(first).equals(pd.util.hash_pandas_object(second))
+
+
+def test_shared_history_gives_every_family_the_features_of_its_own_history(
+    tables: dict[str, pd.DataFrame],
+) -> None:
+    tx = tables["transactions"]
+    shared = VisibleHistory(tx, CUTOFF)
+    for family in (
+        lambda data: rfm_features(data, cutoff=CUTOFF),
+        lambda data: behaviour_features(data, cutoff=CUTOFF),
+        lambda data: sustainability_features(data, cutoff=CUTOFF),
+        lambda data: seasonal_features(data, cutoff=CUTOFF, horizon_days=90),
+    ):
+        own, from_shared = family(tx), family(shared)
+        pd.testing.assert_frame_equal(own, from_shared, check_exact=True)
+    assert shared.frame["timestamp"].max() <= CUTOFF.to_pydatetime()
+    assert shared.frame["customer_id"].flags["SORTED_ASC"]  # the families' sums rely on it
+
+
+def test_a_history_of_another_cutoff_is_refused(tables: dict[str, pd.DataFrame]) -> None:
+    shared = VisibleHistory(tables["transactions"], CUTOFF)
+    with pytest.raises(ValueError, match="built for the cut-off"):
+        rfm_features(shared, cutoff=CUTOFF - pd.Timedelta(days=1))
