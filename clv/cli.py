@@ -434,6 +434,11 @@ def backtest(
             f"unknown families {unknown}; choose from {', '.join(SPEND_FAMILIES)}",
             param_hint="--families",
         )
+    if fold_step_days is not None and folds == 1:
+        raise typer.BadParameter(
+            "a fold step needs cross-validation: add --folds 2 or more",
+            param_hint="--fold-step-days",
+        )
     cutoff = _parse_as_of(as_of)
     share = _extrapolated_share(max_extrapolated_share)
     from clv.features.support import MAX_EXTRAPOLATED_SHARE

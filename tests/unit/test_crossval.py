@@ -190,3 +190,6 @@ def test_clv_backtest_with_folds_cross_validates(tmp_path: Path) -> None:
     too_many = runner.invoke(app, [*args[:-4], "--folds", "40", "--out", str(tmp_path / "x")])
     assert too_many.exit_code == 1
     assert "fold 1 of 40" in " ".join(too_many.output.split())
+    lonely_step = runner.invoke(app, [*args[:-2], "--fold-step-days", "30"])
+    assert lonely_step.exit_code == 2
+    assert "--folds 2 or more" in " ".join(lonely_step.output.split())
