@@ -136,9 +136,9 @@ class CrossValidationResult:
         table = table[table["metric"].isin(metrics) & table["model"].isin(self.common_models())]
         grouped = table.dropna(subset=["value"]).groupby(["model", "metric"], sort=False)["value"]
         out = grouped.agg(["mean", "std", "min", "max", "count"]).rename(columns={"count": "folds"})
-        return out.reindex(
-            pd.MultiIndex.from_product([self.common_models(), list(metrics)]),
-        ).rename_axis(["model", "metric"])
+        out = out.reindex(pd.MultiIndex.from_product([self.common_models(), list(metrics)]))
+        out["folds"] = out["folds"].fillna(0)  # no fold defined it
+        return out.rename_axis(["model", "metric"])
 
     def statistics(self) -> dict[str, dict[str, dict[str, float]]]:
         """:meth:`summary` as nested dictionaries: model → metric → statistic → value."""
@@ -158,7 +158,7 @@ class CrossValidationResult:
         """Models scored in every fold, by decreasing mean Gini (undefined Gini last)."""
         stats = self.statistics()
         gini = {m: stats[m]["normalized_gini"]["mean"] for m in stats}
-        return sorted(gini, key=lambda m: -2.0 if math.isnan(gini[m]) else -gini[m])
+        return sorted(gini, key=lambda m: 2.0 if math.isnan(gini[m]) else -gini[m])
 
     def common_models(self) -> list[str]:
         """Models scored in every fold, in the first fold's order."""

@@ -139,6 +139,17 @@ def test_wins_count_folds_beating_the_better_reference_on_each_criterion() -> No
     assert result.ranked_models() == ["m", RUN_RATE, BTYD]
 
 
+def test_a_model_whose_gini_no_fold_defines_ranks_last() -> None:
+    folds = [
+        _fold(day, {"flat": _m(math.nan, 0.1, 0.1), "m": _m(-0.5, 0.3, 0.2)})
+        for day in ("2025-01-31", "2025-03-02")
+    ]
+    result = CrossValidationResult(horizon_days=30, folds=folds)
+    assert result.ranked_models() == ["m", "flat"]
+    assert result.statistics()["flat"]["normalized_gini"]["folds"] == 0
+    assert mean_sd(result.statistics()["flat"]["normalized_gini"]) == "–"
+
+
 def test_too_early_an_origin_names_the_fold_and_what_to_change(
     transactions: pd.DataFrame,
 ) -> None:
