@@ -22,10 +22,14 @@ from typing import TypeAlias
 import pandas as pd
 import polars as pl
 
-#: Columns produced by :func:`rfm_features`, in order.
 #: Columns every history keeps, and its sort order.
 HISTORY_KEYS: tuple[str, ...] = ("customer_id", "timestamp", "amount")
 
+#: Optional columns a feature family reads, and those of them that hold labels.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("is_eco_product", "carbon_kg")
+LABEL_COLUMNS: tuple[str, ...] = ("product_category", "channel")
+
+#: Columns produced by :func:`rfm_features`, in order.
 RFM_COLUMNS: tuple[str, ...] = (
     "frequency",
     "recency",
@@ -86,23 +90,15 @@ class VisibleHistory:
         return self._days
 
 
-#: Optional columns a feature family reads, and those of them that hold labels.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("is_eco_product", "carbon_kg")
-LABEL_COLUMNS: tuple[str, ...] = ("product_category", "channel")
-
 #: What a feature family accepts: raw transactions, or the shared history of its cut-off.
 Transactions: TypeAlias = pd.DataFrame | pl.DataFrame | VisibleHistory
 
 
-def _shared(transactions: Transactions, cutoff: pd.Timestamp) -> VisibleHistory | None:
-    """``transactions`` when it is a :class:`VisibleHistory` of this very cut-off."""
-    if isinstance(transactions, VisibleHistory):
-        if transactions.cutoff != pd.Timestamp(cutoff):
-            raise ValueError(
-                f"the history was built for the cut-off {transactions.cutoff}, not {cutoff}"
-            )
-        return transactions
-    return None
+def _checked(shared: VisibleHistory, cutoff: pd.Timestamp) -> VisibleHistory:
+    """``shared``, refused unless it was built for ``cutoff``."""
+    if shared.cutoff != pd.Timestamp(cutoff):
+        raise ValueError(f"the history was built for the cut-off {shared.cutoff}, not {cutoff}")
+    return shared
 
 
 def history(
@@ -129,12 +125,13 @@ def history(
     polars.DataFrame
         The visible history, sorted by customer, time and amount (input order among ties).
     """
-    shared = _shared(transactions, cutoff)
-    if shared is not None:
-        return shared.columns(columns)
-    assert not isinstance(transactions, VisibleHistory)  # for mypy: _shared returned it
+    if isinstance(transactions, VisibleHistory):
+        return _checked(transactions, cutoff).columns(columns)
     frame = transactions if isinstance(transactions, pl.DataFrame) else pl.from_pandas(transactions)
     keep = [*HISTORY_KEYS, *(c for c in columns if c in frame.columns and c not in HISTORY_KEYS)]
+    # A fixed row order makes every downstream float sum add its terms in the same order, so the
+    # features are bit-for-bit reproducible whatever order the input came in. The sort also
+    # flags customer_id as sorted, which sends the families' group-bys down the sorted path.
     return (
         frame.select(keep)
         .filter(pl.col("timestamp") <= pd.Timestamp(cutoff).to_pydatetime())
@@ -144,9 +141,8 @@ def history(
 
 def visible_purchase_days(transactions: Transactions, cutoff: pd.Timestamp) -> pl.DataFrame:
     """:func:`purchase_days` of the history at ``cutoff`` (shared when given a VisibleHistory)."""
-    shared = _shared(transactions, cutoff)
-    if shared is not None:
-        return shared.purchase_days()
+    if isinstance(transactions, VisibleHistory):
+        return _checked(transactions, cutoff).purchase_days()
     return purchase_days(history(transactions, cutoff))
 
 
