@@ -64,18 +64,11 @@ class VisibleHistory:
 
     def __init__(self, transactions: pd.DataFrame | pl.DataFrame, cutoff: pd.Timestamp) -> None:
         self.cutoff = pd.Timestamp(cutoff)
-        source = (
-            transactions if isinstance(transactions, pl.DataFrame) else pl.from_pandas(transactions)
-        )
+        source = _polars(transactions)
         labels = [c for c in LABEL_COLUMNS if c in source.columns]
         others = [c for c in OPTIONAL_COLUMNS if c in source.columns]
-        # Eager, as in `history`: the sort marks customer_id as sorted, so the families'
-        # group-bys take the sorted path, whose sums do not depend on the input's row order.
-        self.frame = (
-            source.select(*HISTORY_KEYS, *others, *(pl.col(c).cast(pl.Categorical) for c in labels))
-            .filter(pl.col("timestamp") <= self.cutoff.to_pydatetime())
-            .sort(*HISTORY_KEYS, maintain_order=True)
-        )
+        categorical = [pl.col(c).cast(pl.Categorical) for c in labels]
+        self.frame = _visible(source.select(*HISTORY_KEYS, *others, *categorical), self.cutoff)
         self._days: pl.DataFrame | None = None
 
     def columns(self, columns: Sequence[str] = ()) -> pl.DataFrame:
@@ -92,6 +85,23 @@ class VisibleHistory:
 
 #: What a feature family accepts: raw transactions, or the shared history of its cut-off.
 Transactions: TypeAlias = pd.DataFrame | pl.DataFrame | VisibleHistory
+
+
+def _polars(transactions: pd.DataFrame | pl.DataFrame) -> pl.DataFrame:
+    return transactions if isinstance(transactions, pl.DataFrame) else pl.from_pandas(transactions)
+
+
+def _visible(frame: pl.DataFrame, cutoff: pd.Timestamp) -> pl.DataFrame:
+    """The rows of ``frame`` at or before ``cutoff``, sorted by :data:`HISTORY_KEYS`.
+
+    A fixed row order makes every downstream float sum add its terms in the same order, so the
+    features are bit-for-bit reproducible whatever order the input came in. The sort is eager:
+    it flags ``customer_id`` as sorted, which sends the families' group-bys down the sorted path
+    (a lazily collected sort drops the flag, and the hash path's sums depend on row order).
+    """
+    return frame.filter(pl.col("timestamp") <= pd.Timestamp(cutoff).to_pydatetime()).sort(
+        *HISTORY_KEYS, maintain_order=True
+    )
 
 
 def _checked(shared: VisibleHistory, cutoff: pd.Timestamp) -> VisibleHistory:
@@ -127,16 +137,9 @@ def history(
     """
     if isinstance(transactions, VisibleHistory):
         return _checked(transactions, cutoff).columns(columns)
-    frame = transactions if isinstance(transactions, pl.DataFrame) else pl.from_pandas(transactions)
+    frame = _polars(transactions)
     keep = [*HISTORY_KEYS, *(c for c in columns if c in frame.columns and c not in HISTORY_KEYS)]
-    # A fixed row order makes every downstream float sum add its terms in the same order, so the
-    # features are bit-for-bit reproducible whatever order the input came in. The sort also
-    # flags customer_id as sorted, which sends the families' group-bys down the sorted path.
-    return (
-        frame.select(keep)
-        .filter(pl.col("timestamp") <= pd.Timestamp(cutoff).to_pydatetime())
-        .sort(*HISTORY_KEYS, maintain_order=True)
-    )
+    return _visible(frame.select(keep), cutoff)
 
 
 def visible_purchase_days(transactions: Transactions, cutoff: pd.Timestamp) -> pl.DataFrame:
