@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import fmean, stdev
 from typing import Any
 
 import pandas as pd
@@ -115,44 +116,37 @@ class CrossValidationResult:
         """The folds' as-of dates, oldest first."""
         return [fold.as_of for fold in self.folds]
 
-    def fold_metrics(self) -> pd.DataFrame:
-        """Long table, one row per fold, model and metric: ``as_of, model, metric, value``."""
-        rows = [
-            {"as_of": fold.as_of, "model": model, "metric": metric, "value": float(value)}
-            for fold in self.folds
-            for model, values in fold.metrics.items()
-            for metric, value in values.items()
-        ]
-        return pd.DataFrame(rows, columns=["as_of", "model", "metric", "value"])
-
-    def summary(self, metrics: Sequence[str] = SUMMARY_METRICS) -> pd.DataFrame:
-        """Per model and metric: ``mean``, ``std`` (n - 1), ``min``, ``max`` and ``folds`` scored.
+    def statistics(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Model → metric → ``mean``, ``std`` (n - 1), ``min``, ``max`` and ``folds``.
 
         A fold where a metric is undefined (``nan``, e.g. decile MAPE with no buyer) is left out
-        of that metric's statistics; ``folds`` counts the folds that defined it. Only models
-        scored in every fold are summarised.
+        of that metric's statistics; ``folds`` counts the folds that defined it (``nan``
+        statistics when none did; ``std`` needs two). Only models scored in every fold, and
+        only :data:`SUMMARY_METRICS`.
         """
-        table = self.fold_metrics()
-        table = table[table["metric"].isin(metrics) & table["model"].isin(self.common_models())]
-        grouped = table.dropna(subset=["value"]).groupby(["model", "metric"], sort=False)["value"]
-        out = grouped.agg(["mean", "std", "min", "max", "count"]).rename(columns={"count": "folds"})
-        out = out.reindex(pd.MultiIndex.from_product([self.common_models(), list(metrics)]))
-        out["folds"] = out["folds"].fillna(0)  # no fold defined it
-        return out.rename_axis(["model", "metric"])
-
-    def statistics(self) -> dict[str, dict[str, dict[str, float]]]:
-        """:meth:`summary` as nested dictionaries: model → metric → statistic → value."""
-        summary = self.summary()
-        return {
-            model: {
-                metric: {
-                    str(k): float(v)
-                    for k, v in summary.loc[(model, metric)].items()  # type: ignore[union-attr]
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for model in self.common_models():
+            out[model] = {}
+            for metric in SUMMARY_METRICS:
+                values = [fold.metrics[model].get(metric, math.nan) for fold in self.folds]
+                defined = [float(v) for v in values if not math.isnan(v)]
+                out[model][metric] = {
+                    "mean": fmean(defined) if defined else math.nan,
+                    "std": stdev(defined) if len(defined) > 1 else math.nan,
+                    "min": min(defined, default=math.nan),
+                    "max": max(defined, default=math.nan),
+                    "folds": float(len(defined)),
                 }
-                for metric in SUMMARY_METRICS
-            }
-            for model in self.common_models()
+        return out
+
+    def summary(self) -> pd.DataFrame:
+        """:meth:`statistics` as a table indexed by ``(model, metric)``."""
+        rows = {
+            (model, metric): stats
+            for model, metrics in self.statistics().items()
+            for metric, stats in metrics.items()
         }
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["model", "metric"])
 
     def ranked_models(self) -> list[str]:
         """Models scored in every fold, by decreasing mean Gini (undefined Gini last)."""
