@@ -41,6 +41,11 @@ def load_cdnow(cache_dir: Path = CACHE_DIR) -> pd.DataFrame:
     return datasets.load_cdnow_transactions(cache_dir)
 
 
+def load_complete_journey(cache_dir: Path = CACHE_DIR) -> pd.DataFrame:
+    """dunnhumby's Complete Journey (2017), validated (see clv.data.datasets)."""
+    return datasets.load_complete_journey_transactions(cache_dir)
+
+
 def generated_history(
     n_customers: int, *, seed: int, end: date, horizon_days: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
