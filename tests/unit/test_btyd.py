@@ -345,6 +345,16 @@ def test_large_frequencies_do_not_overflow() -> None:
     assert ((expected > 0) & (expected <= frequency / 10)).all()
 
 
+def test_expected_purchases_are_exact_when_almost_nobody_drops_out() -> None:
+    # The fit of a year of a grocery panel (dunnhumby's Complete Journey, days): a / (a + b) is
+    # 1.3e-4, with a and b so large that Euler's form is 0 * inf. References: mpmath, 50 digits.
+    params = BGNBDParams(
+        r=1.5333382168074632, alpha=9.666369468640616, a=578938.5034415511, b=4456692465.136482
+    )
+    expected = bgnbd_expected_purchases(params, [0, 300], [0, 330], [10, 330], [60, 60])
+    np.testing.assert_allclose(expected, [4.675704678550245, 53.072707382349878], rtol=1e-9)
+
+
 def test_weights_give_the_same_fit_as_repeated_rows() -> None:
     rng = np.random.default_rng(11)
     T = rng.integers(10, 40, 3_000).astype(float)

