@@ -328,6 +328,32 @@ class _Clock:
         return np.interp(u, self.cumulative, self.grid)
 
 
+def operational_time(config: GeneratorConfig, days: np.ndarray | float) -> np.ndarray:
+    """The generator's operational time at calendar time ``days`` (days since ``config.start``).
+
+    Repeat purchases are a Poisson process in operational time, a clock that runs faster on busy
+    days (weekly, yearly and holiday seasonality); without seasonality it is calendar time. A model
+    that knew this clock would measure every history in it. A campaign's speed-up of its treated
+    customers is not included.
+
+    Parameters
+    ----------
+    config : GeneratorConfig
+        The configuration the data were generated with.
+    days : float or ndarray
+        Calendar times, in days since ``config.start`` (fractions are times of day).
+
+    Returns
+    -------
+    ndarray
+        Operational times, in the same unit.
+    """
+    clock = _Clock(
+        config.start, config.end + timedelta(days=config.horizon_days), config.seasonality
+    )
+    return np.asarray(clock.op(np.asarray(days, dtype=np.float64)), dtype=np.float64)
+
+
 def _pad_ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     text = pc.cast(pa.array(numbers, type=pa.int64()), pa.string())
     return pc.binary_join_element_wise(prefix, pc.utf8_lpad(text, width=width, padding="0"), "")

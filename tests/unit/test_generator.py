@@ -20,6 +20,7 @@ from clv.data.generator import (
     GeneratorConfig,
     SyntheticData,
     generate,
+    operational_time,
     write_synthetic,
 )
 from clv.data.validation import validate_frame
@@ -265,3 +266,17 @@ def test_any_seed_gives_consistent_tables(seed: int, n: int) -> None:
     assert set(tx["customer_id"]) <= set(truth["customer_id"])
     assert (truth["expected_spend_90d"] >= 0).all()
     assert np.isfinite(truth.select_dtypes("number").to_numpy(dtype=float)).all()
+
+
+def test_operational_time_is_calendar_time_without_seasonality_and_faster_on_black_friday() -> None:
+    flat = GeneratorConfig(n_customers=1, start=date(2024, 1, 1), end=date(2024, 12, 31))
+    days = np.array([0.0, 10.5, 200.25, 365.0])
+    np.testing.assert_allclose(operational_time(replace(flat, seasonality=0.0), days), days)
+    clock = operational_time(flat, np.arange(0.0, 366.0))
+    rate = np.diff(clock)
+    assert (rate > 0).all()
+    # the clock's mean speed is 1 over the generated span (a year and the horizon): a year of
+    # it is a calendar year within 1%
+    assert abs(clock[-1] - 365.0) < 3.65
+    black_friday = (date(2024, 11, 29) - date(2024, 1, 1)).days
+    assert rate[black_friday] > 2 * np.median(rate)
