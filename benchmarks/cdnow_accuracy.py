@@ -45,6 +45,7 @@ import platform
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -409,9 +410,9 @@ def print_tables(records: list[dict[str, Any]]) -> None:
     print("|---:|---|---|---|")
     for r in done:
         outside = r.get("out_of_range", {})
-        cells = ", ".join(f"{k} {v:.0%}" for k, v in outside.items()) or "none"
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in outside.items()) or "none"
         left_out = ", ".join(r.get("extrapolated_features", {})) or "none"
-        print(f"| {r['horizon_days']} | {r['as_of_day']} | {cells} | {left_out} |")
+        print(f"| {r['horizon_days']} | {r['as_of_day']} | {shares} | {left_out} |")
     for r in done:
         for w in r["warnings"]:
             print(f"\nwarning at {r['as_of_day']} +{r['horizon_days']}d: {w}")
@@ -491,16 +492,39 @@ def run_grid(
     logger.info("raw results: %s", args.out)
 
 
-def main() -> None:
-    parser = grid_parser(__doc__.splitlines()[0], RESULTS_PATH, QUICK_GRID)
+def grid_main(
+    name: str,
+    doc: str,
+    results_path: Path,
+    grid: tuple[tuple[str, int], ...],
+    quick_grid: tuple[tuple[str, int], ...],
+    load: Callable[[argparse.Namespace], pd.DataFrame],
+    *,
+    describe: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """The command line of a real-data accuracy grid: parse the options, load the data, run.
+
+    ``doc`` is the script's docstring (its first line describes the command), ``load`` reads the
+    data from the parsed options and ``add_arguments`` adds the script's own options.
+    """
+    parser = grid_parser(doc.splitlines()[0], results_path, quick_grid)
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args()
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    run_grid(
+    run_grid(name, load(args), quick_grid if args.quick else grid, args, describe=describe)
+
+
+def main() -> None:
+    grid_main(
         "cdnow_accuracy",
-        load_cdnow(),
-        QUICK_GRID if args.quick else GRID,
-        args,
+        __doc__,
+        RESULTS_PATH,
+        GRID,
+        QUICK_GRID,
+        lambda args: load_cdnow(),
         describe="CDNOW: ",
     )
 

@@ -21,11 +21,8 @@ Usage: python benchmarks/complete_journey_accuracy.py [--quick] [--seed 0] [--ou
 
 from __future__ import annotations
 
-import logging
-import sys
-
 from _data import CACHE_DIR, load_complete_journey  # benchmarks/ is on sys.path
-from cdnow_accuracy import grid_parser, run_grid
+from cdnow_accuracy import grid_main
 
 #: (as-of day, horizon in days): 90 days from the summer on, then the last 60 and 30 days before
 #: the data end. Longer horizons leave no training window in one year.
@@ -41,15 +38,13 @@ RESULTS_PATH = CACHE_DIR / "complete_journey_results.json"
 
 
 def main() -> None:
-    parser = grid_parser(__doc__.splitlines()[0], RESULTS_PATH, QUICK_GRID)
-    args = parser.parse_args()
-    args.families = [f.strip() for f in args.families.split(",") if f.strip()]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    run_grid(
+    grid_main(
         "complete_journey_accuracy",
-        load_complete_journey(),
-        QUICK_GRID if args.quick else GRID,
-        args,
+        __doc__,
+        RESULTS_PATH,
+        GRID,
+        QUICK_GRID,
+        lambda args: load_complete_journey(),
         describe="dunnhumby's Complete Journey (2017), one purchase per basket: ",
     )
 

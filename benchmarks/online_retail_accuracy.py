@@ -23,12 +23,11 @@ Usage: python benchmarks/online_retail_accuracy.py --data PATH [--quick] [--seed
 
 from __future__ import annotations
 
-import logging
-import sys
+import argparse
 from pathlib import Path
 
 from _data import CACHE_DIR, load_online_retail  # benchmarks/ is on sys.path
-from cdnow_accuracy import grid_parser, run_grid
+from cdnow_accuracy import grid_main
 
 #: (as-of day, horizon in days): summer horizons, the autumn ramp, and the last 60 and 30 days
 #: before the data end (2011-12-09). A 180-day horizon leaves no training window in one year.
@@ -44,23 +43,25 @@ RESULTS_PATH = CACHE_DIR / "online_retail_results.json"
 DEFAULT_DATA = CACHE_DIR / "online_retail.parquet"
 
 
-def main() -> None:
-    parser = grid_parser(__doc__.splitlines()[0], RESULTS_PATH, QUICK_GRID)
+def _add_data_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data",
         type=Path,
         default=DEFAULT_DATA,
         help="UCI Online Retail lines (CSV, Parquet or .xlsx); see the module docstring",
     )
-    args = parser.parse_args()
-    args.families = [f.strip() for f in args.families.split(",") if f.strip()]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    run_grid(
+
+
+def main() -> None:
+    grid_main(
         "online_retail_accuracy",
-        load_online_retail(args.data),
-        QUICK_GRID if args.quick else GRID,
-        args,
+        __doc__,
+        RESULTS_PATH,
+        GRID,
+        QUICK_GRID,
+        lambda args: load_online_retail(args.data),
         describe="UCI Online Retail, one transaction per customer invoice: ",
+        add_arguments=_add_data_argument,
     )
 
 
