@@ -66,6 +66,10 @@ _GRADIENT_TOLERANCE = 1e-7
 # the step in r used instead.
 _NEAR_INTEGER = 1e-7
 _R_STEP = 1e-6
+# See _explain_bgnbd: a mean dropout probability below this, with a and b both above the scale,
+# is the no-dropout ridge of the BG/NBD likelihood.
+_NO_DROPOUT = 1e-3
+_NO_DROPOUT_SCALE = 1e2
 # See _expected_purchases_if_alive: the step in a used near the closed form's removable
 # singularities.
 _A_STEP = 1e-5
@@ -273,8 +277,17 @@ def _single_threaded_blas() -> contextlib.AbstractContextManager[object]:
     return limit
 
 
-def _minimize(objective: _Objective, x0: FloatArray, model: str) -> FloatArray:
-    """Minimise ``objective`` (value and gradient) with L-BFGS-B, falling back to Nelder-Mead."""
+def _minimize(
+    objective: _Objective,
+    x0: FloatArray,
+    model: str,
+    explain: Callable[[FloatArray], str] | None = None,
+) -> FloatArray:
+    """Minimise ``objective`` (value and gradient) with L-BFGS-B, falling back to Nelder-Mead.
+
+    ``explain`` turns the best log-parameters into a sentence for the warning when the fit does
+    not converge (empty when it has nothing to say).
+    """
     bounds = [(-_LOG_PARAM_BOUND, _LOG_PARAM_BOUND)] * x0.size
     with np.errstate(all="ignore"), _single_threaded_blas():
         result: OptimizeResult = minimize(
@@ -310,8 +323,10 @@ def _minimize(objective: _Objective, x0: FloatArray, model: str) -> FloatArray:
     if not np.isfinite(best_f):
         raise RuntimeError(f"{model} fit failed: the log-likelihood is not finite anywhere tried")
     if not converged:
+        reason = explain(best_x) if explain is not None else ""
         warnings.warn(
-            f"{model} fit did not converge ({result.message}); returning the best point found",
+            f"{model} fit did not converge ({result.message}); returning the best point found"
+            + (f". {reason}" if reason else ""),
             RuntimeWarning,
             stacklevel=3,
         )
@@ -540,8 +555,22 @@ def fit_bgnbd(
     def objective(log_params: FloatArray) -> tuple[float, FloatArray]:
         return _bgnbd_objective(log_params, x_u, t_x_u, age_u, w_u, levels, pen)
 
-    r, alpha_s, a, b = np.exp(_minimize(objective, x0, "BG/NBD"))
+    r, alpha_s, a, b = np.exp(_minimize(objective, x0, "BG/NBD", _explain_bgnbd))
     return BGNBDParams(r=float(r), alpha=float(alpha_s / scale), a=float(a), b=float(b))
+
+
+def _explain_bgnbd(log_params: FloatArray) -> str:
+    """Why a BG/NBD fit may not converge, read off its best point."""
+    log_a, log_b = float(log_params[2]), float(log_params[3])
+    dropout = float(expit(log_a - log_b))  # a / (a + b), the mean dropout probability
+    if dropout < _NO_DROPOUT and min(log_a, log_b) > np.log(_NO_DROPOUT_SCALE):
+        return (
+            f"Almost nobody drops out in this history (mean dropout probability a/(a+b) = "
+            f"{dropout:.1e}, with a = {np.exp(log_a):.1e} and b = {np.exp(log_b):.1e}): the "
+            "likelihood is flat as a and b grow together, so a and b are not identified. The "
+            "predictions are sound: they are those of the model without dropout (NBD)"
+        )
+    return ""
 
 
 def bgnbd_log_likelihood(

@@ -576,3 +576,13 @@ def test_probability_of_no_purchase_agrees_with_simulation() -> None:
     simulated = 1 - alive + alive * np.exp(-lam * t).mean()
     value = bgnbd_probability_no_purchase(params, [x], [t_x], [age], t)[0]
     assert value == pytest.approx(simulated, abs=2e-3)
+
+
+def test_a_fit_that_stops_on_the_no_dropout_ridge_says_so() -> None:
+    from clv.models.btyd import _explain_bgnbd
+
+    panel = np.log([1.53, 9.67, 578938.5, 4456692465.1])  # r, alpha, a, b of a grocery panel
+    assert "Almost nobody drops out" in _explain_bgnbd(panel)
+    assert "1.3e-04" in _explain_bgnbd(panel)
+    cdnow = np.log([0.243, 4.414, 0.793, 2.426])  # Fader, Hardie & Lee's CDNOW estimates
+    assert _explain_bgnbd(cdnow) == ""
