@@ -2,7 +2,7 @@
 
 The third real data set of the step 2 accuracy benchmark, beside CDNOW and UCI Online Retail, and
 a different business: a grocery loyalty panel. 2,469 households buy about once a week for a year
-(2017-01-01..2018-01-01, 155,370 baskets, $4.6 M), at a steady level (monthly spend $350-420 k);
+(2017-01-01..2018-01-01, 155,370 baskets, $4.6 M), at a steady level (monthly spend $350-422 k);
 80% of the households bought in January, so there are hardly any acquisition cohorts. Where CDNOW
 asks a model to extrapolate a cohort's decay and Online Retail a seasonal climb, here the
 question is the one grocery retailers ask: who will spend how much of a steady total.
