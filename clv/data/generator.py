@@ -348,10 +348,32 @@ def operational_time(config: GeneratorConfig, days: np.ndarray | float) -> np.nd
     ndarray
         Operational times, in the same unit.
     """
-    clock = _Clock(
+    return np.asarray(_clock(config).op(np.asarray(days, dtype=np.float64)), dtype=np.float64)
+
+
+def kept_after_returns(config: GeneratorConfig) -> np.ndarray:
+    """Each segment's expected share of an order's value kept after returns, in segment order.
+
+    A returned order gives back 85% of its value on average (70% plus half of the remaining
+    30%); the chance of a return is the segment's category mix of :data:`RETURN_RATE`, scaled by
+    ``config.return_probability_scale``. The truth's expected spend uses these shares.
+    """
+    mean_return_share = 0.7 + 0.3 * 0.5
+    returned = np.array(
+        [
+            sum(m * RETURN_RATE[c] for m, c in zip(s.category_mix, CATEGORIES, strict=True))
+            for s in config.segments
+        ]
+    )
+    kept: np.ndarray = 1.0 - returned * config.return_probability_scale * mean_return_share
+    return kept
+
+
+def _clock(config: GeneratorConfig) -> _Clock:
+    """The seasonal clock of ``config``'s observation period and horizon."""
+    return _Clock(
         config.start, config.end + timedelta(days=config.horizon_days), config.seasonality
     )
-    return np.asarray(clock.op(np.asarray(days, dtype=np.float64)), dtype=np.float64)
 
 
 def _pad_ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
@@ -379,7 +401,7 @@ def generate(config: GeneratorConfig | None = None, *, seed: int = 0) -> Synthet
     n = cfg.n_customers
     obs_days = float((cfg.end - cfg.start).days + 1)  # observation ends at the end of `end`
     horizon_end = obs_days + cfg.horizon_days
-    clock = _Clock(cfg.start, cfg.end + timedelta(days=cfg.horizon_days), cfg.seasonality)
+    clock = _clock(cfg)
 
     # --- customers: segment, latent parameters, acquisition time -------------------------------
     shares = np.array([s.share for s in cfg.segments])
@@ -563,18 +585,8 @@ def generate(config: GeneratorConfig | None = None, *, seed: int = 0) -> Synthet
     )
     mean_order_value = seg_arr["p"] / nu
     future_price = cfg.drift.price_level if cfg.drift is not None else 1.0
-    mean_return_share = 0.7 + 0.3 * 0.5
-    seg_ret = (
-        np.array(
-            [
-                sum(m * RETURN_RATE[c] for m, c in zip(s.category_mix, CATEGORIES, strict=True))
-                for s in cfg.segments
-            ]
-        )[seg_idx]
-        * cfg.return_probability_scale
-    )
     expected_spend = (
-        expected_orders * mean_order_value * future_price * (1 - seg_ret * mean_return_share)
+        expected_orders * mean_order_value * future_price * kept_after_returns(cfg)[seg_idx]
     )
     h = cfg.horizon_days
     truth = pa.table(

@@ -716,9 +716,9 @@ def _scaled_hyp_term(
         return result
 
     def smoothed(form: Callable[[float], FloatArray]) -> FloatArray:
-        g = form(r)
         if abs((r - a) - round(r - a)) < _NEAR_INTEGER:
             return 0.5 * (form(r + _R_STEP) + form(r - _R_STEP))
+        g = form(r)
         unreliable = ~np.isfinite(g)
         if unreliable.any():
             g[unreliable] = 0.5 * (form(r + _R_STEP) + form(r - _R_STEP))[unreliable]
