@@ -387,13 +387,9 @@ def backtest(
         str, typer.Option(help="Comma-separated model families to train.")
     ] = "xgboost,lightgbm,keras_ziln",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    refit: Annotated[
-        bool,
-        typer.Option(
-            help="Refit every family on all windows, validation included, after early stopping "
-            "(helps on multi-cohort data; see docs/benchmarks.md)."
-        ),
-    ] = False,
+    trials: Annotated[
+        int, typer.Option(min=1, help="Optuna trials per model family (1: the defaults).")
+    ] = 1,
     max_extrapolated_share: ExtrapolatedShare = None,
     ziln_members: ZilnMembers = 3,
     ziln_sigma_cap: ZilnSigmaCap = ZILN_SIGMA_CAP,
@@ -413,9 +409,11 @@ def backtest(
         typer.Option(min=1, help="Days between cross-validation origins (default: the horizon)."),
     ] = None,
 ) -> None:
-    """Train every model family on data up to --as-of and score the following horizon.
+    """Run the training pipeline on data up to --as-of and score the following horizon.
 
-    Compares XGBoost, LightGBM, the Keras ZILN net and their stacked ensemble with BG/NBD +
+    The run is `clv train --as-of` in this process (nothing is registered); its bundles score
+    the horizon as `clv score` would. Compares the registered candidate, every other one
+    (XGBoost, LightGBM, the Keras ZILN net, their stacked ensemble) with BG/NBD +
     Gamma-Gamma and the naive run-rate model, plus the churn model against BG/NBD; writes
     backtest.json, backtest.md, predictions.parquet and PNG plots. With --folds N, repeats all
     of it at N rolling origins and writes cv.json and cv.md (mean ± sd over the folds, and the
@@ -467,11 +465,10 @@ def backtest(
             "step_days": step_days,
             "families": chosen,
             "seed": seed,
-            "refit": refit,
+            "trials": trials,
             "max_extrapolated_share": MAX_EXTRAPOLATED_SHARE if share is None else share,
-            "params": {
-                "keras_ziln": {"n_members": ziln_members, "sigma_cap": ziln_sigma_cap or None}
-            },
+            "ziln_members": ziln_members,
+            "ziln_sigma_cap": ziln_sigma_cap or None,
         }
         with err_console.status("backtesting ...") as status:
 

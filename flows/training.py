@@ -21,7 +21,6 @@ from prefect.artifacts import create_markdown_artifact
 from clv.features.support import MAX_EXTRAPOLATED_SHARE, describe_shares
 from clv.settings import get_settings
 from clv.training.dataset import (
-    TARGET,
     TrainingFrames,
     build_training_frames,
     cache_path,
@@ -79,6 +78,7 @@ def _config(parameters: dict[str, Any]) -> TrainConfig:
         max_extrapolated_share=parameters.get("max_extrapolated_share"),
         ziln_members=parameters.get("ziln_members", TrainConfig.ziln_members),
         ziln_sigma_cap=parameters.get("ziln_sigma_cap", TrainConfig.ziln_sigma_cap),
+        refit_final=bool(parameters.get("refit_final", True)),
     )
 
 
@@ -126,7 +126,9 @@ def prepare(
             "fit": len(frames.fit),
             "validation": len(frames.validation),
             "holdout": len(frames.holdout),
+            "final_fit": len(frames.final_fit),
         },
+        "reductions": list(plan.reductions),
     }
 
 
@@ -150,9 +152,9 @@ def tune(family: str, prepared: dict[str, Any], parameters: dict[str, Any]) -> d
     outcome = run_study(
         family,
         X_fit=frames.learnt_X(fit),
-        y_fit=fit[TARGET],
+        y_fit=frames.y(fit),
         X_val=frames.learnt_X(validation),
-        y_val=validation[TARGET],
+        y_val=frames.y(validation),
         n_trials=int(parameters["n_trials"]),
         study_name=f"clv-{prepared['fingerprint']}-{family}",
         storage=storage_url(settings.optuna_storage, settings.home),
@@ -253,6 +255,7 @@ def _tags(
         "horizon_days": str(plan["horizon_days"]),
         "holdout_cutoff": plan["holdout"],
         "code_version": clv.__version__,
+        "reductions": "; ".join(prepared.get("reductions", [])) or "none",
         **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()},
         **extra,
     }
@@ -353,7 +356,12 @@ def evaluate_and_register(
         ),
         input_example=example,
         output_example=report.churn.predict_frame(example),
-        description=f"calibrated LightGBM churn, horizon {config.horizon_days} days",
+        description=(
+            "calibrated LightGBM churn"
+            if report.churn.family == "churn"
+            else "BG/NBD probability of no purchase (history too short for a learnt model)"
+        )
+        + f", horizon {config.horizon_days} days",
     )
     return {
         "winner": report.winner,
@@ -500,7 +508,12 @@ def training_flow(
         run.log_dict({"plan": prepared["plan"], "hashes": prepared["hashes"]}, "data.json")
         if trigger is not None:
             run.log_dict(trigger, "trigger.json")
-        outcomes = [tune(f, prepared, parameters) for f in parameters["families"]]
+        for reduction in prepared["reductions"]:
+            logger.warning("short history: %s", reduction)
+        run.set_tags({"clv.reductions": "; ".join(prepared["reductions"]) or "none"})
+        # Without a fit window there is nothing to tune: BG/NBD + Gamma-Gamma is the model.
+        learnt = parameters["families"] if prepared["plan"]["fit"] else []
+        outcomes = [tune(f, prepared, parameters) for f in learnt]
         for outcome in outcomes:
             for record in outcome["trials"]:
                 run.nested(

@@ -1,16 +1,13 @@
-"""Honest backtests: train on data up to an as-of date, score the following horizon, compare.
+"""Honest backtests: run the training pipeline at an as-of date, score the following horizon.
 
-Protocol (nothing after its cut-off is ever seen by a model):
-
-1. The evaluation cut-off is ``as_of``; the truth is each customer's spend in
-   ``(as_of, as_of + horizon]``. Customers are those with a purchase on or before ``as_of``.
-2. Training rows come from ``n_windows`` earlier cut-offs, ``as_of - horizon - k * step`` for
-   ``k = 0..n_windows-1``: their targets end on or before ``as_of``.
-3. The validation fold (early stopping, ensemble weights) is the latest training window, the
-   others train the models; or, with ``validation="customers"`` (and always with one window), a
-   random fifth of the customers across all windows.
-4. References measured in the same run: BG/NBD + Gamma-Gamma fitted on data up to ``as_of``, and
-   the naive run-rate model.
+A backtest is what a user does by hand, automated: train with ``clv train --as-of A`` (the very
+pipeline, :func:`clv.training.pipeline.fit_pipeline`, on the transactions up to ``A`` only), score
+every customer seen by ``A`` with the bundle it would register (``clv score --as-of A``), and
+compare with what each customer spent in ``(A, A + horizon]``. Beside the registered model it
+scores every other candidate the run packaged (each family and the stacked ensemble, refitted as
+the winner is) and, measured in the same run, BG/NBD + Gamma-Gamma fitted on the data up to ``A``
+and the naive run-rate model. The pipeline's own holdout metrics (the horizon before ``A``, on
+which it chose the winner) are kept beside the scored ones.
 """
 
 from __future__ import annotations
@@ -19,28 +16,21 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from clv.evaluation.metrics import regression_report
-from clv.features import build_features, future_targets, training_set
-from clv.features.support import (
-    MAX_EXTRAPOLATED_SHARE,
-    OUT_OF_RANGE_SHARE,
-    beyond,
-    describe_shares,
-    outside_support,
-)
+from clv.evaluation.metrics import metrics_table, regression_report
+from clv.features import future_targets
+from clv.features.support import MAX_EXTRAPOLATED_SHARE, describe_shares
+from clv.models.keras_ziln import DEFAULT_PARAMS as ZILN_DEFAULTS
 
 logger = logging.getLogger(__name__)
 
 TARGET = "future_spend"
-NON_FEATURES = ("cutoff", "customer_id", "future_spend", "future_purchases")
 BTYD = "bgnbd_gamma_gamma"
 RUN_RATE = "run_rate"
 ENSEMBLE = "ensemble"
@@ -53,36 +43,37 @@ class BacktestResult:
     Attributes
     ----------
     as_of : Timestamp
-        Evaluation cut-off.
+        Evaluation cut-off (the training run's as-of).
     horizon_days : int
         Horizon in days.
     train_cutoffs : list of Timestamp
-        Cut-offs whose windows trained (all but the latest) and validated (the latest).
+        Cut-offs of the windows the registered model learnt from (its fit windows and the
+        window that validated it).
     metrics : dict
-        Model name to :func:`clv.evaluation.metrics.regression_report`.
+        Model name to :func:`clv.evaluation.metrics.regression_report` on ``(as_of, as_of + h]``:
+        every candidate of the run and both references.
     predictions : DataFrame
-        Per customer: ``actual`` and one column per model (plus ZILN interval bounds).
+        Per customer: ``actual`` and one column per model (plus interval bounds).
+    winner : str
+        The candidate the run would register (chosen on its own holdout).
+    holdout_metrics : dict
+        The training run's own holdout metrics (the window before ``as_of``).
     ensemble_weights : dict
-        Non-negative member weights of the stacked ensemble.
+        Member weights of the registered stacked ensemble.
     timings : dict
         Seconds per stage.
-    validation_aggregate_errors : dict
-        Per ensemble member and the ensemble: aggregate error on the validation window (the
-        latest training window), before seasonal calibration. Set the scored aggregate errors
-        beside it to see whether a level learnt on that window would carry to the horizon.
-        Empty when the validation fold is not one window (``validation="customers"``).
+    churn_metrics : dict
+        The registered churn model and BG/NBD's references on the horizon.
+    seasonal_factors : dict
+        Each candidate's seasonal level factor at ``as_of``.
     model_features : dict
-        Per learnt model (each family and ``churn_model``): the feature columns it was trained
-        on, in order.
+        The feature columns the learnt models were fitted on.
     tuning : dict
-        Per tuned family: ``trials`` (finished trials), ``best_value`` (validation Gini of the
-        best trial), ``best_number`` and ``best_params``. Empty without ``tune_trials``.
-    out_of_range : dict
-        Features for which more than half of the customers scored lie outside the values of the
-        fit windows, with that share (a diagnostic: the models extrapolate there; see
-        :mod:`clv.features.support`).
-    extrapolated_features : dict
-        Features the learnt models left out (``max_extrapolated_share``), with that share.
+        Per family: ``best_value``, the best validation Gini of its Optuna study.
+    out_of_range, extrapolated_features : dict
+        Features most customers lie outside of in the fit windows, and those left out.
+    reductions : list of str
+        What a short history reduced in the run (see :func:`clv.training.windows.plan_windows`).
     """
 
     as_of: pd.Timestamp
@@ -90,16 +81,18 @@ class BacktestResult:
     train_cutoffs: list[pd.Timestamp]
     metrics: dict[str, dict[str, float]]
     predictions: pd.DataFrame
+    winner: str = ""
+    holdout_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     ensemble_weights: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     n_train_rows: int = 0
     churn_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     seasonal_factors: dict[str, float] = field(default_factory=dict)
-    validation_aggregate_errors: dict[str, float] = field(default_factory=dict)
     model_features: dict[str, list[str]] = field(default_factory=dict)
     tuning: dict[str, dict[str, Any]] = field(default_factory=dict)
     extrapolated_features: dict[str, float] = field(default_factory=dict)
     out_of_range: dict[str, float] = field(default_factory=dict)
+    reductions: list[str] = field(default_factory=list)
 
     def best_model(self, metric: str = "normalized_gini") -> str:
         """Name of the model with the highest ``metric``."""
@@ -115,10 +108,12 @@ class BacktestResult:
             "train_rows": self.n_train_rows,
             "actual_total": float(self.predictions["actual"].sum()),
             "metrics": self.metrics,
+            "winner": self.winner,
+            "holdout_metrics": self.holdout_metrics,
+            "reductions": self.reductions,
             "ensemble_weights": self.ensemble_weights,
             "churn_metrics": self.churn_metrics,
             "seasonal_factors": self.seasonal_factors,
-            "validation_aggregate_errors": self.validation_aggregate_errors,
             "model_features": self.model_features,
             "tuning": self.tuning,
             "out_of_range": self.out_of_range,
@@ -144,9 +139,11 @@ class BacktestResult:
             f"{len(self.predictions):,} customers scored; actual spend in the horizon "
             f"{self.predictions['actual'].sum():,.2f}. Training cut-offs: "
             + ", ".join(f"{c:%Y-%m-%d}" for c in self.train_cutoffs)
-            + ".",
+            + f". The run registers **{self.winner}** (chosen on its own holdout).",
             "",
         ]
+        for reduction in self.reductions:
+            lines += [f"Short history: {reduction}.", ""]
         order = sorted(self.metrics, key=lambda m: -self.metrics[m]["normalized_gini"])
         lines += metrics_table(self.metrics, columns, order)
         if self.ensemble_weights:
@@ -177,23 +174,6 @@ class BacktestResult:
         return "\n".join(lines) + "\n"
 
 
-def metrics_table(
-    metrics: Mapping[str, Mapping[str, float]], columns: Sequence[str], order: Sequence[str]
-) -> list[str]:
-    """Markdown table lines: one row per model in ``order``, plus interval coverage if known."""
-    lines = [
-        "| model | " + " | ".join(columns) + " | interval_coverage |",
-        "|---|" + "---:|" * (len(columns) + 1),
-    ]
-    for name in order:
-        m = metrics[name]
-        cells = [f"{m[c]:.4f}" for c in columns]
-        coverage = m.get("interval_coverage")
-        cells.append("" if coverage is None else f"{coverage:.3f}")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines
-
-
 def default_as_of(transactions: pd.DataFrame, horizon_days: int) -> pd.Timestamp:
     """The latest as-of whose horizon is fully observed: the last day with data minus the horizon.
 
@@ -201,30 +181,6 @@ def default_as_of(transactions: pd.DataFrame, horizon_days: int) -> pd.Timestamp
     """
     last = pd.Timestamp(transactions["timestamp"].max()).normalize()
     return last - pd.Timedelta(days=horizon_days) + pd.Timedelta(days=1) - pd.Timedelta(1, "us")
-
-
-def _features_only(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.drop(columns=[c for c in NON_FEATURES if c in frame.columns])
-
-
-def _trials_per_family(
-    tune_trials: int | Mapping[str, int], families: Sequence[str]
-) -> dict[str, int]:
-    """Optuna trials per family (0: fixed parameters), refusing names that are not trained."""
-    if isinstance(tune_trials, Mapping):
-        unknown = sorted(set(tune_trials) - set(families))
-        if unknown:
-            raise ValueError(
-                f"tune_trials names {unknown}, which are not among the families trained "
-                f"({', '.join(families)})"
-            )
-        trials = {f: int(tune_trials.get(f, 0)) for f in families}
-    else:
-        trials = {f: int(tune_trials) for f in families}
-    negative = {f: n for f, n in trials.items() if n < 0}
-    if negative:
-        raise ValueError(f"tune_trials must be 0 or more, got {negative}")
-    return trials
 
 
 def backtest(
@@ -235,85 +191,37 @@ def backtest(
     customers: pd.DataFrame | None = None,
     sustainability: pd.DataFrame | None = None,
     n_windows: int = 12,
-    step_days: int | None = 30,
+    step_days: int = 30,
     families: Sequence[str] = ("xgboost", "lightgbm", "keras_ziln"),
-    params: Mapping[str, Mapping[str, Any]] | None = None,
-    interval_coverage: float = 0.8,
+    trials: int = 1,
     seed: int = 0,
-    with_churn: bool = True,
-    validation: str = "latest",
-    seasonal_calibration: bool = True,
-    refit: bool = False,
-    exclude_features: Sequence[str] = (),
-    derive_features: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-    tune_trials: int | Mapping[str, int] = 0,
+    interval_coverage: float = 0.8,
     max_extrapolated_share: float | None = MAX_EXTRAPOLATED_SHARE,
+    ziln_members: int = int(ZILN_DEFAULTS["n_members"]),
+    ziln_sigma_cap: float | None = ZILN_DEFAULTS["sigma_cap"],
+    refit_final: bool = True,
+    max_tune_rows: int | None = 50_000,
+    max_fit_rows: int | None = 250_000,
     progress: Callable[[str], None] | None = None,
 ) -> BacktestResult:
-    """Train every family on data up to ``as_of`` and score ``(as_of, as_of + horizon]``.
+    """Run the training pipeline at ``as_of`` and score its bundles on ``(as_of, as_of + h]``.
 
     Parameters
     ----------
     transactions : DataFrame
-        Validated transactions; they must cover the horizon after ``as_of``.
+        Validated transactions; they must cover the horizon after ``as_of``. The training run
+        sees only the rows up to ``as_of``.
     horizon_days : int
         Prediction horizon.
     as_of : Timestamp, optional
         Evaluation cut-off (default: the last day with data minus the horizon, end of day).
     customers, sustainability : DataFrame, optional
         Validated optional tables.
-    n_windows : int
-        Training cut-offs stacked (the latest one validates).
-    step_days : int, optional
-        Days between training cut-offs (``None``: the horizon).
-    families : sequence of str
-        Learnt families to train (see :data:`clv.models.registry.SPEND_FAMILIES`).
-    params : mapping, optional
-        Per-family parameter overrides.
-    interval_coverage : float
-        Coverage of the prediction intervals reported for models that give them.
-    seed : int
-        Seed passed to every family.
-    validation : {"latest", "customers"}
-        Validation fold for early stopping and ensemble weights: the latest training window
-        (out of time) or a random fifth of the customers across all windows.
-    seasonal_calibration : bool
-        Multiply each learnt model's predictions by its realised/predicted ratio on the training
-        window one year earlier (:mod:`clv.models.calibration`); 1 without such a window.
-    refit : bool
-        After early stopping and the ensemble weights, refit each family on every window,
-        validation window included, with the chosen number of rounds or epochs. Helps on
-        multi-cohort data (generated: decile MAPE 0.30 -> 0.11 for the ensemble); hurts on a
-        single cohort such as CDNOW, where customer age then identifies the latest window and
-        trees extrapolate it (Gini 0.686 -> 0.617 at 90 days from 1997-09-30). Off by default.
-    with_churn : bool
-        Also train the calibrated churn model and compare it with BG/NBD's probability of no
-        purchase in the horizon and with 1 - P(alive).
-    exclude_features : sequence of str
-        Feature columns the learnt models (every family and the churn model) do not see, e.g.
-        ``("T",)`` so that customer age cannot tell the training windows apart. Names absent
-        from the features are ignored (data sets differ in their columns). The references
-        (BG/NBD + Gamma-Gamma, the run rate) still read their own columns. Default: none.
-    derive_features : callable, optional
-        ``frame -> frame`` applied to every feature frame (each training window, the validation
-        window, the scoring frame) before ``exclude_features``, e.g. to add ``recency / T``.
-        It must be a function of each row's own features only, which all lie at or before that
-        row's cut-off. It may add columns but must keep the rows and their order.
-    tune_trials : int or mapping of str to int
-        Optuna trials per family (a mapping gives them family by family; 0 or absent: the
-        fixed parameters). A family with trials is tuned by :func:`clv.training.hpo.run_study`
-        on the backtest's own fit rows and validation window (the study's objective is the
-        validation Gini), in a temporary SQLite storage that is deleted afterwards, and the
-        best trial's model is used; ``params`` then fixes what every trial shares. Default 0.
-    max_extrapolated_share : float or None
-        The learnt models also leave out every feature without a monotone constraint for which
-        more than this share of the customers scored lie outside the values of the fit windows
-        (:func:`clv.features.support.extrapolated_features`; features only, no target is read).
-        On a single acquisition cohort 0.5 drops customer age ``T``, which no training window
-        shows at the as-of's values. Default :data:`clv.features.support.MAX_EXTRAPOLATED_SHARE`
-        (0.5: on CDNOW, over three seeds, it meets 7 target cells under every seed against 5 when
-        every feature is kept; see docs/benchmarks.md); ``None`` or 1 keeps every feature. The
-        features out of range are reported either way (``out_of_range``).
+    n_windows, step_days, families, trials, seed, interval_coverage, max_extrapolated_share,
+    ziln_members, ziln_sigma_cap, refit_final, max_tune_rows, max_fit_rows
+        The training run's configuration (:class:`clv.training.pipeline.TrainConfig`; ``trials``
+        is its ``n_trials``, default 1: each family's default parameters; ``ziln_members`` and
+        ``ziln_sigma_cap`` default to the library's).
     progress : callable, optional
         Called with a short description before each stage.
 
@@ -325,18 +233,15 @@ def backtest(
     Raises
     ------
     ValueError
-        When the data do not cover the horizon after ``as_of`` or no training window is usable.
+        When the data do not cover the horizon after ``as_of``, or the training run refuses the
+        history (no model at all can be fitted).
     """
-    from clv.evaluation.metrics import aggregate_error, churn_report
-    from clv.models.baselines import BTYDReference, RunRateBaseline
-    from clv.models.calibration import seasonal_level_factor
-    from clv.models.churn import ChurnModel, btyd_churn_reference
-    from clv.models.ensemble import StackedEnsemble
-    from clv.models.registry import create
-    from clv.models.trees import MONOTONE
+    from clv.models.churn import btyd_churn_reference
+    from clv.training.pipeline import RUN_RATE as RUN_RATE_NAME
+    from clv.training.pipeline import TrainConfig, fit_pipeline
+    from clv.training.scoring import customer_features
 
     say = progress or (lambda message: logger.info(message))
-    timings: dict[str, float] = {}
     if horizon_days < 1:
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
     as_of = default_as_of(transactions, horizon_days) if as_of is None else pd.Timestamp(as_of)
@@ -346,273 +251,112 @@ def backtest(
             f"the data end on {last:%Y-%m-%d}; a {horizon_days}-day horizon after {as_of:%Y-%m-%d} "
             "is not fully observed, so it cannot be scored. Use an earlier --as-of."
         )
-    step = step_days or horizon_days
-    first = pd.Timestamp(transactions["timestamp"].min())
-    cutoffs = [
-        as_of - pd.Timedelta(days=horizon_days + k * step)
-        for k in range(n_windows)
-        if as_of - pd.Timedelta(days=horizon_days + k * step) > first + pd.Timedelta(days=step)
-    ]
-    if not cutoffs:
-        raise ValueError(
-            f"no training window fits between {first:%Y-%m-%d} and {as_of:%Y-%m-%d} with a "
-            f"{horizon_days}-day horizon; use a later --as-of or a shorter horizon"
+    config = TrainConfig(
+        horizon_days=horizon_days,
+        as_of=as_of,
+        families=tuple(families),
+        n_trials=trials,
+        n_windows=n_windows,
+        step_days=step_days,
+        seed=seed,
+        coverage=interval_coverage,
+        max_tune_rows=max_tune_rows,
+        max_fit_rows=max_fit_rows,
+        max_extrapolated_share=max_extrapolated_share,
+        refit_final=refit_final,
+        ziln_members=ziln_members,
+        ziln_sigma_cap=ziln_sigma_cap,
+    )
+    seen = transactions[transactions["timestamp"] <= as_of]
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="clv-backtest-") as tmp:
+        report = fit_pipeline(
+            seen,
+            config,
+            customers=customers,
+            sustainability=sustainability,
+            workdir=Path(tmp),
+            progress=say,
         )
+    timings["training"] = time.perf_counter() - t0
+    timings.update({f"training_{k}": v for k, v in report.timings.items()})
 
-    say(f"building training windows at {len(cutoffs)} cut-offs")
+    say("scoring the horizon after the as-of date")
     t0 = time.perf_counter()
-    stacked = training_set(
-        transactions,
-        cutoffs=cutoffs,
+    features = customer_features(
+        seen,
+        as_of=as_of,
         horizon_days=horizon_days,
         customers=customers,
         sustainability=sustainability,
     )
-    timings["training_features"] = time.perf_counter() - t0
-    reserved = sorted(set(exclude_features) & set(NON_FEATURES))
-    if reserved:
-        raise ValueError(f"exclude_features names non-feature columns {reserved}")
-    derive = derive_features or (lambda frame: frame)
-    if derive_features is not None:
-        stacked = _derived(derive, stacked)
-    say("building features at the as-of date")
-    t0 = time.perf_counter()
-    scoring = build_features(
-        transactions,
-        cutoff=as_of,
-        horizon_days=horizon_days,
-        customers=customers,
-        sustainability=sustainability,
-    )
-    if derive_features is not None:
-        scoring = _derived(derive, scoring)
     truth = future_targets(transactions, cutoff=as_of, horizon_days=horizon_days)
-    actual = truth[TARGET].reindex(scoring.index).fillna(0.0)
-    timings["scoring_features"] = time.perf_counter() - t0
-
-    trials = _trials_per_family(tune_trials, families)
-    latest = stacked["cutoff"].max()
-    if validation not in ("latest", "customers"):
-        raise ValueError(f"validation must be 'latest' or 'customers', got {validation!r}")
-    if len(cutoffs) > 1 and validation == "latest":
-        fit_rows, val_rows = (
-            stacked[stacked["cutoff"] < latest],
-            stacked[stacked["cutoff"] == latest],
-        )
-    else:
-        ids = stacked["customer_id"].unique()
-        held = set(np.random.default_rng(seed).permutation(ids)[: max(len(ids) // 5, 1)])
-        holdout = stacked["customer_id"].isin(held).to_numpy()
-        fit_rows, val_rows = stacked[~holdout], stacked[holdout]
-    X_fit, y_fit = _features_only(fit_rows), fit_rows[TARGET]
-    X_val, y_val = _features_only(val_rows), val_rows[TARGET]
-    excluded = [c for c in dict.fromkeys(exclude_features) if c in stacked.columns]
-    shares = outside_support(X_fit, scoring)
-    out_of_range = beyond(shares, OUT_OF_RANGE_SHARE)
-    if out_of_range:
-        say(f"customers scored outside the fit windows' range: {', '.join(out_of_range)}")
-    extrapolated = beyond(
-        shares.drop(index=excluded, errors="ignore"), max_extrapolated_share, exempt=MONOTONE
-    )
-    excluded += list(extrapolated)
-    if excluded:
-        say(f"learnt models do not see {', '.join(excluded)}")
-    # What the learnt models see; the references (ensemble members) read the full frames, and
-    # the learnt models pick their own columns from any frame they are given.
-    learnt_fit, learnt_val = X_fit.drop(columns=excluded), X_val.drop(columns=excluded)
-    if learnt_fit.shape[1] == 0:
-        raise ValueError("exclude_features leaves the learnt models no feature to learn from")
-
+    actual = truth[TARGET].reindex(features.index).fillna(0.0)
     predictions = pd.DataFrame({"actual": actual})
-    models: dict[str, Any] = {}
-    factors: dict[str, float] = {}
-    tuning: dict[str, dict[str, Any]] = {}
-    for family in families:
-        t0 = time.perf_counter()
-        family_params = dict((params or {}).get(family, {}))
-        if trials[family] > 0:
-            say(f"tuning {family}: {trials[family]} Optuna trials")
-            model, tuning[family] = _tuned_model(
-                family,
-                n_trials=trials[family],
-                x_fit=learnt_fit,
-                y_fit=y_fit,
-                x_val=learnt_val,
-                y_val=y_val,
-                seed=seed,
-                fixed_params=family_params,
-            )
-        else:
-            say(f"training {family}")
-            model = create(family, {"seed": seed, **family_params})
-            model.fit(learnt_fit, y_fit, X_val=learnt_val, y_val=y_val)
-        models[family] = model
-        timings[family] = time.perf_counter() - t0
-
-    weights: dict[str, float] = {}
-    validation_errors: dict[str, float] = {}
-    ensemble = None
-    if models:
-        # The references join the stack: the run-rate model carries the base's current level,
-        # which trees trained on older windows cannot extrapolate to.
-        say("learning ensemble weights on the validation window")
-        members = {
-            **models,
-            BTYD: BTYDReference(),
-            RUN_RATE: RunRateBaseline({"horizon_days": horizon_days}),
-        }
-        ensemble = StackedEnsemble(members).fit(X_val, y_val)
-        weights = ensemble.weights
-        if val_rows["cutoff"].nunique() == 1 and float(y_val.sum()) != 0.0:
-            # The run rate normalises over the rows it is given: only meaningful on one window.
-            validation_errors = {
-                name: aggregate_error(y_val, member.predict(X_val))
-                for name, member in {**members, ENSEMBLE: ensemble}.items()
-            }
-
-    if refit and len(cutoffs) > 1:
-        # The validation window is the one most like the horizon to score: once it has chosen
-        # the number of rounds (epochs) and the ensemble weights, train on it too.
-        X_all, y_all = _features_only(stacked).drop(columns=excluded), stacked[TARGET]
-        for family, model in list(models.items()):
-            refit_params = getattr(model, "refit_params", None)
-            if refit_params is None:
-                continue
-            say(f"refitting {family} on every window")
-            t0 = time.perf_counter()
-            models[family] = create(family, refit_params()).fit(X_all, y_all)
-            timings[family] += time.perf_counter() - t0
-        if ensemble is not None:
-            ensemble.members.update(models)
-
-    def score(name: str, predict: Callable[[pd.DataFrame], np.ndarray]) -> None:
-        predictions[name] = predict(scoring)
-        if seasonal_calibration:
-            found = seasonal_level_factor(
-                predict, stacked, as_of=as_of, feature_columns=list(X_fit.columns)
-            )
-            factors[name] = found.factor
-            predictions[name] *= found.factor
-
-    for family, model in models.items():
-        score(family, model.predict)
-        interval = getattr(model, "predict_interval", None)
-        if interval is not None:
-            lower, upper = interval(scoring, coverage=interval_coverage)
-            scale = factors.get(family, 1.0)
-            predictions[f"{family}_lower"] = np.asarray(lower) * scale
-            predictions[f"{family}_upper"] = np.asarray(upper) * scale
-    if ensemble is not None:
-        score(ENSEMBLE, ensemble.predict)
-
-    model_features = {family: list(model.feature_names) for family, model in models.items()}
-    churn_metrics: dict[str, dict[str, float]] = {}
-    if with_churn:
-        say("training the churn model")
-        t0 = time.perf_counter()
-        churn_model = ChurnModel({"seed": seed}).fit(
-            learnt_fit,
-            fit_rows["future_purchases"] == 0,
-            X_val=learnt_val,
-            churned_val=val_rows["future_purchases"] == 0,
+    metrics: dict[str, dict[str, float]] = {}
+    for name, bundle in report.candidates.items():
+        scored = bundle.predict_frame(features)
+        predictions[name] = scored["predicted_clv"]
+        predictions[f"{name}_lower"] = scored["predicted_clv_lower"]
+        predictions[f"{name}_upper"] = scored["predicted_clv_upper"]
+        metrics[name] = regression_report(
+            actual, predictions[name], predictions[f"{name}_lower"], predictions[f"{name}_upper"]
         )
-        churned = (truth["future_purchases"].reindex(scoring.index).fillna(0.0) == 0).astype(int)
-        predictions["churn_probability"] = churn_model.predict_proba(scoring)
-        predictions["btyd_churn_probability"] = btyd_churn_reference(scoring)
-        predictions["churned"] = churned
-        model_features["churn_model"] = list(churn_model.feature_names)
-        churn_metrics = {
-            "churn_model": churn_report(churned, predictions["churn_probability"]),
-            "bgnbd_1_minus_p_alive": churn_report(churned, predictions["btyd_churn_probability"]),
-            # BG/NBD's own probability of no purchase over the horizon: the fair reference
-            # (1 - P(alive) is 0 for every customer without repeat purchases).
-            "bgnbd_p_no_purchase_in_horizon": churn_report(
-                churned, scoring["btyd_p_no_purchase"].to_numpy()
-            ),
-        }
-        timings["churn"] = time.perf_counter() - t0
+    from clv.models.baselines import RunRateBaseline
 
-    predictions[BTYD] = scoring["btyd_expected_spend"].to_numpy()
-    run_rate = RunRateBaseline({"horizon_days": horizon_days})
-    predictions[RUN_RATE] = run_rate.fit(scoring, actual).predict(scoring)
+    if BTYD not in report.candidates:
+        predictions[BTYD] = features["btyd_expected_spend"].clip(lower=0.0).fillna(0.0)
+        metrics[BTYD] = regression_report(actual, predictions[BTYD])
+    predictions[RUN_RATE_NAME] = RunRateBaseline({"horizon_days": horizon_days}).predict(features)
+    metrics[RUN_RATE_NAME] = regression_report(actual, predictions[RUN_RATE_NAME])
 
-    metrics = {}
-    for name in [*models, *([ENSEMBLE] if weights else []), BTYD, RUN_RATE]:
-        lower = predictions.get(f"{name}_lower")
-        upper = predictions.get(f"{name}_upper")
-        metrics[name] = regression_report(actual, predictions[name], lower, upper)
+    churned = (truth["future_purchases"].reindex(features.index).fillna(0.0) == 0).astype(int)
+    predictions["churn_probability"] = report.churn.predict_frame(features)["churn_probability"]
+    predictions["btyd_churn_probability"] = btyd_churn_reference(features)
+    predictions["churned"] = churned
+    from clv.evaluation.metrics import churn_report
+
+    churn_metrics = {
+        "churn_model": churn_report(churned, predictions["churn_probability"]),
+        "bgnbd_1_minus_p_alive": churn_report(churned, predictions["btyd_churn_probability"]),
+        # BG/NBD's own probability of no purchase over the horizon: the fair reference
+        # (1 - P(alive) is 0 for every customer without repeat purchases).
+        "bgnbd_p_no_purchase_in_horizon": churn_report(
+            churned, features["btyd_p_no_purchase"].to_numpy()
+        ),
+    }
+    timings["scoring"] = time.perf_counter() - t0
+
+    plan = report.spend.info["plan"]
+    refit = bool(report.spend.info.get("refit_final"))
+    learnt_cutoffs = (
+        [*plan["final_fit"], plan["holdout"]] if refit else [*plan["fit"], plan["validation"]]
+    )
+    winner = report.spend
     return BacktestResult(
         as_of=as_of,
         horizon_days=horizon_days,
-        train_cutoffs=sorted(pd.Timestamp(c) for c in stacked["cutoff"].unique()),
+        train_cutoffs=[pd.Timestamp(c) for c in learnt_cutoffs] if plan["fit"] else [],
         metrics=metrics,
         predictions=predictions,
-        ensemble_weights=weights,
+        winner=report.winner,
+        holdout_metrics=report.metrics,
+        ensemble_weights=dict(winner.info.get("ensemble_weights", {})),
         timings=timings,
-        n_train_rows=len(stacked),
+        n_train_rows=report.training_rows,
         churn_metrics=churn_metrics,
-        seasonal_factors=factors,
-        validation_aggregate_errors=validation_errors,
-        model_features=model_features,
-        tuning=tuning,
-        extrapolated_features=extrapolated,
-        out_of_range=out_of_range,
+        seasonal_factors={n: float(b.level_factor) for n, b in report.candidates.items()},
+        model_features={
+            n: list(getattr(b.model, "feature_names", b.feature_columns))
+            for n, b in report.candidates.items()
+            if n != ENSEMBLE
+        },
+        tuning={f: {"best_value": v} for f, v in report.validation_scores.items()},
+        extrapolated_features=dict(winner.info.get("extrapolated_features", {})),
+        out_of_range=dict(winner.info.get("out_of_range", {})),
+        reductions=list(report.reductions),
     )
-
-
-def _derived(derive: Callable[[pd.DataFrame], pd.DataFrame], frame: pd.DataFrame) -> pd.DataFrame:
-    """``derive(frame)``, checked to keep the rows (same index, same order)."""
-    out = derive(frame)
-    if not out.index.equals(frame.index):
-        raise ValueError("derive_features must keep the rows of the frame it is given, in order")
-    return out
-
-
-def _tuned_model(
-    family: str,
-    *,
-    n_trials: int,
-    x_fit: pd.DataFrame,
-    y_fit: pd.Series,
-    x_val: pd.DataFrame,
-    y_val: pd.Series,
-    seed: int,
-    fixed_params: Mapping[str, Any],
-) -> tuple[Any, dict[str, Any]]:
-    """The best model of an Optuna study on these rows, and what the study found.
-
-    The study lives in a temporary SQLite file and its trial models in the same temporary
-    folder; the best model is loaded (verified) before the folder is deleted.
-    """
-    from clv.training.hpo import run_study
-
-    with tempfile.TemporaryDirectory(prefix="clv-backtest-tuning-") as tmp:
-        outcome = run_study(
-            family,
-            X_fit=x_fit,
-            y_fit=y_fit,
-            X_val=x_val,
-            y_val=y_val,
-            n_trials=n_trials,
-            study_name=f"backtest-{family}",
-            storage=f"sqlite:///{Path(tmp) / 'optuna.db'}",
-            model_root=Path(tmp) / "models",
-            seed=seed,
-            fixed_params=fixed_params,
-        )
-        model = outcome.load_model()
-    finished = [t for t in outcome.trials if t.state in ("COMPLETE", "PRUNED")]
-    best = max(
-        (t for t in outcome.trials if t.state == "COMPLETE" and t.value is not None),
-        key=lambda t: t.value if t.value is not None else float("-inf"),
-    )
-    summary = {
-        "trials": len(finished),
-        "best_value": outcome.best_value,
-        "best_number": best.number,
-        "best_params": outcome.best_params,
-    }
-    return model, summary
 
 
 def write_backtest_report(result: BacktestResult, out_dir: str | Path) -> dict[str, Path]:

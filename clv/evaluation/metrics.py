@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -855,3 +856,20 @@ def churn_report(churned: npt.ArrayLike, prob: npt.ArrayLike) -> dict[str, float
         "calibration_error": calibration_error(truth, probability),
         "base_rate": float(truth.mean()),
     }
+
+
+def metrics_table(
+    metrics: Mapping[str, Mapping[str, float]], columns: Sequence[str], order: Sequence[str]
+) -> list[str]:
+    """Markdown table lines: one row per model in ``order``, plus interval coverage if known."""
+    lines = [
+        "| model | " + " | ".join(columns) + " | interval_coverage |",
+        "|---|" + "---:|" * (len(columns) + 1),
+    ]
+    for name in order:
+        m = metrics[name]
+        cells = [f"{m[c]:.4f}" for c in columns]
+        coverage = m.get("interval_coverage")
+        cells.append("" if coverage is None else f"{coverage:.3f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines

@@ -7,6 +7,8 @@ property tests.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 import polars as pl
 
@@ -112,12 +114,14 @@ def training_set(
     sustainability: pd.DataFrame | None = None,
     include_btyd: bool = True,
     data_end: pd.Timestamp | None = None,
+    target_days: Mapping[pd.Timestamp, int] | None = None,
 ) -> pd.DataFrame:
     """Features at several cut-offs stacked, with the targets of each cut-off's horizon.
 
     ``data_end`` is the instant up to which the data are known to be complete (default: the last
     transaction); a quiet spell with no purchases just before it is then not mistaken for
-    missing data.
+    missing data. ``target_days`` gives some cut-offs a shorter target window than the horizon
+    (the features still look ``horizon_days`` ahead), e.g. a short history's holdout.
 
     Raises
     ------
@@ -126,10 +130,12 @@ def training_set(
     """
     last = transactions["timestamp"].max() if data_end is None else pd.Timestamp(data_end)
     frames = []
+    windows = {pd.Timestamp(c): int(d) for c, d in (target_days or {}).items()}
     for cutoff in sorted(pd.Timestamp(c) for c in cutoffs):
-        if cutoff + pd.Timedelta(days=horizon_days) > last + pd.Timedelta(days=1):
+        days = windows.get(cutoff, horizon_days)
+        if cutoff + pd.Timedelta(days=days) > last + pd.Timedelta(days=1):
             raise ValueError(
-                f"cut-off {cutoff} plus {horizon_days} days reaches past the last transaction "
+                f"cut-off {cutoff} plus {days} days reaches past the last transaction "
                 f"({last}); its target would be incomplete. Use an earlier cut-off."
             )
         features = build_features(
@@ -140,7 +146,7 @@ def training_set(
             sustainability=sustainability,
             include_btyd=include_btyd,
         )
-        targets = future_targets(transactions, cutoff=cutoff, horizon_days=horizon_days)
+        targets = future_targets(transactions, cutoff=cutoff, horizon_days=days)
         part = features.join(targets, how="left")
         part[["future_spend", "future_purchases"]] = part[
             ["future_spend", "future_purchases"]

@@ -101,3 +101,27 @@ class BTYDReference(_RuleModel):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """BG/NBD x Gamma-Gamma expected spend (never negative)."""
         return np.maximum(X["btyd_expected_spend"].fillna(0.0).to_numpy(dtype="float64"), 0.0)
+
+
+@register("btyd_churn")
+class BTYDChurnReference(_RuleModel):
+    """BG/NBD's probability of no purchase in the horizon, as a churn model.
+
+    Reads the column ``btyd_p_no_purchase`` that :func:`clv.features.build_features` computes at
+    each cut-off; the churn model registered when the history is too short for a learnt one.
+    """
+
+    name = "btyd_churn"
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        self.params = dict(params or {})
+        self.feature_names = ["btyd_p_no_purchase"]
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The probability of no purchase in the horizon (the same as :meth:`predict_proba`)."""
+        return self.predict_proba(X)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """BG/NBD's probability of no purchase in the horizon, clipped to [0, 1]."""
+        values = X["btyd_p_no_purchase"].fillna(1.0).to_numpy(dtype="float64")
+        return np.clip(values, 0.0, 1.0)

@@ -105,6 +105,9 @@ class ChurnBundle:
         Training cut-off.
     info : dict
         Provenance.
+    family : str
+        ``churn`` (the calibrated classifier) or ``btyd_churn`` (BG/NBD's probability of no
+        purchase, for a history too short for a learnt model).
     """
 
     model: Any
@@ -112,9 +115,9 @@ class ChurnBundle:
     horizon_days: int
     as_of: pd.Timestamp
     info: dict[str, Any] = field(default_factory=dict)
+    family: str = "churn"
 
     kind = CHURN
-    family = "churn"
 
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """``churn_probability`` per row, indexed like ``features``."""
@@ -200,7 +203,7 @@ def load_bundle(path: Path) -> Bundle:
         "info": dict(spec.get("info", {})),
     }
     if spec["kind"] == CHURN:
-        return ChurnBundle(**common)
+        return ChurnBundle(**common, family=spec["family"])
     intervals = BinnedRatioInterval.from_json(
         (folder / "intervals.json").read_text(encoding="utf-8")
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from clv.data.io import write_table
@@ -30,7 +31,7 @@ from clv.training.windows import WindowPlan
 logger = logging.getLogger(__name__)
 
 #: Bump when feature code changes in a way that changes values: old cache entries then miss.
-FEATURE_VERSION = "2"
+FEATURE_VERSION = "3"
 TARGET = "future_spend"
 PURCHASES = "future_purchases"
 NON_FEATURES = ("cutoff", "customer_id", TARGET, PURCHASES)
@@ -68,6 +69,8 @@ class TrainingFrames:
     @cached_property
     def _shares_outside(self) -> pd.Series:
         columns = self.feature_columns
+        if not self.plan.fit:  # no learnt model (a short history): nothing to extrapolate
+            return pd.Series(0.0, index=columns)
         return outside_support(self.fit[columns], self.holdout[columns])
 
     @cached_property
@@ -117,6 +120,25 @@ class TrainingFrames:
     def holdout(self) -> pd.DataFrame:
         """Rows of the holdout window (evaluation only)."""
         return self._part([self.plan.holdout])
+
+    @property
+    def final_fit(self) -> pd.DataFrame:
+        """Rows of the final model's fit windows (targets ending by the as-of date)."""
+        return self._part(list(self.plan.final_fit))
+
+    def y(self, part: pd.DataFrame) -> pd.Series:
+        """Spend target of ``part`` over the horizon: a shortened window's spend is scaled up.
+
+        Validation and holdout windows shorter than the horizon (a short history; see
+        :func:`clv.training.windows.plan_windows`) are multiplied by
+        :attr:`~clv.training.windows.WindowPlan.target_scale`, so that they compare with
+        predictions of ``horizon_days`` of spend.
+        """
+        plan = self.plan
+        if plan.evaluation_days == plan.horizon_days:
+            return part[TARGET]
+        short = part["cutoff"].isin(list(plan.short_windows)).to_numpy()
+        return part[TARGET] * np.where(short, plan.target_scale, 1.0)
 
     def X(self, part: pd.DataFrame) -> pd.DataFrame:
         """Feature matrix of ``part`` (every feature: models pick their own columns)."""
@@ -199,8 +221,9 @@ def build_training_frames(
     seen = transactions[transactions["timestamp"] <= plan.as_of]
     rows = training_set(
         seen,
-        cutoffs=[*plan.training_cutoffs, plan.holdout],
+        cutoffs=plan.all_cutoffs,
         horizon_days=plan.horizon_days,
+        target_days={c: plan.evaluation_days for c in plan.short_windows},
         customers=customers,
         sustainability=sustainability,
         # The caller vouches that the data run to as_of (make_plan checks it): quiet last days

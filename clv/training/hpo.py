@@ -157,6 +157,29 @@ def _sample(
     return X.iloc[keep], y.iloc[keep]
 
 
+def fit_best(
+    family: str,
+    params: Mapping[str, Any],
+    *,
+    X_fit: pd.DataFrame,
+    y_fit: pd.Series,
+    X_val: pd.DataFrame,
+    y_val: pd.Series,
+    max_fit_rows: int | None = None,
+    seed: int = 0,
+) -> CLVModel:
+    """A model of ``family`` with a study's best parameters, fitted on these rows.
+
+    The final refit of :func:`run_study` and of the pipeline's final model (every window one
+    horizon later): at most ``max_fit_rows`` fit rows, drawn with ``seed + 2``; the validation
+    rows drive early stopping.
+    """
+    model = create(family, dict(params))
+    X_all, y_all = _sample(X_fit, y_fit, max_fit_rows, seed + 2)
+    model.fit(X_all, y_all, X_val=X_val, y_val=y_val)
+    return model
+
+
 def run_study(
     family: str,
     *,
@@ -328,14 +351,17 @@ def run_study(
     model_dir = study_dir / (f"final-trial-{best.number}" if refit else f"trial-{best.number}")
 
     def fit_final() -> None:
-        model = create(family, final_params)
-        if sampled:
-            X_all, y_all = _sample(X_fit, y_fit, max_fit_rows, seed + 2)
-            logger.info("%s: refitting trial %d on %d rows", family, best.number, len(X_all))
-            model.fit(X_all, y_all, X_val=X_val, y_val=y_val)
-        else:
-            logger.info("%s: refitting trial %d with %s", family, best.number, final_params)
-            model.fit(X_fit, y_fit, X_val=X_val, y_val=y_val)
+        logger.info("%s: refitting trial %d with %s", family, best.number, final_params)
+        model = fit_best(
+            family,
+            final_params,
+            X_fit=X_fit,
+            y_fit=y_fit,
+            X_val=X_val,
+            y_val=y_val,
+            max_fit_rows=max_fit_rows if sampled else None,
+            seed=seed,
+        )
         _save_atomically(model, model_dir)
 
     if refit and not model_dir.exists():

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,16 +21,15 @@ import numpy as np
 import pandas as pd
 
 import clv
-from clv.evaluation.backtest import metrics_table
-from clv.evaluation.metrics import churn_report, regression_report
+from clv.evaluation.metrics import churn_report, metrics_table, regression_report
 from clv.features.support import MAX_EXTRAPOLATED_SHARE
 from clv.models.intervals import BinnedRatioInterval
 from clv.models.keras_ziln import DEFAULT_PARAMS as ZILN_DEFAULTS
 from clv.models.keras_ziln import check_sigma_cap
 from clv.training.bundle import ChurnBundle, SpendBundle
-from clv.training.dataset import PURCHASES, TARGET, TrainingFrames
-from clv.training.hpo import StudyOutcome
-from clv.training.windows import WindowPlan, end_of_day, plan_windows
+from clv.training.dataset import PURCHASES, TrainingFrames
+from clv.training.hpo import StudyOutcome, fit_best
+from clv.training.windows import HistoryTooShortError, WindowPlan, end_of_day, plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +78,11 @@ class TrainConfig:
         Keras ZILN's ``sigma_cap`` (default 1.5): its expected spend uses ``sigma`` at most this
         multiple of the training labels' log-spread; ``None`` keeps the network's own ``sigma``
         (see :func:`clv.models.keras_ziln.sigma_limit`).
+    refit_final : bool
+        After the holdout has measured the recipe, refit it with every window one evaluation
+        window later (the holdout window validates) and register that refit (default). ``False``
+        registers the evaluated models themselves, which have learnt nothing after the
+        validation window's end: a horizon staler (see docs/benchmarks.md, step 5).
     """
 
     horizon_days: int
@@ -94,6 +98,7 @@ class TrainConfig:
     max_extrapolated_share: float | None = MAX_EXTRAPOLATED_SHARE
     ziln_members: int = int(ZILN_DEFAULTS["n_members"])
     ziln_sigma_cap: float | None = ZILN_DEFAULTS["sigma_cap"]
+    refit_final: bool = True
 
     def __post_init__(self) -> None:
         from clv.models.registry import SEARCH_SPACES
@@ -187,14 +192,25 @@ def load_inputs(
     )
 
 
+#: Fewest customers with a repeat purchase for which BG/NBD + Gamma-Gamma is still fitted.
+MIN_REPEAT_BUYERS = 5
+
+
 def make_plan(transactions: pd.DataFrame, config: TrainConfig) -> WindowPlan:
     """The window plan for ``config`` on these transactions.
+
+    A history too short for learnt models (see :func:`clv.training.windows.plan_windows`) gets a
+    plan without fit windows, whose :attr:`~clv.training.windows.WindowPlan.reductions` say why:
+    BG/NBD + Gamma-Gamma is then the model (:func:`assemble`), evaluated on a holdout of at most
+    half the history.
 
     Raises
     ------
     ValueError
-        When ``as_of`` lies after the data or the history is too short (actionable message).
+        When ``as_of`` lies after the data, before the first transaction, or the history holds
+        too few repeat buyers for any model (actionable message, with the numbers).
     """
+    first = pd.Timestamp(transactions["timestamp"].min())
     last = pd.Timestamp(transactions["timestamp"].max())
     as_of = end_of_day(last) if config.as_of is None else pd.Timestamp(config.as_of)
     if as_of > end_of_day(last):
@@ -202,13 +218,48 @@ def make_plan(transactions: pd.DataFrame, config: TrainConfig) -> WindowPlan:
             f"--as-of {as_of:%Y-%m-%d} is after the last transaction ({last:%Y-%m-%d}); "
             "training needs the data up to the as-of date"
         )
-    return plan_windows(
-        pd.Timestamp(transactions["timestamp"].min()),
-        as_of=as_of,
-        horizon_days=config.horizon_days,
-        n_windows=config.n_windows,
-        step_days=config.step_days,
-    )
+    if as_of < first:
+        raise ValueError(
+            f"--as-of {as_of:%Y-%m-%d} is before the first transaction ({first:%Y-%m-%d}); "
+            "nothing to learn from"
+        )
+    try:
+        return plan_windows(
+            first,
+            as_of=as_of,
+            horizon_days=config.horizon_days,
+            n_windows=config.n_windows,
+            step_days=config.step_days,
+        )
+    except HistoryTooShortError as short:
+        seen = transactions[transactions["timestamp"] <= as_of]
+        days = seen.loc[seen["amount"] > 0, ["customer_id", "timestamp"]]
+        days = days.assign(day=days["timestamp"].dt.normalize()).drop_duplicates(
+            ["customer_id", "day"]
+        )
+        repeat = int((days.groupby("customer_id").size() > 1).sum())
+        if repeat < MIN_REPEAT_BUYERS:
+            raise ValueError(
+                f"{short} Not even BG/NBD + Gamma-Gamma can be fitted: {repeat} customer(s) "
+                f"bought on more than one day by {as_of:%Y-%m-%d}, at least "
+                f"{MIN_REPEAT_BUYERS} are needed. Use a later --as-of."
+            ) from short
+        have = max((as_of - first).days, 2)
+        evaluation_days = max(1, min(config.horizon_days, have // 2))
+        holdout = as_of - pd.Timedelta(days=evaluation_days)
+        return WindowPlan(
+            as_of=as_of,
+            horizon_days=config.horizon_days,
+            holdout=holdout,
+            validation=holdout,
+            fit=(),
+            final_fit=(),
+            evaluation_days=evaluation_days,
+            reductions=(
+                f"no learnt model: {short}; BG/NBD + Gamma-Gamma ({repeat} repeat buyers) is "
+                f"the registered model, evaluated on a {evaluation_days}-day holdout",
+            ),
+        )
 
 
 def fingerprint(hashes: Mapping[str, str], plan: WindowPlan, config: TrainConfig) -> str:
@@ -236,11 +287,12 @@ class TrainingReport:
     Attributes
     ----------
     winner : str
-        The candidate registered (highest holdout Gini among the learnt models and the ensemble).
+        The candidate registered (highest holdout Gini among the learnt models and the ensemble;
+        ``bgnbd_gamma_gamma`` when the history is too short for a learnt model).
     spend : SpendBundle
-        The winner, packaged.
+        The winner, packaged: the bundle ``clv train`` registers.
     churn : ChurnBundle
-        The calibrated churn model, packaged.
+        The churn model, packaged.
     metrics : dict
         Holdout metrics per candidate and reference.
     churn_metrics : dict
@@ -248,9 +300,16 @@ class TrainingReport:
     validation_scores : dict
         Best validation Gini per family (the Optuna objective).
     ensemble_weights : dict
-        Convex weights of the ensemble.
+        Convex weights of the evaluated ensemble.
     holdout_predictions : DataFrame
         Per holdout customer: ``actual`` and each candidate's prediction.
+    candidates : dict of str to SpendBundle
+        Every candidate packaged as the winner is (the final refit of each family and of the
+        ensemble): what a backtest scores beside the winner.
+    reductions : list of str
+        What a short history reduced (windows shortened, fewer windows, no learnt model).
+    training_rows : int
+        Rows the registered model learnt from (its fit and validation windows).
     timings : dict
         Seconds per step.
     """
@@ -263,6 +322,9 @@ class TrainingReport:
     validation_scores: dict[str, float]
     ensemble_weights: dict[str, float]
     holdout_predictions: pd.DataFrame
+    candidates: dict[str, SpendBundle] = field(default_factory=dict)
+    reductions: list[str] = field(default_factory=list)
+    training_rows: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
     def flat_metrics(self) -> dict[str, float]:
@@ -292,6 +354,8 @@ class TrainingReport:
             f"{plan.get('holdout', '?')[:10]}.",
             "",
         ]
+        if self.reductions:
+            lines += ["Short history:", ""] + [f"- {r}" for r in self.reductions] + [""]
         order = sorted(
             self.metrics, key=lambda m: (m != self.winner, -self.metrics[m][PRIMARY_METRIC])
         )
@@ -305,15 +369,31 @@ class TrainingReport:
         if self.ensemble_weights:
             weights = ", ".join(f"{k} {v:.3f}" for k, v in self.ensemble_weights.items())
             lines += ["", f"Ensemble weights: {weights}."]
+        if self.winner != BTYD and self.spend.info.get("refit_final"):
+            lines += [
+                "",
+                "The registered model is this recipe refitted with every window one holdout "
+                "later (the holdout window validated it): it has learnt from everything up to "
+                "the as-of date. The metrics above are the recipe's, measured before that refit.",
+            ]
         return "\n".join(lines) + "\n"
 
 
-def _level(predict: Any, frames: TrainingFrames, cutoff: pd.Timestamp) -> float:
+def _level(predict: Any, rows: pd.DataFrame, columns: list[str], cutoff: pd.Timestamp) -> float:
     from clv.models.calibration import seasonal_level_factor
 
-    return seasonal_level_factor(
-        predict, frames.training, as_of=cutoff, feature_columns=frames.feature_columns
-    ).factor
+    return seasonal_level_factor(predict, rows, as_of=cutoff, feature_columns=columns).factor
+
+
+def _churn(frames: TrainingFrames, fit: pd.DataFrame, val: pd.DataFrame, seed: int) -> Any:
+    from clv.models.churn import ChurnModel
+
+    return ChurnModel({"seed": seed}).fit(
+        frames.learnt_X(fit),
+        (fit[PURCHASES] == 0).to_numpy(),
+        X_val=frames.learnt_X(val),
+        churned_val=(val[PURCHASES] == 0).to_numpy(),
+    )
 
 
 def assemble(
@@ -322,19 +402,33 @@ def assemble(
     config: TrainConfig,
     *,
     provenance: Mapping[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> TrainingReport:
-    """Ensemble the tuned families, evaluate everything on the holdout, package the winner.
+    """Ensemble the tuned families, evaluate on the holdout, refit, package the winner.
+
+    1. Evaluation: the studies' models and their stacked ensemble (weights learnt on the
+       validation window) are scored on the holdout beside BG/NBD + Gamma-Gamma and the run
+       rate; the winner is the candidate with the highest holdout Gini.
+    2. Final refit (``config.refit_final``): every family is refitted with its best parameters
+       on the windows one evaluation window later, validated (early stopping, ensemble weights,
+       intervals, churn calibration) on the holdout window; each candidate is packaged as a
+       :class:`SpendBundle` with its seasonal level factor at the as-of date.
+
+    Without fit windows (a history too short for learnt models; see :func:`make_plan`) the
+    model is BG/NBD + Gamma-Gamma, with BG/NBD's probability of no purchase as churn model.
 
     Parameters
     ----------
     frames : TrainingFrames
-        Fit, validation and holdout rows.
+        Fit, validation and holdout rows (and the final model's fit rows).
     outcomes : sequence of StudyOutcome
-        One finished study per family.
+        One finished study per family (empty without fit windows).
     config : TrainConfig
         The run's configuration.
     provenance : mapping, optional
         Recorded in the bundles (data hash, fingerprint, ...).
+    progress : callable, optional
+        Called with a short description before each step.
 
     Returns
     -------
@@ -343,103 +437,299 @@ def assemble(
         model.
     """
     from clv.models.baselines import BTYDReference, RunRateBaseline
-    from clv.models.churn import ChurnModel
     from clv.models.ensemble import StackedEnsemble
 
+    say = progress or (lambda message: logger.info(message))
     timings: dict[str, float] = {}
     plan = frames.plan
-    validation, holdout = frames.validation, frames.holdout
-    X_val, y_val = frames.X(validation), validation[TARGET]
-    X_hold, y_hold = frames.X(holdout), holdout[TARGET].to_numpy()
-
-    t0 = time.perf_counter()
-    learnt: dict[str, Any] = {o.family: o.load_model() for o in outcomes}
-    members = {
-        **learnt,
+    holdout = frames.holdout
+    X_hold, y_hold = frames.X(holdout), frames.y(holdout)
+    columns = frames.feature_columns
+    references: dict[str, Any] = {
         BTYD: BTYDReference(),
         RUN_RATE: RunRateBaseline({"horizon_days": plan.horizon_days}),
     }
-    ensemble = StackedEnsemble(members).fit(X_val, y_val)
-    candidates: dict[str, Any] = {**learnt, ENSEMBLE: ensemble}
+    predictions = pd.DataFrame(
+        {"customer_id": holdout["customer_id"].to_numpy(), "actual": y_hold.to_numpy()}
+    )
+    metrics: dict[str, dict[str, float]] = {}
+    for name, model in references.items():
+        predictions[name] = model.predict(X_hold)
+        metrics[name] = regression_report(y_hold, predictions[name])
+    churned = (holdout[PURCHASES] == 0).astype(int).to_numpy()
+    churn_metrics = {
+        "bgnbd_p_no_purchase_in_horizon": churn_report(
+            churned, X_hold["btyd_p_no_purchase"].to_numpy()
+        ),
+    }
+    info = {
+        **dict(provenance or {}),
+        "plan": plan.to_dict(),
+        "config": config.to_dict(),
+        "code_version": clv.__version__,
+        "extrapolated_features": dict(frames.extrapolated),
+        "out_of_range": dict(frames.out_of_range),
+        "reductions": list(plan.reductions),
+        "refit_final": bool(config.refit_final),
+    }
+    if not plan.fit:
+        return _btyd_report(frames, config, info, metrics, churn_metrics, predictions)
+    if not outcomes:
+        raise ValueError("assemble needs one finished study per family when there are fit windows")
+
+    validation = frames.validation
+    X_val, y_val = frames.X(validation), frames.y(validation)
+    t0 = time.perf_counter()
+    say("ensemble weights on the validation window")
+    learnt: dict[str, Any] = {o.family: o.load_model() for o in outcomes}
+    ensemble = StackedEnsemble({**learnt, **references}).fit(X_val, y_val)
+    evaluated: dict[str, Any] = {**learnt, ENSEMBLE: ensemble}
     timings["ensemble"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    predictions = pd.DataFrame({"customer_id": holdout["customer_id"].to_numpy(), "actual": y_hold})
-    metrics: dict[str, dict[str, float]] = {}
+    say("holdout evaluation")
+    training = frames.training
     intervals: dict[str, BinnedRatioInterval] = {}
-    for name, model in candidates.items():
-        predicted = model.predict(X_hold) * _level(model.predict, frames, plan.holdout)
+    for name, model in evaluated.items():
+        level = _level(model.predict, training, columns, plan.holdout)
+        predicted = model.predict(X_hold) * level
         intervals[name] = BinnedRatioInterval.fit(
             y_val, model.predict(X_val), coverage=config.coverage
         )
         lower, upper = intervals[name].apply(predicted)
         predictions[name] = predicted
         metrics[name] = regression_report(y_hold, predicted, lower, upper)
-    for name, model in ((BTYD, members[BTYD]), (RUN_RATE, members[RUN_RATE])):
-        predictions[name] = model.predict(X_hold)
-        metrics[name] = regression_report(y_hold, predictions[name])
     winner = max(
-        candidates,
+        evaluated,
         key=lambda n: (np.nan_to_num(metrics[n][PRIMARY_METRIC], nan=-2.0), n == ENSEMBLE),
     )
-    timings["holdout_evaluation"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    fit = frames.fit
-    churn_model = ChurnModel({"seed": config.seed}).fit(
-        frames.learnt_X(fit),
-        (fit[PURCHASES] == 0).to_numpy(),
-        X_val=frames.learnt_X(validation),
-        churned_val=(validation[PURCHASES] == 0).to_numpy(),
-    )
-    churned = (holdout[PURCHASES] == 0).astype(int).to_numpy()
+    churn_model = _churn(frames, frames.fit, validation, config.seed)
     churn_metrics = {
         "churn_model": churn_report(churned, churn_model.predict_proba(X_hold)),
-        "bgnbd_p_no_purchase_in_horizon": churn_report(
-            churned, X_hold["btyd_p_no_purchase"].to_numpy()
-        ),
+        **churn_metrics,
     }
-    timings["churn"] = time.perf_counter() - t0
+    timings["holdout_evaluation"] = time.perf_counter() - t0
 
-    info = {
-        **dict(provenance or {}),
-        "plan": plan.to_dict(),
-        "config": config.to_dict(),
-        "code_version": clv.__version__,
-        "holdout_metrics": metrics[winner],
-        "extrapolated_features": dict(frames.extrapolated),
-        "out_of_range": dict(frames.out_of_range),
-    }
-    chosen = candidates[winner]
-    spend = SpendBundle(
-        model=chosen,
-        family=winner,
-        feature_columns=frames.feature_columns,
-        horizon_days=plan.horizon_days,
-        as_of=plan.as_of,
-        level_factor=_level(chosen.predict, frames, plan.as_of),
-        intervals=intervals[winner],
-        info={**info, "ensemble_weights": ensemble.weights if winner == ENSEMBLE else {}},
-        reference=drift_reference(X_val, seed=config.seed),
-    )
+    final_rows = training
+    if config.refit_final:
+        t0 = time.perf_counter()
+        final_fit = frames.final_fit
+        X_ffit, y_ffit = frames.learnt_X(final_fit), frames.y(final_fit)
+        refitted: dict[str, Any] = {}
+        for outcome in outcomes:
+            say(f"refitting {outcome.family} on the windows up to the as-of date")
+            refitted[outcome.family] = fit_best(
+                outcome.family,
+                outcome.best_params,
+                X_fit=X_ffit,
+                y_fit=y_ffit,
+                X_val=frames.learnt_X(holdout),
+                y_val=y_hold,
+                max_fit_rows=config.max_fit_rows,
+                seed=config.seed,
+            )
+        final_ensemble = StackedEnsemble({**refitted, **references}).fit(X_hold, y_hold)
+        evaluated = {**refitted, ENSEMBLE: final_ensemble}
+        intervals = {
+            name: BinnedRatioInterval.fit(y_hold, model.predict(X_hold), coverage=config.coverage)
+            for name, model in evaluated.items()
+        }
+        churn_model = _churn(frames, final_fit, holdout, config.seed)
+        final_rows = frames._part(plan.final_cutoffs)
+        timings["final_refit"] = time.perf_counter() - t0
+
+    reference = drift_reference(X_hold if config.refit_final else X_val, seed=config.seed)
+    candidates: dict[str, SpendBundle] = {}
+    for name, model in evaluated.items():
+        weights = model.weights if name == ENSEMBLE else {}
+        candidates[name] = SpendBundle(
+            model=model,
+            family=name,
+            feature_columns=columns,
+            horizon_days=plan.horizon_days,
+            as_of=plan.as_of,
+            level_factor=_level(model.predict, final_rows, columns, plan.as_of),
+            intervals=intervals[name],
+            info={**info, "holdout_metrics": metrics[name], "ensemble_weights": weights},
+            reference=reference,
+        )
     churn = ChurnBundle(
         model=churn_model,
-        feature_columns=frames.feature_columns,
+        feature_columns=columns,
         horizon_days=plan.horizon_days,
         as_of=plan.as_of,
         info={**info, "holdout_metrics": churn_metrics["churn_model"]},
     )
     return TrainingReport(
         winner=winner,
-        spend=spend,
+        spend=candidates[winner],
         churn=churn,
         metrics=metrics,
         churn_metrics=churn_metrics,
         validation_scores={o.family: o.best_value for o in outcomes},
         ensemble_weights=ensemble.weights,
         holdout_predictions=predictions,
+        candidates=candidates,
+        reductions=list(plan.reductions),
+        training_rows=len(final_rows),
         timings=timings,
     )
+
+
+def _btyd_report(
+    frames: TrainingFrames,
+    config: TrainConfig,
+    info: dict[str, Any],
+    metrics: dict[str, dict[str, float]],
+    churn_metrics: dict[str, dict[str, float]],
+    predictions: pd.DataFrame,
+) -> TrainingReport:
+    """BG/NBD + Gamma-Gamma as the registered model (no window for a learnt model)."""
+    from clv.models.baselines import BTYDChurnReference, BTYDReference
+
+    plan = frames.plan
+    holdout = frames.holdout
+    X_hold, y_hold = frames.X(holdout), frames.y(holdout)
+    model = BTYDReference()
+    intervals = BinnedRatioInterval.fit(y_hold, model.predict(X_hold), coverage=config.coverage)
+    lower, upper = intervals.apply(predictions[BTYD].to_numpy())
+    metrics[BTYD] = regression_report(y_hold, predictions[BTYD], lower, upper)
+    spend = SpendBundle(
+        model=model,
+        family="btyd",
+        feature_columns=frames.feature_columns,
+        horizon_days=plan.horizon_days,
+        as_of=plan.as_of,
+        level_factor=1.0,
+        intervals=intervals,
+        info={**info, "holdout_metrics": metrics[BTYD], "ensemble_weights": {}},
+        reference=drift_reference(X_hold, seed=config.seed),
+    )
+    churn = ChurnBundle(
+        model=BTYDChurnReference(),
+        feature_columns=frames.feature_columns,
+        horizon_days=plan.horizon_days,
+        as_of=plan.as_of,
+        info={**info, "holdout_metrics": churn_metrics["bgnbd_p_no_purchase_in_horizon"]},
+        family="btyd_churn",
+    )
+    churn_metrics = {
+        "churn_model": churn_metrics["bgnbd_p_no_purchase_in_horizon"],
+        **churn_metrics,
+    }
+    return TrainingReport(
+        winner=BTYD,
+        spend=spend,
+        churn=churn,
+        metrics=metrics,
+        churn_metrics=churn_metrics,
+        validation_scores={},
+        ensemble_weights={},
+        holdout_predictions=predictions,
+        candidates={BTYD: spend},
+        reductions=list(plan.reductions),
+    )
+
+
+def fit_pipeline(
+    transactions: pd.DataFrame,
+    config: TrainConfig,
+    *,
+    customers: pd.DataFrame | None = None,
+    sustainability: pd.DataFrame | None = None,
+    input_hashes: Mapping[str, str] | None = None,
+    workdir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingReport:
+    """The whole training pipeline in this process: what ``clv train`` runs, without Prefect.
+
+    Window plan (:func:`make_plan`) → features at every cut-off
+    (:func:`clv.training.dataset.build_training_frames`) → one Optuna study per family
+    (:func:`clv.training.hpo.run_study`, ``config.n_trials`` trials) → :func:`assemble`
+    (holdout evaluation, final refit, bundles). Nothing is registered.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Validated transactions; rows after ``config.as_of`` are never read.
+    config : TrainConfig
+        The run's configuration.
+    customers, sustainability : DataFrame, optional
+        Validated optional tables.
+    input_hashes : mapping, optional
+        Content hashes of the inputs (recorded in the bundles; default: hashed here).
+    workdir : path, optional
+        Folder for the Optuna storage and trial models (default: a temporary folder, deleted
+        afterwards).
+    progress : callable, optional
+        Called with a short description before each step.
+
+    Returns
+    -------
+    TrainingReport
+        The packaged winner (``report.spend``), churn model and holdout metrics.
+    """
+    import tempfile
+
+    from clv.training.dataset import build_training_frames
+    from clv.training.hpo import run_study
+
+    say = progress or (lambda message: logger.info(message))
+    hashes = dict(input_hashes or {"transactions": frame_hash(transactions)})
+    plan = make_plan(transactions, config)
+    for reduction in plan.reductions:
+        say(f"short history: {reduction}")
+    with tempfile.TemporaryDirectory(prefix="clv-pipeline-") as tmp:
+        root = Path(workdir) if workdir is not None else Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        say(f"features at {len(plan.all_cutoffs)} cut-offs")
+        frames = build_training_frames(
+            transactions,
+            plan=plan,
+            input_hashes=hashes,
+            cache_dir=None,
+            customers=customers,
+            sustainability=sustainability,
+            max_extrapolated_share=config.max_extrapolated_share,
+        )
+        key = fingerprint(hashes, plan, config)
+        outcomes = []
+        if plan.fit:
+            fit, validation = frames.fit, frames.validation
+            for family in config.families:
+                say(f"tuning {family}: {config.n_trials} Optuna trial(s)")
+                outcomes.append(
+                    run_study(
+                        family,
+                        X_fit=frames.learnt_X(fit),
+                        y_fit=frames.y(fit),
+                        X_val=frames.learnt_X(validation),
+                        y_val=frames.y(validation),
+                        n_trials=config.n_trials,
+                        study_name=f"clv-{key}-{family}",
+                        storage=f"sqlite:///{root / 'optuna.db'}",
+                        model_root=root / "hpo",
+                        seed=config.seed,
+                        fixed_params=config.family_params(family),
+                        max_tune_rows=config.max_tune_rows,
+                        max_fit_rows=config.max_fit_rows,
+                    )
+                )
+        return assemble(
+            frames,
+            outcomes,
+            config,
+            provenance={"fingerprint": key, "data_hashes": hashes},
+            progress=say,
+        )
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """SHA-256 of a frame's contents (values and column names, row order included)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([str(c) for c in frame.columns]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 #: Rows kept as the drift reference in a spend bundle.
@@ -458,7 +748,7 @@ def evaluate_spend_bundle(bundle: SpendBundle, frames: TrainingFrames) -> dict[s
     holdout = frames.holdout
     predicted = bundle.predict(holdout[frames.feature_columns])
     lower, upper = bundle.intervals.apply(predicted)
-    return regression_report(holdout[TARGET].to_numpy(), predicted, lower, upper)
+    return regression_report(frames.y(holdout).to_numpy(), predicted, lower, upper)
 
 
 def evaluate_churn_bundle(bundle: ChurnBundle, frames: TrainingFrames) -> dict[str, float]:

@@ -68,14 +68,9 @@ def score_customers(
             )
     last = pd.Timestamp(transactions["timestamp"].max())
     cutoff = end_of_day(last) if as_of is None else pd.Timestamp(as_of)
-    seen = transactions[transactions["timestamp"] <= cutoff]
-    if seen.empty:
-        raise ValueError(
-            f"no transaction on or before the as-of date {cutoff:%Y-%m-%d}; nobody to score"
-        )
-    features = build_features(
-        seen,
-        cutoff=cutoff,
+    features = customer_features(
+        transactions,
+        as_of=cutoff,
         horizon_days=horizon_days,
         customers=customers,
         sustainability=sustainability,
@@ -88,6 +83,36 @@ def score_customers(
     out.index = out.index.astype(str)
     out = out.rename_axis("customer_id").reset_index().sort_values("customer_id")
     return out.reset_index(drop=True)
+
+
+def customer_features(
+    transactions: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    horizon_days: int,
+    customers: pd.DataFrame | None = None,
+    sustainability: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The features a bundle scores: every customer with a purchase by ``as_of``.
+
+    Raises
+    ------
+    ValueError
+        When no transaction lies on or before ``as_of``.
+    """
+    cutoff = pd.Timestamp(as_of)
+    seen = transactions[transactions["timestamp"] <= cutoff]
+    if seen.empty:
+        raise ValueError(
+            f"no transaction on or before the as-of date {cutoff:%Y-%m-%d}; nobody to score"
+        )
+    return build_features(
+        seen,
+        cutoff=cutoff,
+        horizon_days=horizon_days,
+        customers=customers,
+        sustainability=sustainability,
+    )
 
 
 @dataclass

@@ -1,14 +1,25 @@
 """Which cut-offs train, validate and hold out, so that nothing after a cut-off leaks into it.
 
-For an as-of date ``A`` and a horizon ``h`` (days):
+For an as-of date ``A``, a horizon ``h`` and an evaluation window ``v`` (days; ``v = h`` unless the
+history is short):
 
-- the **holdout** cut-off is ``H = A - h``: its target window ``(H, A]`` is the last fully observed
+- the **holdout** cut-off is ``H = A - v``: its target window ``(H, A]`` is the last fully observed
   one, and it is used only to evaluate (never to fit, tune or weight anything);
-- the **validation** cut-off is ``H - h``: its target ends at ``H``; it drives early stopping,
+- the **validation** cut-off is ``V = H - v``: its target ends at ``H``; it drives early stopping,
   Optuna and the ensemble weights;
-- the **fit** cut-offs are ``H - h - k * step`` for ``k = 1..n_windows - 1``.
+- the **fit** cut-offs are ``V - h - k * step`` for ``k = 0..n_windows - 2`` (targets of ``h``
+  days that end on or before ``V``).
 
-Every target a model learns from ends on or before ``H``, so the holdout is out of time.
+Every target a model learns from ends on or before ``H``, so the holdout is out of time. Once the
+holdout has measured the recipe, the **final** model that is registered is fitted with every window
+one evaluation window later: the holdout window validates (early stopping, ensemble weights,
+intervals) and the fit cut-offs are ``H - h - k * step``, so the registered model has learnt from
+everything up to ``A``, as a backtest's model has learnt from everything up to its own as-of.
+
+When the history is too short for ``v = h``, :func:`plan_windows` shortens the validation and
+holdout windows (down to :func:`min_evaluation_days`); their spend is scaled by ``h / v`` wherever
+it is compared with an ``h``-day prediction (:attr:`WindowPlan.target_scale`). Fewer fit windows
+are used when fewer fit. The plan says what it reduced (:attr:`WindowPlan.reductions`).
 """
 
 from __future__ import annotations
@@ -35,6 +46,12 @@ class WindowPlan:
         Validation cut-off (``holdout - horizon``).
     fit : tuple of Timestamp
         Fit cut-offs, oldest first.
+    final_fit : tuple of Timestamp
+        Fit cut-offs of the final (registered) model, oldest first: targets ending by ``as_of``.
+    evaluation_days : int
+        Length of the validation and holdout target windows (the horizon unless shortened).
+    reductions : tuple of str
+        What was reduced for a short history, in words (empty when nothing was).
     """
 
     as_of: pd.Timestamp
@@ -42,11 +59,38 @@ class WindowPlan:
     holdout: pd.Timestamp
     validation: pd.Timestamp
     fit: tuple[pd.Timestamp, ...]
+    final_fit: tuple[pd.Timestamp, ...] = ()
+    evaluation_days: int = 0
+    reductions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.evaluation_days == 0:
+            object.__setattr__(self, "evaluation_days", self.horizon_days)
 
     @property
     def training_cutoffs(self) -> list[pd.Timestamp]:
         """Fit and validation cut-offs, oldest first."""
         return [*self.fit, self.validation]
+
+    @property
+    def final_cutoffs(self) -> list[pd.Timestamp]:
+        """Fit and validation cut-offs of the final model (it validates on the holdout)."""
+        return [*self.final_fit, self.holdout]
+
+    @property
+    def all_cutoffs(self) -> list[pd.Timestamp]:
+        """Every cut-off whose rows the plan needs, oldest first."""
+        return sorted({*self.fit, *self.final_fit, self.validation, self.holdout})
+
+    @property
+    def short_windows(self) -> tuple[pd.Timestamp, ...]:
+        """Cut-offs whose targets span :attr:`evaluation_days` instead of the horizon."""
+        return (self.validation, self.holdout)
+
+    @property
+    def target_scale(self) -> float:
+        """``horizon / evaluation window``: what a shortened window's spend is multiplied by."""
+        return self.horizon_days / self.evaluation_days
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly form (ISO dates)."""
@@ -56,6 +100,9 @@ class WindowPlan:
             "holdout": self.holdout.isoformat(),
             "validation": self.validation.isoformat(),
             "fit": [c.isoformat() for c in self.fit],
+            "final_fit": [c.isoformat() for c in self.final_fit],
+            "evaluation_days": self.evaluation_days,
+            "reductions": list(self.reductions),
         }
 
 
@@ -67,12 +114,31 @@ def plan_from_dict(data: dict[str, Any]) -> WindowPlan:
         holdout=pd.Timestamp(data["holdout"]),
         validation=pd.Timestamp(data["validation"]),
         fit=tuple(pd.Timestamp(c) for c in data["fit"]),
+        final_fit=tuple(pd.Timestamp(c) for c in data.get("final_fit", ())),
+        evaluation_days=int(data.get("evaluation_days", 0)),
+        reductions=tuple(data.get("reductions", ())),
     )
 
 
 def end_of_day(day: pd.Timestamp) -> pd.Timestamp:
     """The last microsecond of ``day``'s date: a cut-off that includes the whole day."""
     return pd.Timestamp(day).normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+
+
+def min_evaluation_days(horizon_days: int) -> int:
+    """The shortest validation / holdout window a plan may use: a quarter of the horizon, >= 7."""
+    return max(7, -(-horizon_days // 4))
+
+
+class HistoryTooShortError(ValueError):
+    """Not even shortened validation and holdout windows and one fit window fit the history."""
+
+
+def _fit_cutoffs(
+    latest: pd.Timestamp, earliest: pd.Timestamp, *, n: int, step_days: int
+) -> tuple[pd.Timestamp, ...]:
+    cutoffs = [latest - pd.Timedelta(days=k * step_days) for k in range(n)]
+    return tuple(sorted(c for c in cutoffs if c >= earliest))
 
 
 def plan_windows(
@@ -101,13 +167,16 @@ def plan_windows(
     Returns
     -------
     WindowPlan
-        The cut-offs.
+        The cut-offs. With a history shorter than three horizons plus ``step_days``, the
+        validation and holdout windows are shortened to the longest that fits (at least
+        :func:`min_evaluation_days`); :attr:`WindowPlan.reductions` says so, and says when fewer
+        fit windows than asked for fit.
 
     Raises
     ------
-    ValueError
-        When the history before ``as_of`` cannot hold a fit window, a validation window and a
-        holdout window of ``horizon_days`` each (the message says how much is missing).
+    HistoryTooShortError
+        When not even the shortest validation and holdout windows and one fit window of
+        ``horizon_days`` fit (the message says how many days are needed and available).
     """
     if horizon_days < 1 or n_windows < 2 or step_days < 1:
         raise ValueError(
@@ -116,26 +185,49 @@ def plan_windows(
         )
     as_of = pd.Timestamp(as_of)
     first = pd.Timestamp(first_timestamp)
-    holdout = as_of - pd.Timedelta(days=horizon_days)
-    validation = holdout - pd.Timedelta(days=horizon_days)
     earliest = first + pd.Timedelta(days=step_days)
-    fit = [
-        validation - pd.Timedelta(days=horizon_days + (k - 1) * step_days)
-        for k in range(1, n_windows)
-    ]
-    fit = [c for c in fit if c >= earliest]
-    if not fit:
-        needed = 3 * horizon_days + step_days
-        have = (as_of - first).days
-        raise ValueError(
-            f"{have} days of history before the as-of date {as_of:%Y-%m-%d}; training needs at "
-            f"least {needed} (a fit, a validation and a holdout window of {horizon_days} days, "
-            f"plus {step_days} days of history). Use a later --as-of or a shorter --horizon-days."
+    have = (as_of - first).days
+    # The longest evaluation window v for which a fit cut-off fits: as_of - 2v - h >= earliest.
+    room = (as_of - pd.Timedelta(days=horizon_days) - earliest).days // 2
+    evaluation_days = min(horizon_days, room)
+    shortest = min_evaluation_days(horizon_days)
+    if evaluation_days < min(shortest, horizon_days):
+        needed = horizon_days + 2 * min(shortest, horizon_days) + step_days
+        raise HistoryTooShortError(
+            f"{have} days of history before the as-of date {as_of:%Y-%m-%d}; a learnt model "
+            f"needs at least {needed} (one fit window of {horizon_days} days, validation and "
+            f"holdout windows of {min(shortest, horizon_days)} days, plus {step_days} days of "
+            "history before the first fit window). Use a later --as-of or a shorter "
+            "--horizon-days."
+        )
+    holdout = as_of - pd.Timedelta(days=evaluation_days)
+    validation = holdout - pd.Timedelta(days=evaluation_days)
+    n_fit = n_windows - 1
+    fit = _fit_cutoffs(
+        validation - pd.Timedelta(days=horizon_days), earliest, n=n_fit, step_days=step_days
+    )
+    final_fit = _fit_cutoffs(
+        holdout - pd.Timedelta(days=horizon_days), earliest, n=n_fit, step_days=step_days
+    )
+    reductions: list[str] = []
+    if evaluation_days < horizon_days:
+        reductions.append(
+            f"validation and holdout windows shortened to {evaluation_days} days (the horizon is "
+            f"{horizon_days}; {have} days of history, {3 * horizon_days + step_days} needed for "
+            f"full windows); their spend is scaled by {horizon_days}/{evaluation_days}"
+        )
+    if len(fit) < n_fit:
+        reductions.append(
+            f"{len(fit)} fit window(s) instead of {n_fit}: the history holds no more "
+            f"{step_days} days apart"
         )
     return WindowPlan(
         as_of=as_of,
         horizon_days=horizon_days,
         holdout=holdout,
         validation=validation,
-        fit=tuple(sorted(fit)),
+        fit=fit,
+        final_fit=final_fit,
+        evaluation_days=evaluation_days,
+        reductions=tuple(reductions),
     )

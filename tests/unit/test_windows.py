@@ -7,7 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clv.training.windows import end_of_day, plan_windows
+from clv.training.windows import (
+    HistoryTooShortError,
+    end_of_day,
+    min_evaluation_days,
+    plan_windows,
+)
 
 FIRST = pd.Timestamp("2023-01-01")
 
@@ -47,6 +52,7 @@ def test_every_target_window_ends_before_the_next_role_begins(
 ) -> None:
     first = FIRST + pd.Timedelta(seconds=first_second)
     as_of = end_of_day(first + pd.Timedelta(days=history_days))
+    shortest = min(min_evaluation_days(horizon_days), horizon_days)
     try:
         plan = plan_windows(
             first,
@@ -55,19 +61,27 @@ def test_every_target_window_ends_before_the_next_role_begins(
             n_windows=n_windows,
             step_days=step_days,
         )
-    except ValueError as err:
-        # refused only when the history cannot hold three horizons plus one step
-        assert as_of - first <= pd.Timedelta(days=3 * horizon_days + step_days)
+    except HistoryTooShortError as err:
+        # refused only when not even the shortest evaluation windows and one fit window fit
+        assert as_of - first <= pd.Timedelta(days=horizon_days + 2 * shortest + step_days + 1)
         assert "--as-of" in str(err)
         return
     horizon = pd.Timedelta(days=horizon_days)
-    assert plan.holdout + horizon == plan.as_of == as_of
-    assert plan.validation + horizon <= plan.holdout
+    window = pd.Timedelta(days=plan.evaluation_days)
+    assert shortest <= plan.evaluation_days <= horizon_days
+    assert plan.holdout + window == plan.as_of == as_of
+    assert plan.validation + window == plan.holdout
     for cutoff in plan.fit:
         assert cutoff + horizon <= plan.validation
         assert cutoff >= first + pd.Timedelta(days=step_days)
+    for cutoff in plan.final_fit:
+        # the registered model's fit targets end by the holdout, which then validates it
+        assert cutoff + horizon <= plan.holdout
+        assert cutoff >= first + pd.Timedelta(days=step_days)
     assert 1 <= len(plan.fit) <= n_windows - 1
+    assert len(plan.fit) <= len(plan.final_fit) <= n_windows - 1
     assert list(plan.fit) == sorted(set(plan.fit))
+    assert (plan.evaluation_days < horizon_days) == any("shortened" in r for r in plan.reductions)
 
 
 def test_short_history_keeps_only_the_fit_cutoffs_with_enough_history() -> None:
@@ -77,16 +91,43 @@ def test_short_history_keeps_only_the_fit_cutoffs_with_enough_history() -> None:
         FIRST, as_of=FIRST + pd.Timedelta(days=200), horizon_days=30, n_windows=5, step_days=30
     )
     assert [(c - FIRST).days for c in plan.fit] == [50, 80, 110]
+    # the final model's windows are one holdout later: 140, 110, 80, 50
+    assert [(c - FIRST).days for c in plan.final_fit] == [50, 80, 110, 140]
+    assert plan.evaluation_days == 30
+    assert plan.reductions == (
+        "3 fit window(s) instead of 4: the history holds no more 30 days apart",
+    )
+
+
+def test_nine_months_and_a_91_day_horizon_shorten_the_evaluation_windows() -> None:
+    # CDNOW's first nine months: 272 days. Full windows need 3 * 91 + 30 = 303. The longest
+    # evaluation window that leaves one fit window: (272 - 91 - 30) // 2 = 75 days.
+    plan = plan_windows(
+        FIRST, as_of=FIRST + pd.Timedelta(days=272), horizon_days=91, n_windows=12, step_days=30
+    )
+    assert plan.evaluation_days == 75
+    assert plan.target_scale == pytest.approx(91 / 75)
+    assert len(plan.fit) == 1
+    assert "shortened to 75 days" in plan.reductions[0]
+
+
+def test_a_year_of_history_and_a_181_day_horizon_gets_a_plan() -> None:
+    plan = plan_windows(
+        FIRST, as_of=FIRST + pd.Timedelta(days=364), horizon_days=181, n_windows=12, step_days=30
+    )
+    assert plan.evaluation_days == (364 - 181 - 30) // 2
+    assert plan.fit and plan.final_fit
 
 
 def test_too_short_history_names_the_days_needed_and_the_as_of_option() -> None:
-    # needed: a fit, a validation and a holdout window of 30 days plus 30 days of history = 120
-    with pytest.raises(ValueError, match=r"100 days of history") as err:
+    # needed: a fit window of 30 days, validation and holdout windows of 8 (a quarter of 30,
+    # rounded up) plus 30 days of history = 76
+    with pytest.raises(HistoryTooShortError, match=r"70 days of history") as err:
         plan_windows(
-            FIRST, as_of=FIRST + pd.Timedelta(days=100), horizon_days=30, n_windows=4, step_days=30
+            FIRST, as_of=FIRST + pd.Timedelta(days=70), horizon_days=30, n_windows=4, step_days=30
         )
     message = str(err.value)
-    assert "at least 120" in message
+    assert "at least 76" in message
     assert "--as-of" in message
 
 
