@@ -17,19 +17,18 @@ the backtest reports it, and against BG/NBD's probability of no purchase in the 
 here from the same fit (``1 - P(alive) + P(alive) * ((alpha + T) / (alpha + T + h)) ** (r + x)``),
 which is the BTYD answer to the question the churn model is asked.
 
-Options for the learnt models (off by default; see :func:`clv.evaluation.backtest.backtest`):
-``--exclude-features T,...`` hides feature columns from them, ``--age-ratio`` adds
-``recency_share_of_age`` = recency / T (see :func:`recency_share_of_age`), and ``--tune-trials N``
-runs N Optuna trials per family in ``--tune-families`` on the backtest's own validation window.
+Each point is :func:`clv.evaluation.backtest.backtest`: the training pipeline of ``clv train``
+at the as-of date, scored by the bundles it packages. ``--trials N`` runs N Optuna trials per
+family (default 1: the defaults), ``--no-refit-final`` registers the evaluated models instead of
+the recipe refitted one holdout later (the behaviour before step 5).
 ``--max-extrapolated-share`` is the library's option, with the library's default (0.5; 1 keeps
 every feature), ``--ziln-members N`` is the number of networks in Keras ZILN's deep ensemble
 (the library's default, 3; 1 for a single network) and ``--ziln-sigma-cap C`` its ``sigma_cap``
 (the library's default; ``none`` for the network's own sigma in the expected spend).
 
-Usage: python benchmarks/cdnow_accuracy.py [--quick] [--validation latest|customers]
+Usage: python benchmarks/cdnow_accuracy.py [--quick]
        [--windows 12] [--step-days 30] [--families xgboost,lightgbm,keras_ziln]
-       [--exclude-features T,days_since_signup] [--age-ratio]
-       [--tune-trials 10] [--tune-families xgboost,lightgbm]
+       [--trials 1] [--no-refit-final]
        [--max-extrapolated-share 0.5] [--ziln-members 1] [--ziln-sigma-cap none] [--seed 0]
        [--out PATH]
 """
@@ -81,46 +80,24 @@ def end_of_day(day: str) -> pd.Timestamp:
     return pd.Timestamp(day) + pd.Timedelta(days=1) - pd.Timedelta(1, "us")
 
 
-def recency_share_of_age(features: pd.DataFrame) -> pd.DataFrame:
-    """``features`` with ``recency_share_of_age`` = recency / T (customer age) added.
-
-    The share of a customer's life spanned by their repeat purchases: near 1 for one who is still
-    buying, 0 for one who never came back, whatever their age. Missing when T is 0 (first
-    purchase on the cut-off day), where the share is undefined.
-    """
-    out = features.copy()
-    age = out["T"].where(out["T"] > 0)
-    out["recency_share_of_age"] = out["recency"] / age
-    return out
-
-
 def learnt_model_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The backtest keywords for the learnt-model options on the command line."""
-    families = [f.strip() for f in args.tune_families.split(",") if f.strip()]
+    """The backtest keywords (the training run's configuration) on the command line."""
     return {
-        "exclude_features": tuple(f.strip() for f in args.exclude_features.split(",") if f.strip()),
-        "derive_features": recency_share_of_age if args.age_ratio else None,
-        "tune_trials": {f: args.tune_trials for f in families if f in args.families}
-        if args.tune_trials
-        else 0,
+        "trials": args.trials,
         "max_extrapolated_share": args.max_extrapolated_share,
-        "params": {
-            "keras_ziln": {"n_members": args.ziln_members, "sigma_cap": args.ziln_sigma_cap}
-        },
+        "ziln_members": args.ziln_members,
+        "ziln_sigma_cap": args.ziln_sigma_cap,
+        "refit_final": not args.no_refit_final,
     }
 
 
 def add_learnt_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--exclude-features``, ``--age-ratio``, ``--tune-trials`` and ``--tune-families``."""
+    """``--trials``, ``--no-refit-final`` and the learnt models' options of ``clv train``."""
+    parser.add_argument("--trials", type=int, default=1, help="Optuna trials per family")
     parser.add_argument(
-        "--exclude-features", default="", help="feature columns the learnt models do not see"
-    )
-    parser.add_argument(
-        "--age-ratio", action="store_true", help="add recency_share_of_age = recency / T"
-    )
-    parser.add_argument("--tune-trials", type=int, default=0, help="Optuna trials per family")
-    parser.add_argument(
-        "--tune-families", default="xgboost,lightgbm", help="families tuned with --tune-trials"
+        "--no-refit-final",
+        action="store_true",
+        help="register the evaluated models instead of the recipe refitted one holdout later",
     )
     parser.add_argument(
         "--max-extrapolated-share",
@@ -252,8 +229,6 @@ def run_one(
                 n_windows=args.windows,
                 step_days=args.step_days,
                 families=args.families,
-                with_churn=True,
-                validation=args.validation,
                 seed=args.seed,
                 **learnt_model_options(args),
                 progress=lambda message: logger.info("%s +%dd: %s", day, horizon_days, message),
@@ -282,12 +257,10 @@ def run_one(
 def describe_options(args: argparse.Namespace) -> str:
     """The learnt-model options in a sentence (empty when none is on)."""
     parts = []
-    if args.exclude_features:
-        parts.append(f"learnt models without {args.exclude_features}")
-    if args.age_ratio:
-        parts.append("with recency_share_of_age")
-    if args.tune_trials:
-        parts.append(f"{args.tune_trials} Optuna trials for {args.tune_families}")
+    if args.trials != 1:
+        parts.append(f"{args.trials} Optuna trials per family")
+    if args.no_refit_final:
+        parts.append("the evaluated models registered, not refitted one holdout later")
     if args.max_extrapolated_share >= 1.0:
         parts.append("every feature kept, however many customers lie outside its learnt range")
     elif args.max_extrapolated_share != MAX_EXTRAPOLATED_SHARE:
@@ -356,24 +329,6 @@ def print_tables(records: list[dict[str, Any]]) -> None:
             f"| {r['horizon_days']} | {r['as_of_day']} | " + " | ".join(cells) + f" | {everyone} |"
         )
 
-    levelled = [r for r in done if r["validation_aggregate_errors"]]
-    if levelled:
-        print(
-            "\nLevel: aggregate error on the validation window (the latest training window, "
-            "before seasonal calibration) → at the scored horizon. A level learnt on the "
-            "validation window carries over only where the two agree."
-        )
-        names = list(levelled[0]["validation_aggregate_errors"])
-        print("\n| horizon | as-of | " + " | ".join(names) + " |")
-        print("|---:|---|" + "---|" * len(names))
-        for r in levelled:
-            cells = []
-            for name in names:
-                on_validation = r["validation_aggregate_errors"].get(name, math.nan)
-                scored = r["metrics"][name]["aggregate_error"]
-                cells.append(f"{_fmt(on_validation, '+.3f')} → {_fmt(scored, '+.3f')}")
-            print(f"| {r['horizon_days']} | {r['as_of_day']} | " + " | ".join(cells) + " |")
-
     print("\nChurn = no purchase in the horizon.")
     print("\n| horizon | as-of | model | AUC | Brier | calibration error | base rate |")
     print("|---:|---|---|---:|---:|---:|---:|")
@@ -421,7 +376,6 @@ def print_tables(records: list[dict[str, Any]]) -> None:
 def grid_parser(description: str, results_path: Path, quick_grid: Any) -> argparse.ArgumentParser:
     """The options every real-data accuracy grid takes (this script's and its siblings')."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--validation", choices=["latest", "customers"], default="latest")
     parser.add_argument("--windows", type=int, default=12, help="training cut-offs at most")
     parser.add_argument("--step-days", type=int, default=30, help="days between cut-offs")
     parser.add_argument("--families", default="xgboost,lightgbm,keras_ziln")
@@ -455,15 +409,12 @@ def run_grid(
         "data": name,
         "transactions": len(transactions),
         "customers": int(transactions["customer_id"].nunique()),
-        "validation": args.validation,
         "windows": args.windows,
         "step_days": args.step_days,
         "families": args.families,
         "seed": args.seed,
-        "exclude_features": args.exclude_features,
-        "age_ratio": args.age_ratio,
-        "tune_trials": args.tune_trials,
-        "tune_families": args.tune_families if args.tune_trials else "",
+        "trials": args.trials,
+        "no_refit_final": args.no_refit_final,
         "max_extrapolated_share": args.max_extrapolated_share,
         "ziln_members": args.ziln_members,
         "ziln_sigma_cap": args.ziln_sigma_cap,
@@ -472,7 +423,7 @@ def run_grid(
         f"# {name} — {header['date']} — {header['machine']} — commit {header['commit']}\n\n"
         f"{describe}{header['transactions']:,} transactions, {header['customers']:,} customers, "
         f"{transactions['timestamp'].min():%Y-%m-%d}..{transactions['timestamp'].max():%Y-%m-%d}."
-        f" Validation fold: {args.validation}; at most {args.windows} training cut-offs "
+        f" At most {args.windows} training cut-offs "
         f"{args.step_days} days apart; families: {', '.join(args.families)}; seed {args.seed}."
         f"{describe_options(args)}"
     )

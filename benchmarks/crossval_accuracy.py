@@ -47,6 +47,12 @@ def main() -> None:
     parser.add_argument("--fold-step-days", type=int, default=None, help="default: the horizon")
     parser.add_argument("--as-of", default=None, help="latest origin (default: data end - h)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trials", type=int, default=1, help="Optuna trials per family")
+    parser.add_argument(
+        "--no-refit-final",
+        action="store_true",
+        help="register the evaluated models instead of the recipe refitted one holdout later",
+    )
     parser.add_argument("--out", type=Path, default=None, help="report folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -69,6 +75,8 @@ def main() -> None:
         fold_step_days=args.fold_step_days,
         as_of=None if args.as_of is None else pd.Timestamp(args.as_of) + pd.Timedelta("1D - 1us"),
         seed=args.seed,
+        trials=args.trials,
+        refit_final=not args.no_refit_final,
         progress=logger.info,
     )
     out = args.out or CACHE_DIR / f"crossval_{args.data}_{args.horizon_days}d_{args.folds}folds"

@@ -25,7 +25,7 @@ The learnt-model options of ``cdnow_accuracy.py`` (``--exclude-features``, ``--a
 ``--tune-trials``, ``--tune-families``) apply here too, so a change can be measured on both.
 
 Usage: python benchmarks/generated_accuracy.py [--customers 20000] [--seed 1] [--model-seed 0]
-       [--validation latest|customers] [--windows 12] [--step-days 30] [--families ...]
+       [--windows 12] [--step-days 30] [--families ...]
        [--exclude-features T,days_since_signup] [--age-ratio] [--tune-trials 10]
        [--tune-families xgboost,lightgbm]
 """
@@ -128,7 +128,6 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=1, help="generator seed")
     parser.add_argument("--model-seed", type=int, default=0, help="seed of the learnt models")
-    parser.add_argument("--validation", choices=["latest", "customers"], default="latest")
     parser.add_argument("--windows", type=int, default=12, help="training cut-offs at most")
     parser.add_argument("--step-days", type=int, default=30, help="days between cut-offs")
     parser.add_argument("--families", default="xgboost,lightgbm,keras_ziln")
@@ -161,7 +160,7 @@ def main() -> None:
         f"Generator: {args.customers:,} customers, seed {args.seed} (models: seed "
         f"{args.model_seed}), 2023-01-01..{END}, "
         f"{len(transactions):,} transactions including the {HORIZON_DAYS}-day future window. "
-        f"Backtest as of {END}, horizon {HORIZON_DAYS} days, validation fold {args.validation}, "
+        f"Backtest as of {END}, horizon {HORIZON_DAYS} days, "
         f"at most {args.windows} training cut-offs {args.step_days} days apart, families "
         f"{', '.join(families)}, tables: "
         + ("transactions only" if args.transactions_only else "all (without carbon_saved_kg)")
@@ -178,8 +177,6 @@ def main() -> None:
             n_windows=args.windows,
             step_days=args.step_days,
             families=families,
-            with_churn=True,
-            validation=args.validation,
             seed=args.model_seed,
             progress=lambda message: logger.info("backtest: %s", message),
             **learnt_model_options(args),

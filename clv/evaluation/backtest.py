@@ -74,6 +74,8 @@ class BacktestResult:
         Features most customers lie outside of in the fit windows, and those left out.
     reductions : list of str
         What a short history reduced in the run (see :func:`clv.training.windows.plan_windows`).
+    spend, churn : SpendBundle, ChurnBundle
+        The bundles the run would register (not serialised by :meth:`to_dict`).
     """
 
     as_of: pd.Timestamp
@@ -93,6 +95,8 @@ class BacktestResult:
     extrapolated_features: dict[str, float] = field(default_factory=dict)
     out_of_range: dict[str, float] = field(default_factory=dict)
     reductions: list[str] = field(default_factory=list)
+    spend: Any = field(default=None, repr=False)
+    churn: Any = field(default=None, repr=False)
 
     def best_model(self, metric: str = "normalized_gini") -> str:
         """Name of the model with the highest ``metric``."""
@@ -268,6 +272,12 @@ def backtest(
         ziln_sigma_cap=ziln_sigma_cap,
     )
     seen = transactions[transactions["timestamp"] <= as_of]
+    if seen.empty:
+        first = pd.Timestamp(transactions["timestamp"].min())
+        raise ValueError(
+            f"--as-of {as_of:%Y-%m-%d} is before the first transaction ({first:%Y-%m-%d}); "
+            "nothing to learn from. Use a later --as-of."
+        )
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="clv-backtest-") as tmp:
@@ -356,6 +366,8 @@ def backtest(
         extrapolated_features=dict(winner.info.get("extrapolated_features", {})),
         out_of_range=dict(winner.info.get("out_of_range", {})),
         reductions=list(report.reductions),
+        spend=report.spend,
+        churn=report.churn,
     )
 
 
