@@ -884,6 +884,77 @@ def monitor(
     console.print(Text(f"report: {result['report_path']}"), soft_wrap=True)
 
 
+@app.command()
+def status(
+    scores: Annotated[
+        Path | None,
+        typer.Option(help="Scores file written by 'clv score' (default: none shown)."),
+    ] = None,
+) -> None:
+    """Show what the platform holds: champions and their holdout metrics, scores, last drift."""
+    from clv import status as platform
+    from clv import tracking
+    from clv.settings import get_settings
+    from monitoring.metrics import default_textfile
+
+    home = get_settings().home
+    table = Table(title="CLV platform status", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    try:
+        spend = platform.model_status(tracking.SPEND_MODEL)
+        churn = platform.model_status(tracking.CHURN_MODEL)
+        scored = platform.scores_status(scores) if scores is not None else None
+    except (OSError, ValueError) as err:
+        raise _fail(str(err)) from None
+    for model in (spend, churn):
+        if model is None:
+            continue
+        role = "champion" if model.is_champion else "newest (no champion yet)"
+        family = f", {model.family}" if model.family else ""
+        as_of = f", as of {model.as_of[:10]}" if model.as_of else ""
+        table.add_row(model.name, f"v{model.version} {role}{family}{as_of}")
+        m = model.metrics
+        if platform.GINI in m:
+            versus = m.get(platform.BTYD_GINI)
+            reference = f" vs BG/NBD + Gamma-Gamma {versus:.3f}" if versus is not None else ""
+            table.add_row("  holdout Gini", f"{m[platform.GINI]:.3f}{reference}")
+        if platform.BRIER in m:
+            table.add_row("  holdout Brier", f"{m[platform.BRIER]:.4f}")
+    if spend is None and churn is None:
+        table.add_row("models", "none registered: run 'clv train'")
+    if scored is not None:
+        churn_text = (
+            f", mean churn probability {scored.mean_churn_probability:.1%}"
+            if scored.mean_churn_probability is not None
+            else ""
+        )
+        table.add_row(
+            "scores",
+            f"{scored.rows:,} customers, total predicted CLV {scored.total_predicted_clv:,.2f}"
+            f"{churn_text}",
+        )
+        table.add_row("  file", str(scored.path))
+    elif scores is not None:
+        table.add_row("scores", f"{scores} does not exist: run 'clv score'")
+    try:
+        drift = platform.drift_status(default_textfile(), home / "monitoring" / "reports")
+    except ValueError as err:
+        raise _fail(f"{default_textfile()}: {err}") from None
+    if drift is None:
+        table.add_row("drift", "not checked yet: run 'clv monitor'")
+    else:
+        columns = f" ({drift.drifted_columns} columns)" if drift.drifted_columns is not None else ""
+        when = f", checked {drift.checked_at:%Y-%m-%d %H:%M} UTC" if drift.checked_at else ""
+        table.add_row("drift", f"{drift.share:.0%} of feature columns drifted{columns}{when}")
+        if drift.report is not None:
+            table.add_row("  report", str(drift.report))
+        table.add_row("  metrics", str(drift.textfile))
+    table.add_row("data home", str(home))
+    table.add_row("MLflow", tracking.ui_hint())
+    console.print(table)
+
+
 def main() -> None:
     """Entry point for ``python -m clv``."""
     app()

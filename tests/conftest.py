@@ -1,8 +1,14 @@
-"""Shared fixtures: isolated settings, a real moto S3 server over HTTP, small synthetic data."""
+"""Shared fixtures: isolated settings, real servers (moto S3, MLflow, Prefect, PostgreSQL), data.
+
+Services and tools that every machine of this kind has (PostgreSQL at 127.0.0.1:5432, promtool
+from ``.ci/run``'s apt install) are asked for through :func:`missing`: on a developer's machine a
+test without them skips and says why; under ``CI=true`` it fails, so CI never passes by skipping.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,7 +19,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -30,6 +36,71 @@ AWS_TEST_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 MOTO_START_TIMEOUT_S = 20.0
+#: The PostgreSQL server every machine of this kind runs (trust auth); throwaway databases go here.
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+pytest_plugins = ["pytester"]
+
+
+def running_in_ci() -> bool:
+    """Whether ``CI`` is set to a true value (``true``, ``1`` or ``yes``, any case)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def missing(reason: str) -> NoReturn:
+    """Stop a test whose required service or tool is absent: skip, or fail under ``CI=true``.
+
+    Parameters
+    ----------
+    reason : str
+        What is missing and how to provide it; shown in the skip or failure message.
+    """
+    if running_in_ci():
+        pytest.fail(
+            f"{reason} -- CI=true: every required service and tool must be present, "
+            "a skip would hide a test that did not run",
+            pytrace=False,
+        )
+    pytest.skip(reason)
+
+
+def require_tool(name: str, how: str) -> str:
+    """The path of the command-line tool ``name``; :func:`missing` (with ``how``) if absent."""
+    path = shutil.which(name)
+    if path is None:
+        missing(f"{name} is not on PATH ({how})")
+    return path
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """The ``promtool`` binary (Debian's prometheus package, installed by ``.ci/run``)."""
+    return require_tool("promtool", "apt-get install --no-install-recommends prometheus")
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database (created here, dropped after); yield its name.
+
+    Connect as ``postgresql+psycopg://postgres@127.0.0.1:5432/<name>`` (trust auth).
+    """
+    import psycopg
+    from psycopg import sql
+
+    name = f"clv_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as err:
+        missing(f"PostgreSQL at 127.0.0.1:5432 does not answer: {err}")
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield name
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 @pytest.fixture(autouse=True)

@@ -28,6 +28,7 @@ import importlib
 import json
 import logging
 import math
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +39,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy.special import expit, ndtr, ndtri
 
+from clv.models._tf_quiet import filtered_stderr, quiet_environment
 from clv.models.base import Monitor, align_features, read_manifest, register, write_manifest
 
 __all__ = [
@@ -143,8 +145,16 @@ def sigma_limit(labels: FloatArray, sigma_cap: float | None) -> float | None:
 
 
 def _keras() -> Any:
-    """Keras, imported on first use (importing it loads TensorFlow, which takes seconds)."""
-    return importlib.import_module("keras")
+    """Keras, imported on first use (importing it loads TensorFlow, which takes seconds).
+
+    TensorFlow's log levels are set first (only where the user has not set them) and its
+    load-time notices are kept off the terminal: see ``clv.models._tf_quiet``.
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    quiet_environment()
+    with filtered_stderr():
+        return importlib.import_module("keras")
 
 
 # --------------------------------------------------------------------------------------------
@@ -633,16 +643,17 @@ class KerasZILNModel:
                 callbacks.append(
                     _epoch_monitor(keras, monitor, validation[0], monitor_every, self.sigma_limit)
                 )
-        history = network.fit(
-            design,
-            labels.reshape(-1, 1).astype(np.float32),
-            validation_data=validation,
-            epochs=self.params["epochs"],
-            batch_size=self.params["batch_size"],
-            shuffle=True,
-            callbacks=callbacks,
-            verbose=0,
-        )
+        with filtered_stderr():
+            history = network.fit(
+                design,
+                labels.reshape(-1, 1).astype(np.float32),
+                validation_data=validation,
+                epochs=self.params["epochs"],
+                batch_size=self.params["batch_size"],
+                shuffle=True,
+                callbacks=callbacks,
+                verbose=0,
+            )
         losses = history.history.get("val_loss") or history.history["loss"]
         logger.info(
             "keras_ziln: %d epochs, best %s loss %.4f",
@@ -663,7 +674,8 @@ class KerasZILNModel:
         design = self._design_matrix(X)
         if design.shape[0] == 0:
             return np.empty((0, 3))
-        outputs = network.predict(design, batch_size=8192, verbose=0)
+        with filtered_stderr():
+            outputs = network.predict(design, batch_size=8192, verbose=0)
         return np.asarray(outputs, dtype=np.float64)
 
     def predict_distribution(self, X: pd.DataFrame) -> pd.DataFrame:

@@ -6,7 +6,6 @@ The server is shared by the session, so every test registers its own model name.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -411,42 +410,20 @@ def test_a_dead_server_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     assert time.monotonic() - started < 20
 
 
-def _postgres_driver() -> str | None:
-    if importlib.util.find_spec("psycopg2") is not None:
-        return "postgresql"
-    if importlib.util.find_spec("psycopg") is not None:
-        return "postgresql+psycopg"
-    return None
-
-
-@pytest.fixture(scope="module")
-def postgres_mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An ``mlflow server`` on a throwaway PostgreSQL database (created here, dropped after)."""
-    import sqlalchemy
-
+@pytest.fixture
+def postgres_mlflow_server(
+    postgres_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """An ``mlflow server`` on a throwaway PostgreSQL database (psycopg 3 driver)."""
     from tests.conftest import _start_mlflow_server, _stop_process_group
 
-    driver = _postgres_driver()
-    if driver is None:
-        pytest.skip("needs psycopg2 or psycopg in the venv for MLflow's PostgreSQL store")
-    admin = sqlalchemy.create_engine(
-        f"{driver}://postgres@127.0.0.1:5432/test", isolation_level="AUTOCOMMIT"
-    )
-    database = f"mlflow_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{database}"'))
-    except sqlalchemy.exc.OperationalError as err:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {err}")
     folder = tmp_path_factory.mktemp("mlflow-postgres")
-    proc, url = _start_mlflow_server(f"{driver}://postgres@127.0.0.1:5432/{database}", folder)
+    store = f"postgresql+psycopg://postgres@127.0.0.1:5432/{postgres_database}"
+    proc, url = _start_mlflow_server(store, folder)
     try:
         yield url
     finally:
         _stop_process_group(proc)
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.mark.slow

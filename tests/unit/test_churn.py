@@ -184,7 +184,8 @@ def test_btyd_reference_is_one_minus_p_alive_and_needs_the_column() -> None:
 
 
 def test_search_space_keeps_the_binary_objective() -> None:
-    optuna = pytest.importorskip("optuna")
+    import optuna
+
     trial = optuna.trial.FixedTrial(
         {
             "learning_rate": 0.05,

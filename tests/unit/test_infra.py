@@ -1,14 +1,14 @@
 """Prometheus config, alert rules and the Grafana dashboard: valid, tested, and on our metrics.
 
-The promtool checks skip when promtool is not installed (Debian: ``apt-get install
---no-install-recommends prometheus``); the dashboard's structure is always checked.
+The promtool checks need promtool (Debian: ``apt-get install --no-install-recommends
+prometheus``, done by ``.ci/run``): without it they skip and say so, and fail under ``CI=true``.
+The dashboard's structure is always checked.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -26,17 +26,13 @@ DATASOURCE_UID = "clv-prometheus"
 #: Grafana template variables, replaced by something PromQL parses before checking an expr.
 TEMPLATE_VALUES = {"$model": ".*", "$metric": ".*", "$__rate_interval": "5m", "$__range": "1d"}
 
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None,
-    reason="promtool not on PATH (apt-get install --no-install-recommends prometheus)",
-)
+#: The ``promtool`` fixture (tests/conftest.py) skips, or fails under CI=true, without promtool.
+needs_promtool = pytest.mark.usefixtures("promtool")
 
 
 def _promtool(*args: str | Path, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess[str]:
-    assert PROMTOOL is not None
     return subprocess.run(
-        [PROMTOOL, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=120
+        ["promtool", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=120
     )
 
 

@@ -8,6 +8,7 @@ smaller ones.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -394,12 +395,21 @@ def test_import_does_not_load_tensorflow() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_search_space_gives_valid_params() -> None:
-    optuna = pytest.importorskip("optuna")
+def test_search_space_layers_halve_in_width_and_the_model_keeps_them() -> None:
+    import optuna
+
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    for _ in range(5):
-        params = search_space(study.ask())
-        KerasZILNModel(params)  # validates
+    for _ in range(8):
+        trial = study.ask()
+        params = search_space(trial)
+        units = params["hidden_units"]
+        assert len(units) == trial.params["n_layers"]
+        assert units[0] == trial.params["first_units"]
+        assert all(b == max(a // 2, 4) for a, b in itertools.pairwise(units))
+        assert 0.0 <= params["dropout"] <= 0.3
+        # The model accepts every sampled point and trains with exactly those settings.
+        model = KerasZILNModel(params)
+        assert {k: model.params[k] for k in params} == params
 
 
 # -- validation at the boundary ----------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import gc
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,6 @@ HORIZON = 60
 AS_OF = end_of_day(pd.Timestamp("2025-09-30"))  # the generated data run to 2025-12-31
 HASHES = {"transactions": "sha256-of-the-transactions-file"}
 FIXED = {"n_estimators": 60}
-POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,18 +444,8 @@ def test_bad_study_arguments_are_refused(
 
 
 @pytest.fixture
-def postgres_storage(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A throwaway PostgreSQL database (created here, dropped after); yield its Optuna URL."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"clv_optuna_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as err:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 does not answer: {err}")
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+def postgres_storage(postgres_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Optuna's URL for a throwaway PostgreSQL database; its pooled connections closed after."""
     # run_study makes its own RDBStorage; keep them so their pooled connections can be closed
     storages: list[Any] = []
     real_storage = hpo._storage
@@ -468,16 +456,12 @@ def postgres_storage(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     monkeypatch.setattr(hpo, "_storage", recording_storage)
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{postgres_database}"
     finally:
         for storage in storages:
             storage.engine.dispose()
         storages.clear()
         gc.collect()
-        with psycopg.connect(POSTGRES_ADMIN, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def test_a_study_on_postgresql_resumes_with_only_the_missing_trial(
