@@ -150,9 +150,20 @@ class TrainingFrames:
 
 
 def cache_key(input_hashes: dict[str, str], plan: WindowPlan) -> str:
-    """Hash of the input tables' contents, the window plan and the feature version."""
+    """Hash of the input tables' contents, the window plan, the feature version and the code.
+
+    The code is :func:`clv._code.code_identity` (version and source hash): frames that an older
+    (perhaps buggy) feature implementation built are never read back by a newer one.
+    """
+    from clv._code import code_identity
+
     payload = json.dumps(
-        {"inputs": input_hashes, "plan": plan.to_dict(), "features": FEATURE_VERSION},
+        {
+            "inputs": input_hashes,
+            "plan": plan.to_dict(),
+            "features": FEATURE_VERSION,
+            "code": code_identity(),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:32]

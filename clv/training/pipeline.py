@@ -266,14 +266,18 @@ def fingerprint(hashes: Mapping[str, str], plan: WindowPlan, config: TrainConfig
     """Identity of a training run: same data, plan, configuration and code → same fingerprint.
 
     Registering a run whose fingerprint is already in the registry adds no version, and Optuna
-    studies are named after it, so a restarted run resumes its own studies.
+    studies are named after it, so a restarted run resumes its own studies. The code is
+    :func:`clv._code.code_identity` (version and source hash), so changed code retrains.
     """
+    from clv._code import code_identity
+
     payload = json.dumps(
         {
             "inputs": dict(hashes),
             "plan": plan.to_dict(),
             "config": config.to_dict(),
-            "code": clv.__version__,
+            # Version plus a hash of the package source: a fixed bug registers a new version.
+            "code": code_identity(),
         },
         sort_keys=True,
     )
