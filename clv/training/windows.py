@@ -7,13 +7,14 @@ history is short):
   one, and it is used only to evaluate (never to fit, tune or weight anything);
 - the **validation** cut-off is ``V = H - v``: its target ends at ``H``; it drives early stopping,
   Optuna and the ensemble weights;
-- the **fit** cut-offs are ``V - h - k * step`` for ``k = 0..n_windows - 2`` (targets of ``h``
-  days that end on or before ``V``).
+- the **fit** cut-offs are ``V - k * step`` for ``k = 1..n_windows - 1`` (targets of ``h`` days,
+  which may overlap the validation window, as in every backtest since step 2, but end on or
+  before ``H``).
 
 Every target a model learns from ends on or before ``H``, so the holdout is out of time. Once the
 holdout has measured the recipe, the **final** model that is registered is fitted with every window
 one evaluation window later: the holdout window validates (early stopping, ensemble weights,
-intervals) and the fit cut-offs are ``H - h - k * step``, so the registered model has learnt from
+intervals) and the fit cut-offs are ``H - k * step``, so the registered model has learnt from
 everything up to ``A``, as a backtest's model has learnt from everything up to its own as-of.
 
 When the history is too short for ``v = h``, :func:`plan_windows` shortens the validation and
@@ -167,7 +168,7 @@ def plan_windows(
     Returns
     -------
     WindowPlan
-        The cut-offs. With a history shorter than three horizons plus ``step_days``, the
+        The cut-offs. With a history shorter than two horizons plus two ``step_days``, the
         validation and holdout windows are shortened to the longest that fits (at least
         :func:`min_evaluation_days`); :attr:`WindowPlan.reductions` says so, and says when fewer
         fit windows than asked for fit.
@@ -187,34 +188,41 @@ def plan_windows(
     first = pd.Timestamp(first_timestamp)
     earliest = first + pd.Timedelta(days=step_days)
     have = (as_of - first).days
-    # The longest evaluation window v for which a fit cut-off fits: as_of - 2v - h >= earliest.
-    room = (as_of - pd.Timedelta(days=horizon_days) - earliest).days // 2
+    # The longest evaluation window v for which a fit cut-off fits: the latest fit cut-off,
+    # min(as_of - 2v - step, as_of - v - h), must lie at or after the earliest.
+    room = min(
+        (as_of - pd.Timedelta(days=step_days) - earliest).days // 2,
+        (as_of - pd.Timedelta(days=horizon_days) - earliest).days,
+    )
     evaluation_days = min(horizon_days, room)
     shortest = min_evaluation_days(horizon_days)
     if evaluation_days < min(shortest, horizon_days):
-        needed = horizon_days + 2 * min(shortest, horizon_days) + step_days
+        window = min(shortest, horizon_days)
+        needed = max(2 * window + 2 * step_days, window + horizon_days + step_days)
         raise HistoryTooShortError(
             f"{have} days of history before the as-of date {as_of:%Y-%m-%d}; a learnt model "
-            f"needs at least {needed} (one fit window of {horizon_days} days, validation and "
-            f"holdout windows of {min(shortest, horizon_days)} days, plus {step_days} days of "
-            "history before the first fit window). Use a later --as-of or a shorter "
-            "--horizon-days."
+            f"needs at least {needed} (validation and holdout windows of "
+            f"{min(shortest, horizon_days)} days, a fit cut-off {step_days} days before the "
+            f"validation's, and {step_days} days of history before it). Use a later --as-of "
+            "or a shorter --horizon-days."
         )
     holdout = as_of - pd.Timedelta(days=evaluation_days)
     validation = holdout - pd.Timedelta(days=evaluation_days)
     n_fit = n_windows - 1
-    fit = _fit_cutoffs(
-        validation - pd.Timedelta(days=horizon_days), earliest, n=n_fit, step_days=step_days
-    )
+    step, horizon = pd.Timedelta(days=step_days), pd.Timedelta(days=horizon_days)
+    # A fit target may overlap the validation window but must end by the holdout's cut-off
+    # (the final model's: by the as-of date).
+    latest_fit = min(validation - step, holdout - horizon)
+    fit = _fit_cutoffs(latest_fit, earliest, n=n_fit, step_days=step_days)
     final_fit = _fit_cutoffs(
-        holdout - pd.Timedelta(days=horizon_days), earliest, n=n_fit, step_days=step_days
+        min(holdout - step, as_of - horizon), earliest, n=n_fit, step_days=step_days
     )
     reductions: list[str] = []
     if evaluation_days < horizon_days:
         reductions.append(
             f"validation and holdout windows shortened to {evaluation_days} days (the horizon is "
-            f"{horizon_days}; {have} days of history, {3 * horizon_days + step_days} needed for "
-            f"full windows); their spend is scaled by {horizon_days}/{evaluation_days}"
+            f"{horizon_days}; {have} days of history, {2 * horizon_days + 2 * step_days} needed "
+            f"for full windows); their spend is scaled by {horizon_days}/{evaluation_days}"
         )
     if len(fit) < n_fit:
         reductions.append(

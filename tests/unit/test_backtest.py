@@ -199,9 +199,9 @@ def test_tuning_runs_the_trials_asked_for_and_scores_every_model(
 def test_a_short_history_still_backtests_and_says_what_it_reduced(
     transactions: pd.DataFrame,
 ) -> None:
-    # 200 days of history before the as-of: full 60-day windows need 3 * 60 + 30 = 210.
+    # 150 days of history before the as-of: full 60-day windows need 2 * 60 + 2 * 30 = 180.
     start = transactions["timestamp"].min()
-    as_of = (start + pd.Timedelta(days=200)).normalize() + pd.Timedelta(days=1, microseconds=-1)
+    as_of = (start + pd.Timedelta(days=150)).normalize() + pd.Timedelta(days=1, microseconds=-1)
     short = backtest(transactions, horizon_days=HORIZON, as_of=as_of, families=("lightgbm",))
     assert any("shortened" in r for r in short.reductions)
     assert "Short history" in short.to_markdown()

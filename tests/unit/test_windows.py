@@ -63,7 +63,8 @@ def test_every_target_window_ends_before_the_next_role_begins(
         )
     except HistoryTooShortError as err:
         # refused only when not even the shortest evaluation windows and one fit window fit
-        assert as_of - first <= pd.Timedelta(days=horizon_days + 2 * shortest + step_days + 1)
+        needed = max(2 * shortest + 2 * step_days, shortest + horizon_days + step_days)
+        assert as_of - first <= pd.Timedelta(days=needed + 1)
         assert "--as-of" in str(err)
         return
     horizon = pd.Timedelta(days=horizon_days)
@@ -72,11 +73,14 @@ def test_every_target_window_ends_before_the_next_role_begins(
     assert plan.holdout + window == plan.as_of == as_of
     assert plan.validation + window == plan.holdout
     for cutoff in plan.fit:
-        assert cutoff + horizon <= plan.validation
+        # fit targets may overlap the validation window, never the holdout
+        assert cutoff < plan.validation
+        assert cutoff + horizon <= plan.holdout
         assert cutoff >= first + pd.Timedelta(days=step_days)
     for cutoff in plan.final_fit:
-        # the registered model's fit targets end by the holdout, which then validates it
-        assert cutoff + horizon <= plan.holdout
+        # the registered model's fit targets end by the as-of date; the holdout validates it
+        assert cutoff < plan.holdout
+        assert cutoff + horizon <= plan.as_of
         assert cutoff >= first + pd.Timedelta(days=step_days)
     assert 1 <= len(plan.fit) <= n_windows - 1
     assert len(plan.fit) <= len(plan.final_fit) <= n_windows - 1
@@ -99,29 +103,41 @@ def test_short_history_keeps_only_the_fit_cutoffs_with_enough_history() -> None:
     )
 
 
-def test_nine_months_and_a_91_day_horizon_shorten_the_evaluation_windows() -> None:
-    # CDNOW's first nine months: 272 days. Full windows need 3 * 91 + 30 = 303. The longest
-    # evaluation window that leaves one fit window: (272 - 91 - 30) // 2 = 75 days.
+def test_nine_months_and_a_91_day_horizon_get_full_windows() -> None:
+    # CDNOW's first nine months: 272 days; full windows need 2 * 91 + 2 * 30 = 242.
     plan = plan_windows(
         FIRST, as_of=FIRST + pd.Timedelta(days=272), horizon_days=91, n_windows=12, step_days=30
     )
-    assert plan.evaluation_days == 75
-    assert plan.target_scale == pytest.approx(91 / 75)
+    assert plan.evaluation_days == 91
+    # validation at day 90: fit cut-offs at days 60 and 30; the final ones at 151 down to 31
+    assert len(plan.fit) == 2 and len(plan.final_fit) == 5
+
+
+def test_half_a_year_and_a_91_day_horizon_shorten_the_evaluation_windows() -> None:
+    # 200 days: the longest evaluation window that leaves one fit cut-off 30 days before the
+    # validation's, itself 30 days after the first transaction: (200 - 60) // 2 = 70 days.
+    plan = plan_windows(
+        FIRST, as_of=FIRST + pd.Timedelta(days=200), horizon_days=91, n_windows=12, step_days=30
+    )
+    assert plan.evaluation_days == 70
+    assert plan.target_scale == pytest.approx(91 / 70)
     assert len(plan.fit) == 1
-    assert "shortened to 75 days" in plan.reductions[0]
+    assert "shortened to 70 days" in plan.reductions[0]
 
 
 def test_a_year_of_history_and_a_181_day_horizon_gets_a_plan() -> None:
     plan = plan_windows(
         FIRST, as_of=FIRST + pd.Timedelta(days=364), horizon_days=181, n_windows=12, step_days=30
     )
-    assert plan.evaluation_days == (364 - 181 - 30) // 2
+    # min((364 - 60) // 2, 364 - 30 - 181) = min(152, 153): room for validation, holdout and one
+    # fit window whose target ends by the holdout cut-off
+    assert plan.evaluation_days == 152
     assert plan.fit and plan.final_fit
 
 
 def test_too_short_history_names_the_days_needed_and_the_as_of_option() -> None:
-    # needed: a fit window of 30 days, validation and holdout windows of 8 (a quarter of 30,
-    # rounded up) plus 30 days of history = 76
+    # needed: validation and holdout windows of 8 days (a quarter of 30, rounded up), a fit
+    # cut-off 30 days before the validation's and 30 days of history before it = 76
     with pytest.raises(HistoryTooShortError, match=r"70 days of history") as err:
         plan_windows(
             FIRST, as_of=FIRST + pd.Timedelta(days=70), horizon_days=30, n_windows=4, step_days=30
