@@ -310,3 +310,76 @@ def mlflow_tracking(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     return mlflow_server
+
+
+#: ``prefect server start`` runs its migrations first: give it time on busy cores.
+PREFECT_START_TIMEOUT_S = 120.0
+
+
+def _start_prefect_server(
+    folder: Path, base_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """Start ``prefect server`` (SQLite under ``folder``, free port) in its own process group.
+
+    Returns the process and the environment pointing at it (``PREFECT_API_URL`` included) once
+    ``/api/health`` answers. ``base_env`` (default: this process's, minus ``PREFECT_*``) is the
+    environment it starts from.
+    """
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = dict(base_env) if base_env is not None else dict(os.environ)
+    env = {k: v for k, v in env.items() if not k.startswith("PREFECT_")}
+    env.update(
+        {
+            "PREFECT_HOME": str(folder / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{folder}/prefect.db",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
+    log_path = folder / "prefect-server.log"
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: teardown stops every child too
+        )
+    deadline = time.monotonic() + PREFECT_START_TIMEOUT_S
+    while not _answers_http(f"{api}/health"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop_process_group(proc)
+            pytest.fail(
+                f"prefect server did not answer on {api}/health within "
+                f"{PREFECT_START_TIMEOUT_S:g} s:\n" + log_path.read_text(errors="replace")
+            )
+        time.sleep(0.5)
+    return proc, {**env, "PREFECT_API_URL": api}
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real ``prefect server`` shared by the session; yield the environment pointing at it.
+
+    Tests use their own work-pool and deployment names. A test that needs a server of its own
+    (deployments with triggers, a worker) starts one with :func:`_start_prefect_server`.
+    """
+    proc, env = _start_prefect_server(tmp_path_factory.mktemp("prefect-server"))
+    try:
+        yield env
+    finally:
+        _stop_process_group(proc)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """Prefect's test harness (a temporary server and database), shared by the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        with prefect_test_harness(server_startup_timeout=120):
+            yield

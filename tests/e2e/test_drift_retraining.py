@@ -21,13 +21,12 @@ from pathlib import Path
 import pytest
 
 from clv.data.generator import DriftScenario, GeneratorConfig, generate, write_synthetic
-from tests.conftest import _answers_http, _free_port, _start_mlflow_server, _stop_process_group
+from tests.conftest import _start_mlflow_server, _start_prefect_server, _stop_process_group
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PREFECT_START_TIMEOUT_S = 120.0
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -42,8 +41,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     started: list[subprocess.Popen[bytes]] = []
     mlflow_proc, mlflow_url = _start_mlflow_server(f"sqlite:///{folder}/mlflow.db", folder)
     started.append(mlflow_proc)
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
     env = {
         k: v
         for k, v in os.environ.items()
@@ -54,33 +51,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             "CLV_HOME": str(folder / "home"),
             "MLFLOW_TRACKING_URI": mlflow_url,
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-            "PREFECT_HOME": str(folder / "prefect-home"),
-            "PREFECT_API_URL": api,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{folder}/prefect.db",
             "CLV_PROJECT_DIR": str(ROOT),
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
         }
     )
     try:
-        log = (folder / "prefect-server.log").open("wb")
-        server = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # A server of this module's own: the deployments' triggers and the worker live on it.
+        server, env = _start_prefect_server(folder, env)
         started.append(server)
-        deadline = time.monotonic() + PREFECT_START_TIMEOUT_S
-        while not _answers_http(f"{api}/health"):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    "prefect server did not start:\n"
-                    + (folder / "prefect-server.log").read_text(errors="replace")
-                )
-            time.sleep(0.5)
 
         # Stable data: the champion is trained and promoted on it.
         base = generate(GeneratorConfig(n_customers=1500), seed=5)

@@ -11,12 +11,23 @@ import pytest
 from flows import drift_monitoring as monitoring
 
 
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
+def _delete_training_runs() -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    with get_client(sync_client=True) as client:
+        for run in client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["clv-training"]))
+        ):
+            client.delete_flow_run(run.id)
+
+
+@pytest.fixture
+def harness(prefect_harness: None) -> Iterator[None]:
+    """The session's Prefect harness without clv-training runs from other tests (or modules)."""
+    _delete_training_runs()
+    yield
+    _delete_training_runs()
 
 
 @pytest.fixture

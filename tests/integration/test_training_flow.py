@@ -31,10 +31,10 @@ def own_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def runs(own_mlflow: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """Run the flow twice on the same data inside a Prefect test harness."""
-    from prefect.testing.utilities import prefect_test_harness
-
+def runs(
+    own_mlflow: str, prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """Run the flow twice on the same data inside the session's Prefect test harness."""
     from clv.settings import get_settings
 
     monkeypatch = pytest.MonkeyPatch()
@@ -54,19 +54,21 @@ def runs(own_mlflow: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     write_synthetic(data, home / "data", fmt="csv")
     transactions = str(home / "data" / "transactions.csv")
     try:
-        with prefect_test_harness(server_startup_timeout=120):
-            from flows.training import training_flow
+        from prefect.client.orchestration import get_client
 
-            first = training_flow(
-                transactions=transactions, horizon_days=90, trials=TRIALS, families=FAMILIES
-            )
-            second = training_flow(
-                transactions=transactions, horizon_days=90, trials=TRIALS, families=FAMILIES
-            )
-            from prefect.client.orchestration import get_client
+        from flows.training import training_flow
 
-            with get_client(sync_client=True) as client:
-                artifacts = client.read_artifacts()
+        with get_client(sync_client=True) as client:
+            # The harness is the session's: only this module's artifacts count below.
+            before = {artifact.id for artifact in client.read_artifacts()}
+        first = training_flow(
+            transactions=transactions, horizon_days=90, trials=TRIALS, families=FAMILIES
+        )
+        second = training_flow(
+            transactions=transactions, horizon_days=90, trials=TRIALS, families=FAMILIES
+        )
+        with get_client(sync_client=True) as client:
+            artifacts = [a for a in client.read_artifacts() if a.id not in before]
         yield {"first": first, "second": second, "artifacts": artifacts, "home": home}
     finally:
         monkeypatch.undo()

@@ -3,19 +3,14 @@
 There is no cluster here. Every manifest is checked with ``kubernetes-validate --strict`` (the
 Python API: strict mode rejects unknown fields, which the lenient mode lets through). The base job
 template is rendered the way the Kubernetes worker renders it and the resulting Job is validated
-the same way. The slow test creates the work pool from the template on a real Prefect server.
+the same way. The work pool on a real Prefect server: tests/integration/test_k8s_work_pool.py.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import shlex
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +21,9 @@ import pytest
 import yaml
 from prefect.utilities.templating import apply_values, find_placeholders
 
-from tests.conftest import _answers_http, _free_port, _stop_process_group
-
 ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = ROOT / "k8s"
 TEMPLATE_PATH = K8S_DIR / "base-job-template.json"
-BIN = Path(sys.executable).parent
 
 #: The oldest Kubernetes minor we target, and the newest kubernetes-validate 1.37 bundles.
 K8S_VERSIONS = ("1.31", "1.37")
@@ -73,8 +65,6 @@ WORKER_REQUIRED_MANIFEST: dict[str, Any] = {
     },
 }
 MISPLACED_JOB_FIELDS = ("parallelism", "completions")
-
-PREFECT_START_TIMEOUT_S = 90.0
 
 
 def load_documents(path: Path) -> list[dict[str, Any]]:
@@ -421,125 +411,4 @@ def test_env_merges_defaults_deployment_values_and_the_mlflow_secret() -> None:
         {"name": "PREFECT_SERVER_ANALYTICS_ENABLED", "value": "false"},
         {"name": "CLV_LOG_LEVEL", "value": "debug"},
         {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow:5000"},
-    ]
-
-
-# ---------------------------------------------------------------------------------------------
-# The work pool on a real Prefect server
-# ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def prefect_api(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A real ``prefect server`` (SQLite, temp home, free port); yield the env pointing at it."""
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        {
-            "PREFECT_HOME": str(tmp_path / "prefect-home"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path}/prefect.db",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
-    )
-    log_path = tmp_path / "prefect-server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: teardown stops every child too
-        )
-    try:
-        deadline = time.monotonic() + PREFECT_START_TIMEOUT_S
-        while not _answers_http(f"{api}/health"):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"prefect server did not answer on {api}/health within "
-                    f"{PREFECT_START_TIMEOUT_S:g} s:\n" + log_path.read_text(errors="replace")
-                )
-            time.sleep(0.5)
-        yield {**env, "PREFECT_API_URL": api}
-    finally:
-        _stop_process_group(server)
-
-
-def _prefect(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(BIN / "prefect"), *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, f"prefect {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-    return result
-
-
-@pytest.mark.slow
-def test_work_pool_is_created_from_the_template(prefect_api: dict[str, str]) -> None:
-    template_arg = str(TEMPLATE_PATH.relative_to(ROOT))
-    _prefect(
-        prefect_api,
-        "work-pool",
-        "create",
-        "clv-kubernetes",
-        "--type",
-        "kubernetes",
-        "--base-job-template",
-        template_arg,
-    )
-    pool = json.loads(
-        _prefect(prefect_api, "work-pool", "inspect", "clv-kubernetes", "-o", "json").stdout
-    )
-    assert pool["type"] == "kubernetes"
-    assert pool["base_job_template"] == load_template()
-    assert pool["base_job_template"]["variables"]["properties"]["namespace"]["default"] == "clv"
-
-    # The documented update path: the same command with --overwrite.
-    _prefect(
-        prefect_api,
-        "work-pool",
-        "create",
-        "clv-kubernetes",
-        "--type",
-        "kubernetes",
-        "--base-job-template",
-        template_arg,
-        "--overwrite",
-    )
-
-
-@pytest.mark.slow
-def test_the_production_deployments_deploy_onto_the_kubernetes_pool(
-    prefect_api: dict[str, str],
-) -> None:
-    _prefect(
-        prefect_api,
-        "work-pool",
-        "create",
-        "clv-kubernetes",
-        "--type",
-        "kubernetes",
-        "--base-job-template",
-        str(TEMPLATE_PATH.relative_to(ROOT)),
-    )
-    env = {**prefect_api, "CLV_TRANSACTIONS": "s3://clv-data/transactions.parquet"}
-    _prefect(env, "--no-prompt", "deploy", "--all", "--prefect-file", "k8s/prefect.yaml")
-    import urllib.request
-
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    url = f"{env['PREFECT_API_URL']}/deployments/name/clv-training/clv-training"
-    with opener.open(url, timeout=30) as response:
-        deployment = json.loads(response.read())
-    assert deployment["work_pool_name"] == "clv-kubernetes"
-    assert deployment["job_variables"]["memory_limit"] == "8Gi"
-    assert deployment["parameters"]["transactions"] == "s3://clv-data/transactions.parquet"
-    assert deployment["pull_steps"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": "/opt/clv"}}
     ]
