@@ -18,6 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from clv.evaluation.crossval import CrossValidationResult
 
 app = typer.Typer(
@@ -348,9 +350,16 @@ def summary(
     console.print(table)
 
 
-def _parse_as_of(text: str | None) -> object:
-    """A YYYY-MM-DD as-of date means "data up to the end of that day"."""
+def _parse_as_of(text: str | None) -> pd.Timestamp | None:
+    """The one reading of ``--as-of``, shared by train, score, monitor and backtest.
+
+    YYYY-MM-DD means "data up to the end of that day", the instant 23:59:59.999999, so every
+    command cuts at the same instant. Flows receive it as ISO text with the time
+    (``Timestamp.isoformat()``), which they keep.
+    """
     import pandas as pd
+
+    from clv.training.windows import end_of_day
 
     if text is None:
         return None
@@ -360,7 +369,7 @@ def _parse_as_of(text: str | None) -> object:
         raise typer.BadParameter(
             f"{text!r} is not a date like 2025-06-30", param_hint="--as-of"
         ) from None
-    return pd.Timestamp(day) + pd.Timedelta(days=1) - pd.Timedelta(1, "us")
+    return end_of_day(pd.Timestamp(day))
 
 
 @app.command()
@@ -483,7 +492,7 @@ def backtest(
                     horizon_days=horizon_days,
                     folds=folds,
                     fold_step_days=fold_step_days,
-                    as_of=cutoff,  # type: ignore[arg-type]
+                    as_of=cutoff,
                     progress=progress,
                     **options,
                 )
@@ -491,7 +500,7 @@ def backtest(
                 result = run_backtest(
                     tx,
                     horizon_days=horizon_days,
-                    as_of=cutoff,  # type: ignore[arg-type]
+                    as_of=cutoff,
                     progress=progress,
                     **options,
                 )
@@ -631,7 +640,7 @@ def train(
     A killed run resumes its Optuna studies when started again with the same arguments; the same
     data and configuration never register a second version.
     """
-    _parse_as_of(as_of)
+    cutoff = _parse_as_of(as_of)
     chosen = _families(families)
     share = _extrapolated_share(max_extrapolated_share)
     _local_orchestration_defaults()
@@ -643,7 +652,7 @@ def train(
         result = training_flow(
             transactions=transactions,
             horizon_days=horizon_days,
-            as_of=as_of,
+            as_of=None if cutoff is None else cutoff.isoformat(),
             trials=trials,
             families=chosen,
             customers=customers_path,
@@ -695,51 +704,74 @@ def promote(
     model: Annotated[str, typer.Option(help="Registered model name.")] = "clv-spend",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     force: Annotated[
-        bool, typer.Option(help="Promote even when worse than the champion on the primary metric.")
+        bool,
+        typer.Option(
+            help="Promote even when the gate refuses (worse than the champion or a reference)."
+        ),
     ] = False,
     reviewer: Annotated[
         str | None, typer.Option(help="Who approves (default: the current user).")
     ] = None,
     reason: Annotated[str, typer.Option(help="Why (recorded on the version).")] = "",
 ) -> None:
-    """Move the ``champion`` alias to a version after comparing it with the current champion."""
+    """Move the ``champion`` alias to a version that passes the promotion gate.
+
+    On the version's own holdout and primary metric (Gini for clv-spend, Brier score for
+    clv-churn) it must be at least as good as the champion, scored on that same holdout (now,
+    if the training run could not), and as BG/NBD + Gamma-Gamma and the run rate (BG/NBD's
+    probability of no purchase for clv-churn). Otherwise it is refused (exit code 1) unless
+    --force is given; a forced promotion is recorded as such.
+    """
     if (version is None) == (not latest):
         raise typer.BadParameter("give exactly one of --version N or --latest")
     import getpass
 
     from clv import tracking
+    from clv.models.base import IntegrityError
 
     tracking.configure()
+    target: tracking.VersionInfo | None = None
     try:
         target = tracking.get_version(model, version=version, latest=latest)
         if target is None:
             what = f"version {version}" if version is not None else "any version"
             raise _fail(f"{model} has no {what}; train one with `clv train`")
-        comparison = tracking.compare(model, target.version)
+        current = tracking.get_version(model, alias=tracking.CHAMPION)
+        if current is not None and current.version == target.version:
+            console.print(Text(f"v{target.version} is already the champion; nothing to do"))
+            return
+        with err_console.status("comparing with the champion and the references ..."):
+            comparison = tracking.compare(model, target.version)
     except tracking.NoSuchModelError as err:
         raise _fail(str(err)) from None
+    except (IntegrityError, ValueError) as err:
+        which = f"v{target.version}" if target is not None else "the version"
+        raise _fail(f"{model} {which} cannot be compared: {err}") from None
     champion = comparison.champion
     table = Table(
-        title=f"{model}: challenger v{target.version} vs champion "
-        + (f"v{champion.version}" if champion else "(none)")
+        title=f"{model}: challenger v{target.version} vs "
+        + (f"champion v{champion.version}" if champion else "no champion yet")
+        + " and the references, on the challenger's holdout"
     )
-    table.add_column("metric")
-    table.add_column(f"v{target.version}", justify="right")
-    table.add_column(f"v{champion.version}" if champion else "champion", justify="right")
+    for i, column in enumerate(comparison.columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
     for row in comparison.rows:
         table.add_row(*row)
     console.print(table)
     direction = "higher" if comparison.higher_is_better else "lower"
-    console.print(Text(f"primary metric: {comparison.primary_metric} ({direction} is better)"))
-    if champion is not None and champion.version == target.version:
-        console.print(Text(f"v{target.version} is already the champion; nothing to do"))
-        return
-    if comparison.worse and not force:
-        raise _fail(
-            f"v{target.version} is worse than the champion "
-            f"v{champion.version if champion else '?'} on {comparison.primary_metric}; "
-            "not promoted (use --force to override)"
-        )
+    console.print(
+        Text(f"gate: {comparison.primary_metric} ({direction} is better), first row only")
+    )
+    if comparison.champion_scored_now and champion is not None:
+        console.print(Text(f"champion v{champion.version} was scored on this holdout just now"))
+    if not comparison.passed:
+        message = comparison.verdict.message()
+        if not force:
+            raise _fail(
+                f"v{target.version} is not promoted: {message}. "
+                "Keep the champion, or override with --force and a --reason"
+            )
+        err_console.print(Text(f"overriding the gate (--force): {message}"))
     if not yes and not typer.confirm(f"Promote {model} v{target.version} to champion?"):
         raise _fail("not promoted")
     try:
@@ -811,7 +843,7 @@ def score(
                     spend=models.spend,
                     churn=models.churn,
                     horizon_days=horizon_days,
-                    as_of=cutoff,  # type: ignore[arg-type]
+                    as_of=cutoff,
                     **extra,
                 )
     except tracking.NoSuchModelError as err:
@@ -850,7 +882,7 @@ def monitor(
     On drift, emits the Prefect event ``clv.drift.detected``: the training deployment's trigger
     turns it into one retraining run. Prints the HTML report's path.
     """
-    _parse_as_of(as_of)
+    cutoff = _parse_as_of(as_of)
     _local_orchestration_defaults()
     from clv import tracking
     from clv.data.validation import ContractError
@@ -860,7 +892,7 @@ def monitor(
 
         result = monitoring_flow(
             transactions=transactions,
-            as_of=as_of,
+            as_of=None if cutoff is None else cutoff.isoformat(),
             threshold=threshold,
             customers=customers_path,
             sustainability=sustainability_path,

@@ -52,7 +52,11 @@ class BundleModel(PythonModel):
         if self._bundle is None:
             if self._bundle_dir is None:  # predict without load_context: MLflow never does this
                 self.load_context(context)
-            assert self._bundle_dir is not None
+            if self._bundle_dir is None:
+                raise RuntimeError(
+                    "this MLflow model has no bundle folder in its artifacts: log it again with "
+                    "clv.tracking.register_bundle"
+                )
             try:
                 # Imported by name: the bundle loader belongs to the training package, which may be
                 # missing from a serving image that was built without it.

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
+    from clv.training.gates import Verdict
+
 _log = logging.getLogger(__name__)
 
 SPEND_MODEL = "clv-spend"
@@ -46,16 +48,29 @@ CHAMPION = "champion"
 FINGERPRINT_TAG = "clv.fingerprint"
 
 #: Version tags written by the trainer: ``metric.<name>`` is the version's own holdout score,
-#: ``champion_metric.<name>`` the then-champion's score on that same holdout.
+#: ``champion_metric.<name>`` the then-champion's score on that same holdout and
+#: ``reference_metric.<ref>.<name>`` a reference's (BG/NBD + Gamma-Gamma, run rate, ...).
 METRIC_TAG_PREFIX = "metric."
 CHAMPION_METRIC_TAG_PREFIX = "champion_metric."
-#: Optional version tag: which champion version the ``champion_metric.*`` tags were measured for.
+REFERENCE_METRIC_TAG_PREFIX = "reference_metric."
+#: Which champion version the ``champion_metric.*`` tags were measured for.
 CHAMPION_VERSION_TAG = "champion_version"
+#: Where the ``champion_metric.*`` tags were measured: ``training`` or ``promote``.
+CHAMPION_SCORED_TAG = "champion_scored"
+#: SHA-256 of the training run's holdout rows (artifact ``holdout/holdout.parquet``).
+HOLDOUT_SHA_TAG = "holdout.sha256"
+HOLDOUT_ARTIFACT_DIR = "holdout"
+HOLDOUT_FILE = "holdout.parquet"
 
 #: Primary metric of each registered model and whether higher is better.
 PRIMARY_METRICS: dict[str, tuple[str, bool]] = {
     SPEND_MODEL: ("holdout_normalized_gini", True),
     CHURN_MODEL: ("holdout_brier", False),
+}
+#: Metrics shown beside the primary one in ``clv promote``'s table (not gated).
+SECONDARY_METRICS: dict[str, tuple[str, ...]] = {
+    SPEND_MODEL: ("holdout_decile_mape", "holdout_abs_aggregate_error", "holdout_top20_lift"),
+    CHURN_MODEL: ("holdout_auc", "holdout_calibration_error"),
 }
 
 #: The name of the bundle inside manifest.json, and its artifact key inside the pyfunc model.
@@ -83,7 +98,8 @@ class NoSuchModelError(LookupError):
 
 
 class PromotionRefused(ValueError):  # noqa: N818 (the name other modules code against)
-    """The promotion gate refused a challenger that scores worse than the champion."""
+    """The promotion gate refused a challenger: worse than the champion or a reference, or a
+    comparison on its holdout could not be made."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -795,6 +811,76 @@ def download_bundle(
 
 
 # --------------------------------------------------------------------------------------------------
+# The holdout rows of a training run (so a champion can be scored on them at promote time)
+
+
+def log_holdout(run: RunHandle, holdout: pd.DataFrame, folder: Path) -> dict[str, str]:
+    """Log a run's holdout rows as a Parquet artifact whose SHA-256 is recorded.
+
+    Parameters
+    ----------
+    run : RunHandle
+        The training run.
+    holdout : DataFrame
+        The holdout feature rows: ``customer_id``, every feature, ``future_spend`` and
+        ``future_purchases``.
+    folder : Path
+        Local folder the file is written to before upload.
+
+    Returns
+    -------
+    dict of str to str
+        Version tags that point at the file: :data:`HOLDOUT_SHA_TAG` (also set on the run).
+    """
+    from clv.models.base import sha256_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / HOLDOUT_FILE
+    holdout.reset_index(drop=True).to_parquet(path, index=False)
+    digest = sha256_file(path)
+    run.log_artifact(path, HOLDOUT_ARTIFACT_DIR)
+    run.set_tags({HOLDOUT_SHA_TAG: digest})
+    return {HOLDOUT_SHA_TAG: digest}
+
+
+def download_holdout(run_id: str, sha256: str, dst: Path) -> pd.DataFrame:
+    """The holdout rows :func:`log_holdout` stored with a run, verified against ``sha256``.
+
+    Raises
+    ------
+    LookupError
+        When the run or its holdout file does not exist.
+    IntegrityError
+        When the downloaded file's SHA-256 differs from ``sha256``.
+    """
+    import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from clv.models.base import IntegrityError, sha256_file
+
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id,
+            artifact_path=f"{HOLDOUT_ARTIFACT_DIR}/{HOLDOUT_FILE}",
+            dst_path=str(dst),
+            tracking_uri=configure(),
+        )
+    except (MlflowException, OSError) as err:
+        raise LookupError(f"run {run_id} has no holdout rows to score on ({err})") from err
+    found = sha256_file(Path(local))
+    if found != sha256:
+        raise IntegrityError(
+            f"the holdout rows of run {run_id} do not match the SHA-256 recorded at training "
+            f"({found[:12]}… vs {sha256[:12]}…): the artifact was changed; retrain to compare"
+        )
+    return pd.read_parquet(local)
+
+
+# --------------------------------------------------------------------------------------------------
 # Promotion
 
 
@@ -809,12 +895,39 @@ def primary_metric(model_name: str) -> tuple[str, bool]:
     ValueError
         For a model name of neither family.
     """
-    for family, metric in PRIMARY_METRICS.items():
+    return PRIMARY_METRICS[_family(model_name)]
+
+
+def _family(model_name: str) -> str:
+    for family in PRIMARY_METRICS:
         if model_name == family or model_name.startswith(f"{family}-"):
-            return metric
+            return family
     raise ValueError(
         f"no promotion metric for {model_name!r}; known models: {', '.join(PRIMARY_METRICS)}"
     )
+
+
+def references(model_name: str) -> tuple[tuple[str, str], ...]:
+    """The references a challenger of ``model_name`` must beat: (report key, label) pairs."""
+    from clv.training.gates import CHURN_REFERENCES, SPEND_REFERENCES
+
+    return SPEND_REFERENCES if _family(model_name) == SPEND_MODEL else CHURN_REFERENCES
+
+
+def reference_tags(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, str]:
+    """Version tags for the references' holdout metrics, ``reference_metric.<ref>.holdout_<k>``.
+
+    Parameters
+    ----------
+    metrics : mapping
+        Reference key (e.g. ``"bgnbd_gamma_gamma"``) → its holdout metrics, as the training
+        report holds them.
+    """
+    return {
+        f"{REFERENCE_METRIC_TAG_PREFIX}{name}.holdout_{key}": f"{float(value):.6g}"
+        for name, values in metrics.items()
+        for key, value in values.items()
+    }
 
 
 def _as_float(value: str | None) -> float | None:
@@ -827,14 +940,38 @@ def _as_float(value: str | None) -> float | None:
 
 
 def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
+    return "—" if value is None or value != value else f"{value:.4f}"
+
+
+def _metric_tags(tags: Mapping[str, str], prefix: str) -> dict[str, float | None]:
+    return {k[len(prefix) :]: _as_float(v) for k, v in tags.items() if k.startswith(prefix)}
+
+
+def _reference_scores(tags: Mapping[str, str], reference: str) -> dict[str, float | None]:
+    """A reference's holdout metrics from a version's tags (with the older Gini-only tag)."""
+    scores = _metric_tags(tags, f"{REFERENCE_METRIC_TAG_PREFIX}{reference}.")
+    # Versions registered before the reference_metric.* tags carried only the Gini, as
+    # metric.holdout_<reference>_normalized_gini (measured on the same holdout).
+    legacy = _as_float(tags.get(f"{METRIC_TAG_PREFIX}holdout_{reference}_normalized_gini"))
+    if legacy is not None:
+        scores.setdefault("holdout_normalized_gini", legacy)
+    return scores
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """A challenger version against the current champion on the primary metric.
+    """A challenger against the champion and the references, on the challenger's holdout.
 
-    ``rows`` holds (metric, challenger, champion) strings for a side-by-side table, primary first.
+    Attributes
+    ----------
+    columns : list of str
+        Header of the side-by-side table: metric, challenger, champion (if any), references.
+    rows : list of tuple of str
+        One row per metric (the primary first, then secondary ones), formatted.
+    verdict : clv.training.gates.Verdict
+        The gate's checks on the primary metric.
+    champion_scored_now : bool
+        True when the champion was scored on the challenger's holdout by this comparison.
     """
 
     model_name: str
@@ -844,35 +981,66 @@ class Comparison:
     higher_is_better: bool
     challenger_value: float | None
     champion_value: float | None
-    rows: list[tuple[str, str, str]]
+    columns: list[str]
+    rows: list[tuple[str, ...]]
+    verdict: Verdict
+    champion_scored_now: bool = False
 
     @property
-    def worse(self) -> bool:
-        """True when the challenger scores strictly worse than the champion.
-
-        False when there is no champion or the champion has no score; True when the champion has
-        a score and the challenger none (it cannot show it is not worse).
-        """
-        if self.champion is None or self.champion_value is None:
-            return False
-        if self.challenger_value is None:
-            return True
-        if self.higher_is_better:
-            return self.challenger_value < self.champion_value
-        return self.challenger_value > self.champion_value
+    def passed(self) -> bool:
+        """True when the challenger is at least as good as the champion and every reference."""
+        return self.verdict.passed
 
 
-def _metric_tags(tags: Mapping[str, str], prefix: str) -> dict[str, float | None]:
-    return {k[len(prefix) :]: _as_float(v) for k, v in tags.items() if k.startswith(prefix)}
+def _score_champion_on_holdout(
+    model_name: str, challenger: VersionInfo, champion: VersionInfo
+) -> tuple[dict[str, float] | None, str]:
+    """The champion's metrics on the challenger's holdout rows, or (None, why not)."""
+    sha = challenger.tags.get(HOLDOUT_SHA_TAG)
+    if not sha or challenger.run_id is None:
+        return None, (
+            f"v{challenger.version}'s training run logged no holdout rows to score "
+            f"v{champion.version} on; retrain the challenger"
+        )
+    from clv.training.bundle import ChurnBundle, SpendBundle, load_bundle
+    from clv.training.pipeline import evaluate_churn_holdout, evaluate_spend_holdout
+
+    with tempfile.TemporaryDirectory(prefix="clv-promote-") as tmp:
+        try:
+            holdout = download_holdout(challenger.run_id, sha, Path(tmp) / "holdout")
+        except LookupError as err:
+            return None, str(err)
+        bundle = load_bundle(
+            download_bundle(model_name, version=champion.version, dst=Path(tmp) / "champion")
+        )
+    horizon = challenger.tags.get("horizon_days")
+    if horizon is not None and str(bundle.horizon_days) != horizon:
+        return None, (
+            f"v{champion.version} predicts {bundle.horizon_days} days, the challenger's holdout "
+            f"{horizon} days: not comparable"
+        )
+    missing = [c for c in bundle.feature_columns if c not in holdout.columns]
+    if missing:
+        return None, (
+            f"v{champion.version} reads features the challenger's holdout lacks: "
+            f"{', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}"
+        )
+    if isinstance(bundle, SpendBundle) and _family(model_name) == SPEND_MODEL:
+        return evaluate_spend_holdout(bundle, holdout), ""
+    if isinstance(bundle, ChurnBundle) and _family(model_name) == CHURN_MODEL:
+        return evaluate_churn_holdout(bundle, holdout), ""
+    return None, f"v{champion.version} is not a {_family(model_name)} bundle"
 
 
-def compare(model_name: str, version: int) -> Comparison:
-    """Compare a version with the current champion.
+def compare(model_name: str, version: int, *, score_champion: bool = True) -> Comparison:
+    """Compare a version with the champion and the references on the version's own holdout.
 
-    Metrics come from version tags ``metric.<name>``. The champion's score is preferably the
-    challenger's ``champion_metric.<name>`` tag (the champion measured on the challenger's own
-    holdout); it falls back to the champion's own ``metric.<name>`` when that tag is absent or was
-    measured for another champion (tag ``champion_version``).
+    The challenger's scores are its ``metric.<name>`` tags, the references' its
+    ``reference_metric.<ref>.<name>`` tags (fitted and scored in the same training run). The
+    champion's score is the challenger's ``champion_metric.<name>`` tag when it was measured for
+    the current champion (tag ``champion_version``). Otherwise the champion is scored now on the
+    challenger's holdout rows (the run's Parquet artifact, SHA-256 checked), and the result is
+    stored as those tags; metrics of different holdouts are never compared.
 
     Parameters
     ----------
@@ -880,6 +1048,9 @@ def compare(model_name: str, version: int) -> Comparison:
         Registered model name.
     version : int
         The challenger version.
+    score_champion : bool
+        Score the champion on the challenger's holdout when no such score is recorded (downloads
+        both; may take a while for a large holdout). False leaves it missing.
 
     Returns
     -------
@@ -889,26 +1060,73 @@ def compare(model_name: str, version: int) -> Comparison:
     ------
     NoSuchModelError
         When the version does not exist.
+    IntegrityError
+        When the champion's bundle or the holdout rows do not match their recorded SHA-256.
     """
+    from clv.training.gates import CHAMPION as CHAMPION_KEY
+    from clv.training.gates import judge
+
     metric, higher_is_better = primary_metric(model_name)
     challenger = get_version(model_name, version=version)
     if challenger is None:
         raise _missing(model_name, None, version)
     champion = get_version(model_name, alias=CHAMPION)
+    if champion is not None and champion.version == challenger.version:
+        champion = None  # the champion is not its own opponent
 
     own = _metric_tags(challenger.tags, METRIC_TAG_PREFIX)
     theirs: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
+    scored_now = False
     if champion is not None:
-        theirs = _metric_tags(champion.tags, METRIC_TAG_PREFIX)
         measured_for = challenger.tags.get(CHAMPION_VERSION_TAG)
-        same_holdout = _metric_tags(challenger.tags, CHAMPION_METRIC_TAG_PREFIX)
-        if champion.version != challenger.version and measured_for in (None, str(champion.version)):
-            theirs.update({k: v for k, v in same_holdout.items() if v is not None})
+        recorded = _metric_tags(challenger.tags, CHAMPION_METRIC_TAG_PREFIX)
+        if recorded and measured_for == str(champion.version):
+            theirs = recorded
+        elif score_champion:
+            scores, why = _score_champion_on_holdout(model_name, challenger, champion)
+            if scores is not None:
+                measured = {f"holdout_{k}": float(v) for k, v in scores.items()}
+                scored_now = True
+                _record_champion_scores(model_name, challenger.version, champion.version, measured)
+                theirs = dict(measured)
+            else:
+                reasons[CHAMPION_KEY] = why
+        else:
+            reasons[CHAMPION_KEY] = "not scored on the challenger's holdout"
 
-    names = sorted(set(own) | set(theirs), key=lambda name: (name != metric, name))
-    if metric not in names:
-        names.insert(0, metric)
-    rows = [(name, _fmt(own.get(name)), _fmt(theirs.get(name))) for name in names]
+    refs = references(model_name)
+    ref_scores = {key: _reference_scores(challenger.tags, key) for key, _ in refs}
+    champion_label = f"champion v{champion.version}" if champion is not None else ""
+    opponents: dict[str, float | None] = {}
+    missing_reasons: dict[str, str] = {}
+    if champion is not None:
+        opponents[champion_label] = theirs.get(metric)
+        if CHAMPION_KEY in reasons:
+            missing_reasons[champion_label] = reasons[CHAMPION_KEY]
+    for key, label in refs:
+        opponents[label] = ref_scores[key].get(metric)
+        if opponents[label] is None:
+            missing_reasons[label] = "not recorded by the training run"
+    verdict = judge(
+        metric,
+        higher_is_better=higher_is_better,
+        challenger=own.get(metric),
+        opponents=opponents,
+        missing_reasons=missing_reasons,
+    )
+
+    columns = ["metric", f"v{challenger.version} (challenger)"]
+    if champion is not None:
+        columns.append(champion_label)
+    columns += [label for _, label in refs]
+    rows: list[tuple[str, ...]] = []
+    for name in (metric, *SECONDARY_METRICS[_family(model_name)]):
+        cells = [name, _fmt(own.get(name))]
+        if champion is not None:
+            cells.append(_fmt(theirs.get(name)))
+        cells += [_fmt(ref_scores[key].get(name)) for key, _ in refs]
+        rows.append(tuple(cells))
     return Comparison(
         model_name=model_name,
         challenger=challenger,
@@ -917,14 +1135,35 @@ def compare(model_name: str, version: int) -> Comparison:
         higher_is_better=higher_is_better,
         challenger_value=own.get(metric),
         champion_value=theirs.get(metric) if champion is not None else None,
+        columns=columns,
         rows=rows,
+        verdict=verdict,
+        champion_scored_now=scored_now,
     )
+
+
+def _record_champion_scores(
+    model_name: str, version: int, champion_version: int, scores: Mapping[str, float]
+) -> None:
+    """Store the champion's scores on a challenger's holdout as that challenger's tags."""
+    client = _client()
+    for key, value in {
+        **{f"{CHAMPION_METRIC_TAG_PREFIX}{k}": f"{v:.6g}" for k, v in scores.items()},
+        CHAMPION_VERSION_TAG: str(champion_version),
+        CHAMPION_SCORED_TAG: "promote",
+    }.items():
+        client.set_model_version_tag(model_name, str(version), key, value)
 
 
 def promote(
     model_name: str, version: int, *, reviewer: str, reason: str, force: bool = False
 ) -> VersionInfo:
     """Move the ``champion`` alias to ``version`` if it passes the gate; record who and why.
+
+    The gate (:func:`compare`, :func:`clv.training.gates.judge`): on the version's own holdout
+    and primary metric, it must be at least as good as the champion (scored on that holdout)
+    and as every reference (BG/NBD + Gamma-Gamma and the run rate for spend, BG/NBD's
+    probability of no purchase for churn). A score that is missing fails the gate.
 
     Parameters
     ----------
@@ -937,8 +1176,8 @@ def promote(
     reason : str
         Why (tag ``promotion_reason``).
     force : bool
-        Promote even when the version scores worse than the champion. The tag
-        ``promotion_forced`` is ``"true"`` only when the gate was actually overridden.
+        Promote even when the gate refuses. The tag ``promotion_forced`` is ``"true"`` only when
+        the gate was actually overridden; ``promotion_gate`` records what it said.
 
     Returns
     -------
@@ -950,20 +1189,17 @@ def promote(
     NoSuchModelError
         When the version does not exist.
     PromotionRefused
-        When the version scores worse than the champion and ``force`` is False.
+        When the gate refuses and ``force`` is False.
     """
+    current = get_version(model_name, alias=CHAMPION)
+    if current is not None and current.version == version:
+        _log.info("%s version %s is already the %s; nothing changed", model_name, version, CHAMPION)
+        return current
     comparison = compare(model_name, version)
     champion = comparison.champion
-    if champion is not None and champion.version == version:
-        _log.info("%s version %s is already the %s; nothing changed", model_name, version, CHAMPION)
-        return champion
-    if comparison.worse and not force:
-        direction = "higher" if comparison.higher_is_better else "lower"
-        assert champion is not None
+    if not comparison.passed and not force:
         raise PromotionRefused(
-            f"{model_name} version {version} scores worse than {CHAMPION} version "
-            f"{champion.version} on {comparison.primary_metric} ({direction} is better): "
-            f"{_fmt(comparison.challenger_value)} vs {_fmt(comparison.champion_value)}. "
+            f"{model_name} version {version} is not promoted: {comparison.verdict.message()}. "
             f"Keep the champion, or promote anyway with --force and a --reason."
         )
     client = _client()
@@ -971,10 +1207,11 @@ def promote(
         "promoted_by": reviewer,
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "promotion_reason": reason,
-        "promotion_forced": "true" if comparison.worse else "false",  # the gate was overridden
+        "promotion_forced": "false" if comparison.passed else "true",  # the gate was overridden
+        "promotion_gate": "passed" if comparison.passed else comparison.verdict.message(),
         "previous_champion": "" if champion is None else str(champion.version),
     }.items():
-        client.set_model_version_tag(model_name, str(version), key, value)
+        client.set_model_version_tag(model_name, str(version), key, value[:5000])
     client.set_registered_model_alias(model_name, CHAMPION, str(version))
     _log.info(
         "promoted %s version %s to %s (previous: %s, forced: %s)",
@@ -982,8 +1219,9 @@ def promote(
         version,
         CHAMPION,
         champion.version if champion else "none",
-        force,
+        not comparison.passed,
     )
     promoted = get_version(model_name, version=version)
-    assert promoted is not None
+    if promoted is None:  # deleted between the alias move and this read
+        raise _missing(model_name, None, version)
     return promoted

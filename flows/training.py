@@ -1,5 +1,13 @@
 """Training flow: validate → features (cached) → one Optuna study per family → ensemble →
-holdout evaluation against BG/NBD + Gamma-Gamma and the champion → register challengers.
+holdout evaluation → register challengers, with what the promotion gate needs.
+
+The flow never moves the ``champion`` alias: it registers challengers. Each version carries its
+holdout metrics (``metric.*``), the references' metrics on the same holdout
+(``reference_metric.<ref>.*``: BG/NBD + Gamma-Gamma and the run rate for spend, BG/NBD's
+probability of no purchase for churn), the then-champion's metrics on that holdout
+(``champion_metric.*`` with ``champion_version``) and the SHA-256 of the holdout rows, logged as
+the run's artifact ``holdout/holdout.parquet`` so that ``clv promote`` can score a later champion
+on the same rows. The gate itself is :func:`clv.tracking.promote`.
 
 Orchestration only: every step is a function of :mod:`clv.training`; MLflow is reached through
 :mod:`clv.tracking`. Tasks exchange small JSON-serialisable values (paths, parameters, metrics);
@@ -21,6 +29,8 @@ from prefect.artifacts import create_markdown_artifact
 from clv.features.support import MAX_EXTRAPOLATED_SHARE, describe_shares
 from clv.settings import get_settings
 from clv.training.dataset import (
+    PURCHASES,
+    TARGET,
     TrainingFrames,
     build_training_frames,
     cache_path,
@@ -36,7 +46,7 @@ from clv.training.pipeline import (
     load_inputs,
     make_plan,
 )
-from clv.training.windows import plan_from_dict
+from clv.training.windows import end_of_day, plan_from_dict
 from flows._hooks import OUTCOME_HOOKS
 
 EXPERIMENT = "clv-training"
@@ -67,7 +77,9 @@ def _config(parameters: dict[str, Any]) -> TrainConfig:
     as_of = parameters.get("as_of")
     return TrainConfig(
         horizon_days=int(parameters["horizon_days"]),
-        as_of=None if as_of is None else pd.Timestamp(as_of),
+        # A date means the end of that day, as on the command line; the instant the CLI passes
+        # (already the end of a day) is kept as it is.
+        as_of=None if as_of is None else end_of_day(pd.Timestamp(as_of)),
         families=tuple(parameters["families"]),
         n_trials=int(parameters["n_trials"]),
         n_windows=int(parameters["n_windows"]),
@@ -212,6 +224,15 @@ def champion_scores(prepared: dict[str, Any]) -> dict[str, dict[str, float]]:
     return scores
 
 
+def _champion_tags(model_name: str, champions: dict[str, dict[str, float]]) -> dict[str, str]:
+    """``champion_metric.holdout_*`` tags of the champion scored on this run's holdout."""
+    scores = champions.get(model_name, {})
+    tags = {f"champion_metric.holdout_{k}": f"{v:.6g}" for k, v in scores.items() if k != "version"}
+    if tags:
+        tags["champion_scored"] = "training"
+    return {**tags, **champion_version(model_name, champions)}
+
+
 def extrapolated_share_to_use(given: float | None, trigger: dict[str, Any] | None) -> float:
     """The share to train with: the one given, else the one a drift event carries, else the default.
 
@@ -293,6 +314,13 @@ def evaluate_and_register(
     predictions = run_dir / "holdout_predictions.parquet"
     report.holdout_predictions.to_parquet(predictions, index=False)
     handle.log_artifact(predictions)
+    # The holdout rows, so that a champion promoted later can be scored on this very holdout.
+    rows = frames.holdout
+    # spend over the horizon: a shortened holdout window's spend is scaled (TrainingFrames.y)
+    holdout_rows = rows.assign(**{TARGET: frames.y(rows)})[
+        ["customer_id", *frames.feature_columns, TARGET, PURCHASES]
+    ]
+    holdout_tags = tracking.log_holdout(handle, holdout_rows, run_dir)
     from clv.evaluation.plots import decile_sum_plot, lift_plot
 
     actual = report.holdout_predictions["actual"]
@@ -304,7 +332,6 @@ def evaluate_and_register(
     )
 
     spend_metrics = report.metrics[report.winner]
-    spend_champion = champions.get(tracking.SPEND_MODEL, {})
     spend = tracking.register_bundle(
         tracking.SPEND_MODEL,
         spend_dir,
@@ -315,19 +342,15 @@ def evaluate_and_register(
             {f"holdout_{k}": v for k, v in spend_metrics.items()},
             {
                 "family": report.winner,
-                **{
-                    f"champion_metric.holdout_{k}": f"{v:.6g}"
-                    for k, v in spend_champion.items()
-                    if k != "version"
-                },
-                **champion_version(tracking.SPEND_MODEL, champions),
-                # The references on the same holdout: the challenger must beat BG/NBD + GG.
-                **{
-                    f"metric.holdout_{name}_normalized_gini": (
-                        f"{report.metrics[name]['normalized_gini']:.6g}"
-                    )
-                    for name in ("bgnbd_gamma_gamma", "run_rate")
-                },
+                **_champion_tags(tracking.SPEND_MODEL, champions),
+                # The references on the same holdout: the gate wants the challenger to beat them.
+                **tracking.reference_tags(
+                    {
+                        key: report.metrics[key]
+                        for key, _ in tracking.references(tracking.SPEND_MODEL)
+                    }
+                ),
+                **holdout_tags,
             },
         ),
         input_example=example,
@@ -336,7 +359,6 @@ def evaluate_and_register(
         f"{prepared['plan']['as_of'][:10]}",
     )
     churn_metrics = report.churn_metrics["churn_model"]
-    churn_champion = champions.get(tracking.CHURN_MODEL, {})
     churn = tracking.register_bundle(
         tracking.CHURN_MODEL,
         churn_dir,
@@ -346,12 +368,14 @@ def evaluate_and_register(
             prepared,
             {f"holdout_{k}": v for k, v in churn_metrics.items()},
             {
-                **{
-                    f"champion_metric.holdout_{k}": f"{v:.6g}"
-                    for k, v in churn_champion.items()
-                    if k != "version"
-                },
-                **champion_version(tracking.CHURN_MODEL, champions),
+                **_champion_tags(tracking.CHURN_MODEL, champions),
+                **tracking.reference_tags(
+                    {
+                        key: report.churn_metrics[key]
+                        for key, _ in tracking.references(tracking.CHURN_MODEL)
+                    }
+                ),
+                **holdout_tags,
             },
         ),
         input_example=example,
@@ -401,6 +425,11 @@ def training_flow(
 ) -> dict[str, Any]:
     """Train, evaluate and register challengers for ``clv-spend`` and ``clv-churn``.
 
+    Registering never promotes. ``clv promote`` then compares a challenger, on its own holdout
+    and primary metric (Gini for spend, Brier score for churn), with the champion and with
+    BG/NBD + Gamma-Gamma and the run rate (BG/NBD's probability of no purchase for churn), and
+    refuses one that loses to any of them unless forced.
+
     Parameters
     ----------
     transactions : str
@@ -409,7 +438,8 @@ def training_flow(
     horizon_days : int
         Prediction horizon in days.
     as_of : str, optional
-        Training cut-off (ISO date); default: the day of the last transaction.
+        Training cut-off: an ISO date (the end of that day) or instant (its day's end);
+        default: the end of the last transaction's day.
     trials : int
         Optuna trials per family.
     families : list of str or str, optional

@@ -27,7 +27,7 @@ from clv.models.intervals import BinnedRatioInterval
 from clv.models.keras_ziln import DEFAULT_PARAMS as ZILN_DEFAULTS
 from clv.models.keras_ziln import check_sigma_cap
 from clv.training.bundle import ChurnBundle, SpendBundle
-from clv.training.dataset import PURCHASES, TrainingFrames
+from clv.training.dataset import PURCHASES, TARGET, TrainingFrames
 from clv.training.hpo import StudyOutcome, fit_best
 from clv.training.windows import HistoryTooShortError, WindowPlan, end_of_day, plan_windows
 
@@ -750,13 +750,52 @@ def drift_reference(features: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
 def evaluate_spend_bundle(bundle: SpendBundle, frames: TrainingFrames) -> dict[str, float]:
     """Holdout metrics of an existing model (e.g. the champion) on this run's holdout."""
     holdout = frames.holdout
-    predicted = bundle.predict(holdout[frames.feature_columns])
+    return evaluate_spend_holdout(bundle, holdout.assign(**{TARGET: frames.y(holdout)}))
+
+
+def evaluate_spend_holdout(bundle: SpendBundle, holdout: pd.DataFrame) -> dict[str, float]:
+    """Metrics of a spend bundle on holdout rows (features and ``future_spend``).
+
+    Parameters
+    ----------
+    bundle : SpendBundle
+        The model, e.g. the champion.
+    holdout : DataFrame
+        A training run's holdout rows: at least the bundle's feature columns and ``future_spend``
+        over the horizon (the Parquet artifact the training run logs, whose spend a shortened
+        holdout window has already scaled to the horizon: ``TrainingFrames.y``).
+
+    Returns
+    -------
+    dict of str to float
+        :func:`clv.evaluation.metrics.regression_report` of the bundle's predictions, with its
+        interval's coverage.
+    """
+    predicted = bundle.predict(holdout[bundle.feature_columns])
     lower, upper = bundle.intervals.apply(predicted)
-    return regression_report(frames.y(holdout).to_numpy(), predicted, lower, upper)
+    return regression_report(holdout[TARGET].to_numpy(), predicted, lower, upper)
 
 
 def evaluate_churn_bundle(bundle: ChurnBundle, frames: TrainingFrames) -> dict[str, float]:
     """Holdout churn metrics of an existing churn model on this run's holdout."""
-    holdout = frames.holdout
+    return evaluate_churn_holdout(bundle, frames.holdout)
+
+
+def evaluate_churn_holdout(bundle: ChurnBundle, holdout: pd.DataFrame) -> dict[str, float]:
+    """Churn metrics of a churn bundle on holdout rows (features and ``future_purchases``).
+
+    Parameters
+    ----------
+    bundle : ChurnBundle
+        The churn model, e.g. the champion.
+    holdout : DataFrame
+        A training run's holdout rows: at least the bundle's feature columns and
+        ``future_purchases`` (a customer with none in the horizon churned).
+
+    Returns
+    -------
+    dict of str to float
+        :func:`clv.evaluation.metrics.churn_report` of the bundle's probabilities.
+    """
     churned = (holdout[PURCHASES] == 0).astype(int).to_numpy()
-    return churn_report(churned, bundle.model.predict_proba(holdout[frames.feature_columns]))
+    return churn_report(churned, bundle.model.predict_proba(holdout[bundle.feature_columns]))

@@ -12,8 +12,12 @@ from clv import tracking
 from clv.cli import app
 from tests.integration.test_tracking import _bundle, _register, _unique
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "240", "TERMINAL_WIDTH": "240"})  # no wrapped table
 GINI = "metric.holdout_normalized_gini"
+REFS = {
+    "reference_metric.bgnbd_gamma_gamma.holdout_normalized_gini": "0.5",
+    "reference_metric.run_rate.holdout_normalized_gini": "0.4",
+}
 
 
 @pytest.fixture
@@ -36,7 +40,7 @@ def test_promote_asks_first_and_does_nothing_when_the_reviewer_says_no(
     run: tracking.RunHandle, tmp_path: Path
 ) -> None:
     name = _unique(tracking.SPEND_MODEL)
-    _register(run, name, _bundle(tmp_path / "a"), tags={GINI: "0.7"})
+    _register(run, name, _bundle(tmp_path / "a"), tags={**REFS, GINI: "0.7"})
     code, output = _promote("--model", name, "--latest", answer="n\n")
     assert code == 1 and "not promoted" in output
     assert _champion(name) is None
@@ -49,13 +53,15 @@ def test_a_worse_challenger_is_refused_unless_forced_and_the_reviewer_is_recorde
     run: tracking.RunHandle, tmp_path: Path
 ) -> None:
     name = _unique(tracking.SPEND_MODEL)
-    _register(run, name, _bundle(tmp_path / "a", "one"), tags={GINI: "0.8"})
+    _register(run, name, _bundle(tmp_path / "a", "one"), tags={**REFS, GINI: "0.8"})
     assert _promote("--model", name, "--version", "1", "--yes")[0] == 0
-    _register(run, name, _bundle(tmp_path / "b", "two"), tags={GINI: "0.7"})
+    same_holdout = {"champion_metric.holdout_normalized_gini": "0.8", "champion_version": "1"}
+    _register(run, name, _bundle(tmp_path / "b", "two"), tags={**REFS, GINI: "0.7", **same_holdout})
 
     code, output = _promote("--model", name, "--version", "2", "--yes")
-    assert code == 1 and "--force" in output and "worse" in output
-    assert "0.8" in output and "0.7" in output  # the side-by-side table
+    assert code == 1 and "--force" in output and "worse by 0.1000" in output
+    assert "champion v1" in output and "BG/NBD + Gamma-Gamma" in output and "run rate" in output
+    assert "0.8000" in output and "0.7000" in output and "0.5000" in output  # the table
     assert _champion(name) == 1
 
     code, output = _promote(
@@ -71,11 +77,23 @@ def test_a_worse_challenger_is_refused_unless_forced_and_the_reviewer_is_recorde
     assert promoted.tags["previous_champion"] == "1"
 
 
+def test_a_first_model_that_loses_to_bgnbd_is_refused_naming_it(
+    run: tracking.RunHandle, tmp_path: Path
+) -> None:
+    name = _unique(tracking.SPEND_MODEL)
+    _register(run, name, _bundle(tmp_path / "a"), tags={**REFS, GINI: "0.45"})
+    code, output = _promote("--model", name, "--latest", "--yes")
+    flat = " ".join(output.split())
+    assert code == 1 and "loses to BG/NBD + Gamma-Gamma" in flat and "worse by 0.0500" in flat
+    assert "loses to run rate" not in flat
+    assert _champion(name) is None
+
+
 def test_promoting_the_champion_again_changes_nothing(
     run: tracking.RunHandle, tmp_path: Path
 ) -> None:
     name = _unique(tracking.SPEND_MODEL)
-    _register(run, name, _bundle(tmp_path / "a"), tags={GINI: "0.8"})
+    _register(run, name, _bundle(tmp_path / "a"), tags={**REFS, GINI: "0.8"})
     assert _promote("--model", name, "--latest", "--yes")[0] == 0
     code, output = _promote("--model", name, "--latest", "--yes")
     assert code == 0 and "already the champion" in output

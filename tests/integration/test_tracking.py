@@ -208,30 +208,40 @@ def test_a_missing_model_is_none_or_no_such_model(mlflow_tracking: str, tmp_path
         tracking.compare(name, 1)
 
 
+REFS = {
+    "reference_metric.bgnbd_gamma_gamma.holdout_normalized_gini": "0.20",
+    "reference_metric.run_rate.holdout_normalized_gini": "0.10",
+}
+
+
 def test_the_promotion_gate(run: tracking.RunHandle, tmp_path: Path) -> None:
     name = _unique(tracking.SPEND_MODEL)
 
     def register(gini: float, **extra: str) -> int:
-        tags = {GINI: str(gini), "metric.holdout_decile_mape": "0.2", **extra}
+        tags = {GINI: str(gini), "metric.holdout_decile_mape": "0.2", **REFS, **extra}
         return _register(run, name, _bundle(tmp_path / uuid.uuid4().hex), tags=tags).version
 
     v1 = register(0.30)
     first = tracking.compare(name, v1)
-    assert first.champion is None and not first.worse
+    assert first.champion is None and first.passed
+    assert first.columns == ["metric", f"v{v1} (challenger)", "BG/NBD + Gamma-Gamma", "run rate"]
+    assert first.rows[0] == ("holdout_normalized_gini", "0.3000", "0.2000", "0.1000")
     champion = tracking.promote(name, v1, reviewer="ana", reason="first model")
     assert tracking.CHAMPION in champion.aliases
     assert champion.tags["previous_champion"] == ""
     assert champion.tags["promotion_forced"] == "false"
 
-    v2 = register(0.25)  # registering never moves the champion
-    assert _alias_version(name, tracking.CHAMPION) == v1
+    # Worse than the champion on the same holdout (champion_metric tags measured for v1).
+    v2 = register(
+        0.25, **{"champion_metric.holdout_normalized_gini": "0.30"}, champion_version=str(v1)
+    )
+    assert _alias_version(name, tracking.CHAMPION) == v1  # registering never moves the champion
     worse = tracking.compare(name, v2)
-    assert worse.worse
+    assert not worse.passed
     assert (worse.primary_metric, worse.higher_is_better) == ("holdout_normalized_gini", True)
     assert (worse.challenger_value, worse.champion_value) == (0.25, 0.30)
-    assert worse.rows[0] == ("holdout_normalized_gini", "0.2500", "0.3000")
-    assert ("holdout_decile_mape", "0.2000", "0.2000") in worse.rows
-    with pytest.raises(tracking.PromotionRefused, match="--force"):
+    assert worse.rows[0] == ("holdout_normalized_gini", "0.2500", "0.3000", "0.2000", "0.1000")
+    with pytest.raises(tracking.PromotionRefused, match=f"champion v{v1}.*--force"):
         tracking.promote(name, v2, reviewer="ana", reason="looks fine")
     assert _alias_version(name, tracking.CHAMPION) == v1
 
@@ -240,6 +250,7 @@ def test_the_promotion_gate(run: tracking.RunHandle, tmp_path: Path) -> None:
     assert forced.tags["promoted_by"] == "bo"
     assert forced.tags["promotion_reason"] == "new data regime"
     assert forced.tags["promotion_forced"] == "true"
+    assert "worse by 0.0500" in forced.tags["promotion_gate"]
     assert forced.tags["previous_champion"] == str(v1)
     promoted_at = forced.tags["promoted_at"]
     assert promoted_at.endswith("+00:00")
@@ -247,38 +258,62 @@ def test_the_promotion_gate(run: tracking.RunHandle, tmp_path: Path) -> None:
     again = tracking.promote(name, v2, reviewer="cy", reason="again")  # a no-op
     assert again.tags["promoted_by"] == "bo" and again.tags["promoted_at"] == promoted_at
 
-    v3 = register(0.40)
-    better = tracking.compare(name, v3)
-    assert not better.worse
-    accepted = tracking.promote(name, v3, reviewer="ana", reason="better gini")
+    better = register(
+        0.40, **{"champion_metric.holdout_normalized_gini": "0.35"}, champion_version=str(v2)
+    )
+    accepted = tracking.promote(name, better, reviewer="ana", reason="better gini")
     assert accepted.tags["promotion_forced"] == "false"
     assert accepted.tags["previous_champion"] == str(v2)
     assert [v.version for v in tracking.list_versions(name) if tracking.CHAMPION in v.aliases] == [
-        v3
+        better
     ]
 
 
-def test_the_gate_prefers_the_champion_scored_on_the_challengers_holdout(
+def test_losing_to_bgnbd_refuses_even_the_first_promotion(
+    run: tracking.RunHandle, tmp_path: Path
+) -> None:
+    name = _unique(tracking.SPEND_MODEL)
+    tags = {**REFS, GINI: "0.15"}
+    v1 = _register(run, name, _bundle(tmp_path / "a"), tags=tags).version
+    with pytest.raises(tracking.PromotionRefused, match=r"BG/NBD \+ Gamma-Gamma.*worse by 0.0500"):
+        tracking.promote(name, v1, reviewer="ana", reason="first")
+    assert _alias_version(name, tracking.CHAMPION) is None
+
+
+def test_the_champion_is_compared_only_on_the_challengers_holdout(
     run: tracking.RunHandle, tmp_path: Path
 ) -> None:
     name = _unique(tracking.CHURN_MODEL)  # Brier score: lower is better
-    v1 = _register(run, name, _bundle(tmp_path / "a"), tags={BRIER: "0.10"}).version
+    ref = {"reference_metric.bgnbd_p_no_purchase_in_horizon.holdout_brier": "0.30"}
+    v1 = _register(run, name, _bundle(tmp_path / "a"), tags={**ref, BRIER: "0.10"}).version
     tracking.promote(name, v1, reviewer="ana", reason="first")
     # Worse than the champion's own holdout score, but better on the same (harder) holdout.
-    fair = {BRIER: "0.12", "champion_metric.holdout_brier": "0.13"}
+    fair = {
+        **ref,
+        BRIER: "0.12",
+        "champion_metric.holdout_brier": "0.13",
+        "champion_version": str(v1),
+    }
     v2 = _register(run, name, _bundle(tmp_path / "b"), tags=fair).version
 
     comparison = tracking.compare(name, v2)
     assert (comparison.primary_metric, comparison.higher_is_better) == ("holdout_brier", False)
     assert comparison.champion_value == 0.13
-    assert not comparison.worse
+    assert comparison.passed
     tracking.promote(name, v2, reviewer="ana", reason="better on the same holdout")
 
-    # Scores measured against another champion fall back to the champion's own score.
-    stale = {BRIER: "0.125", "champion_metric.holdout_brier": "0.2", "champion_version": str(v1)}
+    # Scores measured for another champion are not used, nor the champion's own holdout score:
+    # with no holdout rows to score the champion on, the gate refuses and says why.
+    stale = {
+        **ref,
+        BRIER: "0.05",
+        "champion_metric.holdout_brier": "0.2",
+        "champion_version": str(v1),
+    }
     v3 = _register(run, name, _bundle(tmp_path / "c"), tags=stale).version
-    assert tracking.compare(name, v3).champion_value == 0.12
-    assert tracking.compare(name, v3).worse
+    comparison = tracking.compare(name, v3)
+    assert comparison.champion_value is None and not comparison.passed
+    assert "logged no holdout rows" in comparison.verdict.message()
 
 
 def test_nested_trial_runs_carry_the_parent_run_id(mlflow_tracking: str) -> None:
@@ -435,7 +470,9 @@ def test_registration_and_promotion_on_a_postgres_backed_server(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     name = _unique(tracking.SPEND_MODEL)
     with tracking.training_run("clv-postgres", "r", tags={}) as run:
-        first = _register(run, name, _bundle(tmp_path / "b"), fingerprint="pg", tags={GINI: "0.3"})
+        first = _register(
+            run, name, _bundle(tmp_path / "b"), fingerprint="pg", tags={**REFS, GINI: "0.3"}
+        )
         again = _register(run, name, _bundle(tmp_path / "b"), fingerprint="pg")
     assert first.created and not again.created and again.version == first.version
     tracking.promote(name, first.version, reviewer="ana", reason="first")
