@@ -288,6 +288,7 @@ def backtest(
             sustainability=sustainability,
             workdir=Path(tmp),
             progress=say,
+            data_end=as_of,  # the data go on after it: a quiet last day is real silence
         )
     timings["training"] = time.perf_counter() - t0
     timings.update({f"training_{k}": v for k, v in report.timings.items()})

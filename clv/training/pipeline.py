@@ -196,7 +196,9 @@ def load_inputs(
 MIN_REPEAT_BUYERS = 5
 
 
-def make_plan(transactions: pd.DataFrame, config: TrainConfig) -> WindowPlan:
+def make_plan(
+    transactions: pd.DataFrame, config: TrainConfig, *, data_end: pd.Timestamp | None = None
+) -> WindowPlan:
     """The window plan for ``config`` on these transactions.
 
     A history too short for learnt models (see :func:`clv.training.windows.plan_windows`) gets a
@@ -213,7 +215,9 @@ def make_plan(transactions: pd.DataFrame, config: TrainConfig) -> WindowPlan:
     first = pd.Timestamp(transactions["timestamp"].min())
     last = pd.Timestamp(transactions["timestamp"].max())
     as_of = end_of_day(last) if config.as_of is None else pd.Timestamp(config.as_of)
-    if as_of > end_of_day(last):
+    # data_end: the caller vouches that the data are complete up to it (a backtest's as-of,
+    # whose last day may have had no sale), so quiet days before it are real silence.
+    if as_of > end_of_day(last if data_end is None else max(last, pd.Timestamp(data_end))):
         raise ValueError(
             f"--as-of {as_of:%Y-%m-%d} is after the last transaction ({last:%Y-%m-%d}); "
             "training needs the data up to the as-of date"
@@ -644,6 +648,7 @@ def fit_pipeline(
     input_hashes: Mapping[str, str] | None = None,
     workdir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
+    data_end: pd.Timestamp | None = None,
 ) -> TrainingReport:
     """The whole training pipeline in this process: what ``clv train`` runs, without Prefect.
 
@@ -667,6 +672,9 @@ def fit_pipeline(
         afterwards).
     progress : callable, optional
         Called with a short description before each step.
+    data_end : Timestamp, optional
+        The instant up to which the data are known to be complete (a backtest's as-of): an
+        as-of after the last transaction but not after it is accepted.
 
     Returns
     -------
@@ -680,7 +688,7 @@ def fit_pipeline(
 
     say = progress or (lambda message: logger.info(message))
     hashes = dict(input_hashes or {"transactions": frame_hash(transactions)})
-    plan = make_plan(transactions, config)
+    plan = make_plan(transactions, config, data_end=data_end)
     for reduction in plan.reductions:
         say(f"short history: {reduction}")
     with tempfile.TemporaryDirectory(prefix="clv-pipeline-") as tmp:

@@ -302,3 +302,12 @@ def test_backtest_command_warns_when_customers_lie_outside_the_training_range(
         assert "T 100%" in text or "T 9" in text  # nearly every customer
     assert "the models extrapolate there" in " ".join(warned.output.split())
     assert "left out of the learnt models: T" in " ".join(guarded.output.split())
+
+
+def test_an_as_of_day_without_sales_still_backtests(transactions: pd.DataFrame) -> None:
+    # Online Retail was closed on Saturdays: a fold's as-of may be a day nobody bought on.
+    as_of = pd.Timestamp("2025-06-30 23:59:59.999999")
+    quiet = transactions[transactions["timestamp"].dt.normalize() != as_of.normalize()]
+    result = backtest(quiet, horizon_days=HORIZON, as_of=as_of, families=("lightgbm",))
+    assert result.as_of == as_of
+    assert result.train_cutoffs[-1] + pd.Timedelta(days=HORIZON) == as_of
