@@ -27,6 +27,9 @@ class Settings(BaseSettings):
         Region passed to boto3 (``CLV_S3_REGION``).
     max_reported_errors : int
         How many validation problems are listed before the report is cut short.
+    future_tolerance_days : float
+        Dates later than now plus this many days are refused by the validation gate
+        (``CLV_FUTURE_TOLERANCE_DAYS``; time zones and clock skew fit in a day).
     optuna_storage : str or None
         SQLAlchemy URL of the Optuna study storage (``CLV_OPTUNA_STORAGE``), e.g.
         ``postgresql+psycopg://user@host/db``. ``None``: SQLite under ``home/optuna``.
@@ -39,6 +42,7 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     max_reported_errors: int = Field(default=50, ge=1, le=100_000)
     optuna_storage: str | None = None
+    future_tolerance_days: float = Field(default=1.0, ge=0.0)
 
     @property
     def warehouse(self) -> Path:

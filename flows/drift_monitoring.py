@@ -93,8 +93,13 @@ def check_drift(
     threshold: float,
     customers: str | None,
     sustainability: str | None,
+    read_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Current features vs the champion's reference; the drift result as a dict."""
+    """Current features vs the champion's reference; the drift result as a dict.
+
+    ``read_options``: :func:`clv.data.io.read_table`'s ``on_duplicate``, ``columns`` and
+    ``future_tolerance_days`` for the transactions.
+    """
     import pandas as pd
 
     from clv import tracking
@@ -113,7 +118,9 @@ def check_drift(
             f"clv-spend v{models.spend_version} has no drift reference (trained before "
             "monitoring existed); retrain it with `clv train`"
         )
-    tx = read_table(transactions, "transactions")
+    options = dict(read_options or {})
+    tolerance = {"future_tolerance_days": options.get("future_tolerance_days")}
+    tx = read_table(transactions, "transactions", **options)
     cutoff = (
         end_of_day(pd.Timestamp(tx["timestamp"].max()))
         if as_of is None
@@ -123,8 +130,10 @@ def check_drift(
         tx[tx["timestamp"] <= cutoff],
         cutoff=cutoff,
         horizon_days=spend.horizon_days,
-        customers=read_table(customers, "customers") if customers else None,
-        sustainability=read_table(sustainability, "sustainability") if sustainability else None,
+        customers=read_table(customers, "customers", **tolerance) if customers else None,
+        sustainability=read_table(sustainability, "sustainability", **tolerance)
+        if sustainability
+        else None,
     )
     # A column constant in the reference (the horizon's calendar position, the base's seasonal
     # lift: one value per cut-off) differs between any two cut-offs by construction; testing it
@@ -211,6 +220,9 @@ def monitoring_flow(
     threshold: float = 0.3,
     customers: str | None = None,
     sustainability: str | None = None,
+    on_duplicate: str = "warn",
+    columns: dict[str, str] | None = None,
+    future_tolerance_days: float | None = None,
 ) -> dict[str, Any]:
     """Compare current features with the champion's reference; emit an event on drift.
 
@@ -224,6 +236,8 @@ def monitoring_flow(
         Share of drifted feature columns at which drift is declared (0 < threshold <= 1).
     customers, sustainability : str, optional
         Optional tables, as in training.
+    on_duplicate, columns, future_tolerance_days
+        How the transactions are read, as in training (see :func:`clv.data.io.read_table`).
 
     Returns
     -------
@@ -235,7 +249,12 @@ def monitoring_flow(
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     logger = _logger()
-    drift = check_drift(transactions, as_of, threshold, customers, sustainability)
+    read_options = {
+        "on_duplicate": on_duplicate,
+        "columns": columns,
+        "future_tolerance_days": future_tolerance_days,
+    }
+    drift = check_drift(transactions, as_of, threshold, customers, sustainability, read_options)
     record_drift("clv-spend", drift["share"], len(drift["drifted_columns"]))
     record_drift("clv-spend", drift["prediction_drift_share"], 0, dataset="predictions")
     for past in drift["realised"]:

@@ -109,10 +109,17 @@ def prepare(
     customers: str | None,
     sustainability: str | None,
     parameters: dict[str, Any],
+    read_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Validate the inputs, lay out the windows and build (or read) the cached features."""
+    """Validate the inputs, lay out the windows and build (or read) the cached features.
+
+    ``read_options`` are :func:`clv.training.pipeline.load_inputs`'s ``on_duplicate``,
+    ``columns`` and ``future_tolerance_days``.
+    """
     config = _config(parameters)
-    inputs = load_inputs(transactions, customers=customers, sustainability=sustainability)
+    inputs = load_inputs(
+        transactions, customers=customers, sustainability=sustainability, **(read_options or {})
+    )
     plan = make_plan(inputs.transactions, config)
     cache_dir = get_settings().home / "cache" / "features"
     frames = build_training_frames(
@@ -422,6 +429,9 @@ def training_flow(
     max_extrapolated_share: float | None = None,
     ziln_members: int = TrainConfig.ziln_members,
     ziln_sigma_cap: float | None = TrainConfig.ziln_sigma_cap,
+    on_duplicate: str = "warn",
+    columns: dict[str, str] | None = None,
+    future_tolerance_days: float | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and register challengers for ``clv-spend`` and ``clv-churn``.
 
@@ -465,6 +475,13 @@ def training_flow(
     ziln_sigma_cap : float, optional
         Keras ZILN's expected spend uses ``sigma`` at most this multiple of the training labels'
         log-spread (default 1.5); ``None`` keeps the network's own ``sigma``.
+    on_duplicate : {"warn", "error", "drop"}
+        Exact duplicate transactions without ``order_id``: kept with a warning (default),
+        refused, or dropped.
+    columns : dict, optional
+        The transactions file's own column names, ``{contract name: file name}``.
+    future_tolerance_days : float, optional
+        Dates after now plus this many days are refused (default: the settings', 1 day).
 
     Returns
     -------
@@ -499,7 +516,12 @@ def training_flow(
         }
     ).to_dict()
     parameters["n_trials"] = trials
-    prepared = prepare(transactions, customers, sustainability, parameters)
+    read_options = {
+        "on_duplicate": on_duplicate,
+        "columns": columns,
+        "future_tolerance_days": future_tolerance_days,
+    }
+    prepared = prepare(transactions, customers, sustainability, parameters, read_options)
     logger.info("training rows: %s; fingerprint %s", prepared["rows"], prepared["fingerprint"])
 
     tracking.configure()

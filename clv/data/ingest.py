@@ -8,8 +8,10 @@ record, so re-running an ingest is idempotent.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +22,8 @@ from clv.data.io import display_name, read_table, sha256_of, write_atomic, write
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from clv.data.validation import OnDuplicate
 
 MANIFEST = "manifest.json"
 
@@ -52,6 +56,16 @@ class IngestRecord:
     ingested_at: str
 
 
+def _variant(on_duplicate: str, columns: Mapping[str, str] | None) -> str:
+    """Suffix of the typed copy's name when read options change its content ("" otherwise)."""
+    if on_duplicate != "drop" and not columns:
+        return ""
+    text = json.dumps(
+        {"drop": on_duplicate == "drop", "columns": dict(columns or {})}, sort_keys=True
+    )
+    return "-" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def read_manifest(warehouse: Path) -> list[IngestRecord]:
     """Return the records of every input ingested into ``warehouse`` (oldest first)."""
     path = warehouse / MANIFEST
@@ -67,6 +81,9 @@ def ingest(
     warehouse: Path | None = None,
     allow_extra_columns: bool = False,
     client: S3Client | None = None,
+    on_duplicate: OnDuplicate = "warn",
+    columns: Mapping[str, str] | None = None,
+    future_tolerance_days: float | None = None,
 ) -> tuple[IngestRecord, bool]:
     """Validate ``uri`` and store its typed copy in the warehouse, once per content.
 
@@ -82,6 +99,9 @@ def ingest(
         Drop columns outside the contract instead of rejecting the file.
     client : S3Client, optional
         boto3 client for S3 sources.
+    on_duplicate, columns, future_tolerance_days
+        As in :func:`clv.data.io.read_table`. Options that change the typed table (dropping
+        duplicates, a column mapping) give it its own copy beside the plain one.
 
     Returns
     -------
@@ -99,12 +119,26 @@ def ingest(
         warehouse = get_settings().warehouse
     warehouse = Path(warehouse)
     digest = sha256_of(uri, client=client)
+    variant = _variant(on_duplicate, columns)
+    relative = f"{kind}/{digest}{variant}.parquet"
     records = read_manifest(warehouse)
     for record in records:
-        if record.sha256 == digest and record.kind == kind and (warehouse / record.path).exists():
+        if (
+            record.sha256 == digest
+            and record.kind == kind
+            and record.path == relative
+            and (warehouse / record.path).exists()
+        ):
             return record, False
-    frame = read_table(uri, kind, allow_extra_columns=allow_extra_columns, client=client)
-    relative = f"{kind}/{digest}.parquet"
+    frame = read_table(
+        uri,
+        kind,
+        allow_extra_columns=allow_extra_columns,
+        client=client,
+        on_duplicate=on_duplicate,
+        columns=columns,
+        future_tolerance_days=future_tolerance_days,
+    )
     write_table(frame, warehouse / relative)
     record = IngestRecord(
         sha256=digest,
@@ -114,7 +148,7 @@ def ingest(
         rows=len(frame),
         ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    kept = [r for r in records if not (r.sha256 == digest and r.kind == kind)]
+    kept = [r for r in records if not (r.sha256 == digest and r.path == relative)]
     payload = json.dumps([asdict(r) for r in [*kept, record]], indent=2)
     write_atomic(warehouse / MANIFEST, lambda p: p.write_text(payload, encoding="utf-8"))
     return record, True

@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +23,52 @@ import pandas as pd
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from clv.data.validation import OnDuplicate
+
 
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket"})
+
+
+class StorageError(OSError):
+    """An input or output location cannot be reached (S3 credentials, endpoint, access)."""
+
+
+@contextlib.contextmanager
+def _s3_errors(uri: str) -> Iterator[None]:
+    """Turn boto3's errors into messages naming the URI and what to do."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    try:
+        yield
+    except (NoCredentialsError, PartialCredentialsError):
+        raise StorageError(
+            f"{uri}: no S3 credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE), and CLV_S3_ENDPOINT_URL for MinIO or another S3-compatible store"
+        ) from None
+    except EndpointConnectionError as err:
+        raise StorageError(
+            f"{uri}: cannot reach the S3 endpoint ({err}); check CLV_S3_ENDPOINT_URL and the "
+            "network"
+        ) from None
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code", "")
+        if code in _MISSING_CODES:
+            raise FileNotFoundError(f"no such S3 object: {uri}") from None
+        raise StorageError(f"{uri}: S3 refused the request ({code or err}); check access") from None
+
+
+def _local_file(uri: str | os.PathLike[str]) -> Path:
+    path = Path(uri)
+    if not path.exists():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a file; give a CSV or Parquet file")
+    return path
 
 
 @dataclass(frozen=True)
@@ -95,23 +139,14 @@ def local_copy(uri: str | os.PathLike[str], *, client: S3Client | None = None) -
         When the local file or the S3 object does not exist (the message names it).
     """
     if not is_s3(uri):
-        path = Path(uri)
-        if not path.exists():
-            raise FileNotFoundError(f"no such file: {path}")
-        yield path
+        yield _local_file(uri)
         return
-    from botocore.exceptions import ClientError
-
     loc = S3Location.parse(str(uri))
     client = client or s3_client()
     with tempfile.TemporaryDirectory(prefix="clv-s3-") as tmp:
         target = Path(tmp) / (loc.name or "object")
-        try:
+        with _s3_errors(str(uri)):
             client.download_file(loc.bucket, loc.key, str(target))
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code", "") in _MISSING_CODES:
-                raise FileNotFoundError(f"no such S3 object: {uri}") from None
-            raise
         yield target
 
 
@@ -226,15 +261,43 @@ def read_table(
     *,
     allow_extra_columns: bool = False,
     client: S3Client | None = None,
+    on_duplicate: OnDuplicate = "warn",
+    columns: Mapping[str, str] | None = None,
+    future_tolerance_days: float | None = None,
 ) -> pd.DataFrame:
     """Read a CSV or Parquet table from a local path or S3 and validate it against the contract.
+
+    Parameters
+    ----------
+    uri : str or PathLike
+        Local path or ``s3://bucket/key``.
+    kind : {"transactions", "customers", "sustainability"}
+        Table kind in the contract.
+    allow_extra_columns : bool
+        Drop columns outside the contract instead of refusing the file.
+    client : S3Client, optional
+        boto3 client for S3 sources.
+    on_duplicate : {"warn", "error", "drop"}
+        Exact duplicate transactions without ``order_id``: kept with a
+        :class:`~clv.data.validation.DataWarning` (default), refused, or dropped with a warning.
+    columns : mapping, optional
+        The file's own column names, ``{contract name: file name}``.
+    future_tolerance_days : float, optional
+        Dates after now plus this many days are refused (default: the settings', 1 day).
+
+    Returns
+    -------
+    DataFrame
+        The typed table.
 
     Raises
     ------
     clv.data.validation.ContractError
         When the table breaks the contract (the message locates every problem).
+    FileNotFoundError, IsADirectoryError, StorageError
+        When the input cannot be read at all.
     """
-    from clv.data.validation import ContractError, validate_file
+    from clv.data.validation import ContractError, emit_warnings, validate_file
 
     with local_copy(uri, client=client) as path:
         report = validate_file(
@@ -242,9 +305,13 @@ def read_table(
             kind,  # type: ignore[arg-type]
             allow_extra_columns=allow_extra_columns,
             source=display_name(uri),
+            on_duplicate=on_duplicate,
+            columns=columns,
+            future_tolerance_days=future_tolerance_days,
         )
     if not report.ok or report.frame is None:
         raise ContractError(report)
+    emit_warnings(report)
     return report.frame
 
 
@@ -252,19 +319,13 @@ def sha256_of(uri: str | os.PathLike[str], *, client: S3Client | None = None) ->
     """Content hash of a local file or S3 object (streamed; constant memory)."""
     digest = hashlib.sha256()
     if is_s3(uri):
-        from botocore.exceptions import ClientError
-
         loc = S3Location.parse(str(uri))
-        try:
+        with _s3_errors(str(uri)):
             body = (client or s3_client()).get_object(Bucket=loc.bucket, Key=loc.key)["Body"]
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code", "") in _MISSING_CODES:
-                raise FileNotFoundError(f"no such S3 object: {uri}") from None
-            raise
-        for chunk in iter(lambda: body.read(1 << 20), b""):
-            digest.update(chunk)
+            for chunk in iter(lambda: body.read(1 << 20), b""):
+                digest.update(chunk)
     else:
-        with Path(uri).open("rb") as fh:
+        with _local_file(uri).open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()

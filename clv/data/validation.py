@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -43,6 +43,17 @@ _TZ_SUFFIX = re.compile(
 _YEAR = re.compile(r"^\s*(\d{4})")
 _PANDAS_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 CSV_SUFFIXES = (".csv", ".csv.gz", ".txt")
+#: What to do with exact duplicate transaction rows that carry no ``order_id``.
+OnDuplicate = Literal["warn", "error", "drop"]
+ON_DUPLICATE_CHOICES: tuple[OnDuplicate, ...] = ("warn", "error", "drop")
+#: Duplicate lines listed in a warning.
+_SHOWN_DUPLICATES = 5
+
+
+class DataWarning(UserWarning):
+    """Something in an input is accepted but worth a look (e.g. exact duplicate rows)."""
+
+
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
@@ -102,6 +113,8 @@ class ValidationReport:
         Data rows read.
     frame : DataFrame or None
         The parsed, typed table when there were no problems.
+    warnings : list of str
+        Accepted oddities, e.g. exact duplicate rows kept or dropped (``on_duplicate``).
     """
 
     source: str
@@ -110,6 +123,7 @@ class ValidationReport:
     total_problems: int = 0
     n_rows: int = 0
     frame: pd.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -154,6 +168,8 @@ class _Collector:
         self.limit = limit
         self.problems: list[Problem] = []
         self.total = 0
+        #: Contract column name -> the file's own name, shown in messages (``columns=``).
+        self.display: dict[str, str] = {}
 
     def add(
         self,
@@ -167,6 +183,8 @@ class _Collector:
         if len(self.problems) < self.limit:
             row = None if position is None else int(position) + self.row_offset
             shown = None if value is None else _show(value)
+            if column is not None:
+                column = self.display.get(column, column)
             self.problems.append(
                 Problem(self.source, row, column, shown, reason, row_label=self.row_label)
             )
@@ -571,28 +589,78 @@ def _check_columns(
     return extra
 
 
-def _check_duplicates(raw: pd.DataFrame, spec: TableSpec, collector: _Collector) -> np.ndarray:
-    """Flag exact duplicate rows and repeated unique keys; return the mask of flagged rows."""
-    if raw.empty:
-        return np.zeros(0, dtype=bool)
+def _check_duplicates(
+    raw: pd.DataFrame,
+    spec: TableSpec,
+    collector: _Collector,
+    *,
+    on_duplicate: OnDuplicate,
+    warnings: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Handle exact duplicate rows and repeated unique keys.
+
+    Returns the mask of rows that are problems and the mask of rows to drop. Exact duplicate
+    transactions without an ``order_id`` follow ``on_duplicate`` (real exports often hold
+    legitimate repeats: the same customer buying the same thing twice a day); with an
+    ``order_id`` the same order line twice is always an error.
+    """
+    n = len(raw)
+    flagged, dropped = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
     cols = [c for c in spec.names if c in raw.columns]
-    if not cols:
-        return np.zeros(len(raw), dtype=bool)
-    flagged = np.zeros(len(raw), dtype=bool)
-    positions = np.arange(len(raw))
+    if raw.empty or not cols:
+        return flagged, dropped
+    positions = np.arange(n)
     # Row hashes instead of grouping on the values: linear time and memory on 10M rows.
     hashes = pd.util.hash_pandas_object(raw[cols], index=False).to_numpy()
     first = pd.Series(positions).groupby(hashes).transform("min").to_numpy()
     dup = np.flatnonzero(first != positions)
+    if spec.kind == "transactions" and len(dup):
+        has_id = (
+            ~_missing_mask(raw["order_id"].reset_index(drop=True))
+            if "order_id" in raw.columns
+            else np.zeros(n, dtype=bool)
+        )
+        strict, lenient = dup[has_id[dup]], dup[~has_id[dup]]
+    else:
+        has_id = np.zeros(n, dtype=bool)
+        strict, lenient = dup, dup[:0]
+    label = collector.row_label
+    if on_duplicate == "error":
+        strict, lenient = np.sort(np.concatenate([strict, lenient])), lenient[:0]
+    elif len(lenient):
+        shown = ", ".join(
+            f"{label} {collector.row(p)} (= {label} {collector.row(first[p])})"
+            for p in lenient[:_SHOWN_DUPLICATES]
+        )
+        more = f" and {len(lenient) - _SHOWN_DUPLICATES} more" if len(lenient) > 5 else ""
+        if on_duplicate == "drop":
+            dropped[lenient] = True
+            what = "dropped (--on-duplicate drop)"
+        else:
+            what = (
+                "kept as separate purchases (--on-duplicate drop removes them, "
+                "--on-duplicate error refuses the file)"
+            )
+        warnings.append(
+            f"{collector.source}: {len(lenient):,} row(s) exactly repeat an earlier row and "
+            f"have no order_id: {shown}{more}; {what}"
+        )
     room = max(collector.limit - len(collector.problems), 0)
-    for pos in dup[:room]:
+    for pos in strict[:room]:
+        advice = (
+            "the same order line twice: remove the repeated row"
+            if has_id[pos]
+            else "remove the repeated row (if both are real, give them distinct order_id "
+            "values, or pass --on-duplicate warn to keep both)"
+            if spec.kind == "transactions"
+            else "remove the repeated row"
+        )
         collector.add(
-            f"duplicates {collector.row_label} {collector.row(first[pos])} exactly; "
-            "remove the repeated row (if both are real, give them distinct order_id values)",
+            f"duplicates {label} {collector.row(first[pos])} exactly; {advice}",
             position=int(pos),
         )
-    collector.total += max(len(dup) - room, 0)
-    flagged[dup] = True
+    collector.total += max(len(strict) - room, 0)
+    flagged[strict] = True
     if spec.unique_key and all(k in raw.columns for k in spec.unique_key):
         key = list(spec.unique_key)
         khash = pd.util.hash_pandas_object(raw[key], index=False).to_numpy()
@@ -607,7 +675,80 @@ def _check_duplicates(raw: pd.DataFrame, spec: TableSpec, collector: _Collector)
                 value=raw[key[0]].iloc[int(pos)],
             )
         flagged[repeated] = True
-    return flagged
+    return flagged, dropped
+
+
+def _check_future(
+    raw: pd.DataFrame,
+    frame: pd.DataFrame,
+    spec: TableSpec,
+    collector: _Collector,
+    *,
+    now: pd.Timestamp,
+    tolerance_days: float,
+) -> np.ndarray:
+    """Flag dates after the present (plus a tolerance for clocks and time zones)."""
+    bad = np.zeros(len(frame), dtype=bool)
+    limit = now + pd.Timedelta(days=tolerance_days)
+    for col in spec.columns:
+        if col.kind not in ("datetime", "date") or col.name not in frame.columns:
+            continue
+        late = (frame[col.name] > limit).to_numpy(dtype=bool, na_value=False)
+        if late.any():
+            collector.add_rows(
+                np.flatnonzero(late),
+                col.name,
+                raw[col.name].reset_index(drop=True),
+                f"is in the future (now is {now:%Y-%m-%d %H:%M} UTC; tolerance "
+                f"{tolerance_days:g} day(s)); fix the date or its time zone, or raise "
+                "--future-tolerance-days (CLV_FUTURE_TOLERANCE_DAYS)",
+            )
+            bad |= late
+    return bad
+
+
+def _map_columns(
+    raw: pd.DataFrame, spec: TableSpec, columns: Mapping[str, str] | None, source: str
+) -> pd.DataFrame:
+    """Rename the file's own column names onto the contract's (``{contract: file}``)."""
+    if not columns:
+        return raw
+    unknown = [k for k in columns if k not in spec.names]
+    if unknown:
+        raise ValueError(
+            f"columns: {', '.join(map(repr, unknown))} is not a {spec.kind} column of the "
+            f"contract; map onto {', '.join(spec.names)}"
+        )
+    present = [str(c) for c in raw.columns]
+    found = ", ".join(repr(c) for c in present) or "no columns"
+    renames: dict[str, str] = {}
+    for contract, own in columns.items():
+        if own == contract:
+            continue
+        if own not in present:
+            raise _FileLevelError(
+                Problem(
+                    source,
+                    None,
+                    own,
+                    None,
+                    f"is not in the file (given for '{contract}', e.g. "
+                    f"--{contract.replace('_', '-')}-col); the file's columns are: {found}",
+                )
+            )
+        if contract in present:
+            raise _FileLevelError(
+                Problem(
+                    source,
+                    None,
+                    contract,
+                    None,
+                    f"is in the file and '{own}' is mapped onto it too; map only one column "
+                    f"onto '{contract}' (rename or drop the other)",
+                )
+            )
+        renames[own] = contract
+    return raw.rename(columns=renames)
 
 
 def _run_pandera(frame: pd.DataFrame, spec: TableSpec, collector: _Collector) -> np.ndarray:
@@ -642,6 +783,36 @@ def _run_pandera(frame: pd.DataFrame, spec: TableSpec, collector: _Collector) ->
     return bad
 
 
+@dataclass(frozen=True)
+class _Options:
+    on_duplicate: OnDuplicate
+    future_tolerance_days: float
+    now: pd.Timestamp
+    columns: Mapping[str, str] | None
+
+
+def _options(
+    on_duplicate: str,
+    future_tolerance_days: float | None,
+    now: pd.Timestamp | None,
+    columns: Mapping[str, str] | None,
+) -> _Options:
+    if on_duplicate not in ON_DUPLICATE_CHOICES:
+        raise ValueError(
+            f"on_duplicate must be one of {', '.join(ON_DUPLICATE_CHOICES)}, got {on_duplicate!r}"
+        )
+    if future_tolerance_days is None:
+        from clv.settings import get_settings
+
+        future_tolerance_days = get_settings().future_tolerance_days
+    if future_tolerance_days < 0:
+        raise ValueError(f"--future-tolerance-days must be >= 0, got {future_tolerance_days}")
+    stamp = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return _Options(on_duplicate, float(future_tolerance_days), stamp, columns)
+
+
 def _validate_raw(
     raw: pd.DataFrame,
     spec: TableSpec,
@@ -649,8 +820,11 @@ def _validate_raw(
     report: ValidationReport,
     *,
     allow_extra: bool,
+    options: _Options,
 ) -> ValidationReport:
     raw = raw.reset_index(drop=True)
+    if options.columns:
+        collector.display = {k: v for k, v in options.columns.items() if k != v}
     report.n_rows = len(raw)
     _check_columns(raw, spec, collector, allow_extra=allow_extra)
     if len(raw) == 0:
@@ -663,7 +837,18 @@ def _validate_raw(
     if collector.total == 0:
         # Column-level problems and blank lines stop here: parsing would only repeat them.
         frame, row_bad = _parse_table(raw, spec, collector)
-        row_bad |= _check_duplicates(raw, spec, collector)
+        row_bad |= _check_future(
+            raw,
+            frame,
+            spec,
+            collector,
+            now=options.now,
+            tolerance_days=options.future_tolerance_days,
+        )
+        flagged, dropped = _check_duplicates(
+            raw, spec, collector, on_duplicate=options.on_duplicate, warnings=report.warnings
+        )
+        row_bad |= flagged
         clean_positions = np.flatnonzero(~row_bad)
         if len(clean_positions):
             sub = _Collector(collector.source, collector.row_label, 0, collector.limit)
@@ -676,6 +861,8 @@ def _validate_raw(
                 collector.add(p.reason, position=at, column=p.column, value=value)
             collector.total += sub.total - len(sub.problems)
         if collector.total == 0:
+            if dropped.any():
+                frame = frame.loc[~dropped].reset_index(drop=True)
             report.frame = frame
     report.problems = sorted(collector.problems, key=lambda p: p.row or 0)
     report.total_problems = collector.total
@@ -697,6 +884,10 @@ def validate_file(
     allow_extra_columns: bool = False,
     max_problems: int | None = None,
     source: str | None = None,
+    on_duplicate: OnDuplicate = "warn",
+    columns: Mapping[str, str] | None = None,
+    future_tolerance_days: float | None = None,
+    now: pd.Timestamp | None = None,
 ) -> ValidationReport:
     """Validate a local CSV or Parquet file against the contract; never raises for bad data.
 
@@ -712,12 +903,30 @@ def validate_file(
         How many problems to list (default: ``CLV_MAX_REPORTED_ERRORS``); all are counted.
     source : str, optional
         Name shown in messages (default: the file name).
+    on_duplicate : {"warn", "error", "drop"}
+        Exact duplicate transaction rows without an ``order_id``: kept with a warning
+        (default), refused, or dropped with a warning. With an ``order_id`` they are errors.
+    columns : mapping, optional
+        The file's own column names, ``{contract name: file name}``, e.g.
+        ``{"customer_id": "CustomerID", "timestamp": "InvoiceDate"}``; renamed before validation.
+    future_tolerance_days : float, optional
+        Dates later than now plus this many days are refused (default
+        ``CLV_FUTURE_TOLERANCE_DAYS``, 1 day).
+    now : Timestamp, optional
+        The present (default: the clock), for reproducible checks.
 
     Returns
     -------
     ValidationReport
-        ``report.ok`` tells whether the file passed; ``report.frame`` holds the typed table.
+        ``report.ok`` tells whether the file passed; ``report.frame`` holds the typed table;
+        ``report.warnings`` what was accepted but deserves a look.
+
+    Raises
+    ------
+    ValueError
+        When an option itself is invalid (``on_duplicate``, a ``columns`` key not in the contract).
     """
+    options = _options(on_duplicate, future_tolerance_days, now, columns)
     path = Path(path)
     spec = TABLES[kind]
     shown = source or path.name
@@ -727,7 +936,11 @@ def validate_file(
         if not path.exists():
             raise _FileLevelError(Problem(shown, None, None, None, f"no such file: {path}"))
         if path.is_dir():
-            raise _FileLevelError(Problem(shown, None, None, None, "is a folder, not a file"))
+            raise _FileLevelError(
+                Problem(
+                    shown, None, None, None, "is a folder, not a file; give a CSV or Parquet file"
+                )
+            )
         file_kind = _file_kind(path)
         if file_kind == "csv":
             raw = _read_csv_raw(path, spec, shown)
@@ -735,11 +948,14 @@ def validate_file(
         else:
             raw = _read_parquet_raw(path, shown)
             collector = _Collector(shown, "row", 1, limit)
+        raw = _map_columns(raw, spec, columns, shown)
     except _FileLevelError as err:
         report.problems = [err.problem]
         report.total_problems = 1
         return report
-    report = _validate_raw(raw, spec, collector, report, allow_extra=allow_extra_columns)
+    report = _validate_raw(
+        raw, spec, collector, report, allow_extra=allow_extra_columns, options=options
+    )
     return report
 
 
@@ -750,25 +966,81 @@ def validate_frame(
     allow_extra_columns: bool = False,
     source: str = "<DataFrame>",
     max_problems: int | None = None,
+    on_duplicate: OnDuplicate = "warn",
+    columns: Mapping[str, str] | None = None,
+    future_tolerance_days: float | None = None,
+    now: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Validate an in-memory frame and return its typed copy (rows numbered from 1).
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The table as read.
+    kind : {"transactions", "customers", "sustainability"}
+        Which table of the contract it holds.
+    allow_extra_columns : bool
+        Drop columns that are not in the contract instead of rejecting the frame.
+    source : str
+        Name shown in messages.
+    max_problems : int, optional
+        How many problems to list.
+    on_duplicate : {"warn", "error", "drop"}
+        Exact duplicate transaction rows without an ``order_id``: kept with a warning
+        (default), refused, or dropped with a warning. With an ``order_id`` they are errors.
+    columns : mapping, optional
+        The file's own column names, ``{contract name: file name}``, e.g.
+        ``{"customer_id": "CustomerID", "timestamp": "InvoiceDate"}``; renamed before validation.
+    future_tolerance_days : float, optional
+        Dates later than now plus this many days are refused (default
+        ``CLV_FUTURE_TOLERANCE_DAYS``, 1 day).
+    now : Timestamp, optional
+        The present (default: the clock), for reproducible checks.
+
+    Returns
+    -------
+    DataFrame
+        The typed table; warnings (e.g. duplicates kept) are issued as :class:`DataWarning`.
 
     Raises
     ------
     ContractError
         When the frame breaks the contract; the message lists every problem up to the limit.
     """
+    options = _options(on_duplicate, future_tolerance_days, now, columns)
     spec = TABLES[kind]
     report = ValidationReport(source=source, kind=kind)
     collector = _Collector(source, "row", 1, _limit(max_problems))
-    report = _validate_raw(frame, spec, collector, report, allow_extra=allow_extra_columns)
+    try:
+        frame = _map_columns(frame, spec, columns, source)
+    except _FileLevelError as err:
+        report.problems, report.total_problems = [err.problem], 1
+        raise ContractError(report) from None
+    report = _validate_raw(
+        frame, spec, collector, report, allow_extra=allow_extra_columns, options=options
+    )
     if not report.ok or report.frame is None:
         raise ContractError(report)
+    emit_warnings(report)
     return report.frame
 
 
+def emit_warnings(report: ValidationReport) -> None:
+    """Issue the report's warnings as :class:`DataWarning` (the CLI prints them, once each)."""
+    import warnings
+
+    for message in report.warnings:
+        warnings.warn(message, DataWarning, stacklevel=3)
+
+
 def load_validated(
-    path: str | Path, kind: TableKind = "transactions", *, allow_extra_columns: bool = False
+    path: str | Path,
+    kind: TableKind = "transactions",
+    *,
+    allow_extra_columns: bool = False,
+    on_duplicate: OnDuplicate = "warn",
+    columns: Mapping[str, str] | None = None,
+    future_tolerance_days: float | None = None,
 ) -> pd.DataFrame:
     """Read and validate a local file; return the typed table.
 
@@ -777,9 +1049,17 @@ def load_validated(
     ContractError
         When the file breaks the contract.
     """
-    report = validate_file(path, kind, allow_extra_columns=allow_extra_columns)
+    report = validate_file(
+        path,
+        kind,
+        allow_extra_columns=allow_extra_columns,
+        on_duplicate=on_duplicate,
+        columns=columns,
+        future_tolerance_days=future_tolerance_days,
+    )
     if not report.ok or report.frame is None:
         raise ContractError(report)
+    emit_warnings(report)
     return report.frame
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ from clv.training.bundle import ChurnBundle, SpendBundle
 from clv.training.dataset import PURCHASES, TARGET, TrainingFrames
 from clv.training.hpo import StudyOutcome, fit_best
 from clv.training.windows import HistoryTooShortError, WindowPlan, end_of_day, plan_windows
+
+if TYPE_CHECKING:
+    from clv.data.validation import OnDuplicate
 
 logger = logging.getLogger(__name__)
 
@@ -166,8 +169,31 @@ def load_inputs(
     *,
     customers: str | Path | None = None,
     sustainability: str | Path | None = None,
+    on_duplicate: OnDuplicate = "warn",
+    columns: Mapping[str, str] | None = None,
+    future_tolerance_days: float | None = None,
 ) -> Inputs:
     """Read and validate the input tables (local or ``s3://``) and hash their contents.
+
+    Parameters
+    ----------
+    transactions : str or Path
+        The transactions table.
+    customers, sustainability : str or Path, optional
+        The optional tables.
+    on_duplicate : {"warn", "error", "drop"}
+        Exact duplicate transactions without ``order_id``: kept with a warning, refused or
+        dropped (see :func:`clv.data.io.read_table`).
+    columns : mapping, optional
+        The transactions file's own column names, ``{contract name: file name}``.
+    future_tolerance_days : float, optional
+        Dates after now plus this many days are refused (default: the settings').
+
+    Returns
+    -------
+    Inputs
+        The typed tables and their hashes; read options that change the table (dropping
+        duplicates, a column mapping) are part of the hashes, so caches and fingerprints differ.
 
     Raises
     ------
@@ -179,13 +205,24 @@ def load_inputs(
     from clv.data.io import read_table, sha256_of
 
     hashes = {"transactions": sha256_of(transactions)}
+    if on_duplicate == "drop" or columns:
+        hashes["transactions_read"] = json.dumps(
+            {"drop_duplicates": on_duplicate == "drop", "columns": dict(columns or {})},
+            sort_keys=True,
+        )
     frames: dict[str, pd.DataFrame | None] = {"customers": None, "sustainability": None}
     for kind, uri in (("customers", customers), ("sustainability", sustainability)):
         if uri is not None:
             hashes[kind] = sha256_of(uri)
-            frames[kind] = read_table(uri, kind)
+            frames[kind] = read_table(uri, kind, future_tolerance_days=future_tolerance_days)
     return Inputs(
-        transactions=read_table(transactions, "transactions"),
+        transactions=read_table(
+            transactions,
+            "transactions",
+            on_duplicate=on_duplicate,
+            columns=columns,
+            future_tolerance_days=future_tolerance_days,
+        ),
         hashes=hashes,
         customers=frames["customers"],
         sustainability=frames["sustainability"],

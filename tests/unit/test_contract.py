@@ -151,11 +151,14 @@ CASES: dict[str, Case] = {
         _csv(HEADER + "001,,5\n"),
         "t.csv line 2, column 'timestamp': '' is missing; this column is required on every row",
     ),
-    "duplicate_rows": Case(
+    "duplicate_order_line": Case(
         "t.csv",
-        _csv(HEADER + GOOD_ROW + "002,2024-01-06,3\n" + GOOD_ROW),
-        "t.csv line 4: duplicates line 2 exactly; remove the repeated row (if both are real, "
-        "give them distinct order_id values)",
+        _csv(
+            "customer_id,timestamp,amount,order_id\n"
+            "001,2024-01-05,12.50,A1\n002,2024-01-06,3,A2\n001,2024-01-05,12.50,A1\n"
+        ),
+        "t.csv line 4: duplicates line 2 exactly; the same order line twice: remove the "
+        "repeated row",
     ),
     "empty_file": Case(
         "t.csv",
