@@ -119,7 +119,7 @@ def check_drift(
             "monitoring existed); retrain it with `clv train`"
         )
     options = dict(read_options or {})
-    tolerance = {"future_tolerance_days": options.get("future_tolerance_days")}
+    tolerance: float | None = options.get("future_tolerance_days")
     tx = read_table(transactions, "transactions", **options)
     cutoff = (
         end_of_day(pd.Timestamp(tx["timestamp"].max()))
@@ -130,8 +130,10 @@ def check_drift(
         tx[tx["timestamp"] <= cutoff],
         cutoff=cutoff,
         horizon_days=spend.horizon_days,
-        customers=read_table(customers, "customers", **tolerance) if customers else None,
-        sustainability=read_table(sustainability, "sustainability", **tolerance)
+        customers=read_table(customers, "customers", future_tolerance_days=tolerance)
+        if customers
+        else None,
+        sustainability=read_table(sustainability, "sustainability", future_tolerance_days=tolerance)
         if sustainability
         else None,
     )
