@@ -36,8 +36,12 @@ demo: $(STAMP)
 		--customers $(CLV_HOME)/demo/data/customers.parquet \
 		--sustainability $(CLV_HOME)/demo/data/sustainability.parquet \
 		--horizon-days 90 --trials $(DEMO_TRIALS)
-	$(BIN)/clv promote --model clv-spend --latest --yes --reason "make demo"
-	$(BIN)/clv promote --model clv-churn --latest --yes --reason "make demo"
+	@# The gate may refuse a demo model that loses to a reference (its table says by how much):
+	@# the demo then promotes it anyway, with that reason recorded, so the rest can run.
+	$(BIN)/clv promote --model clv-spend --latest --yes --reason "make demo" || \
+		$(BIN)/clv promote --model clv-spend --latest --yes --force --reason "make demo: forced past the gate above"
+	$(BIN)/clv promote --model clv-churn --latest --yes --reason "make demo" || \
+		$(BIN)/clv promote --model clv-churn --latest --yes --force --reason "make demo: forced past the gate above"
 	$(BIN)/clv score --transactions $(CLV_HOME)/demo/data/transactions.parquet \
 		--customers $(CLV_HOME)/demo/data/customers.parquet \
 		--sustainability $(CLV_HOME)/demo/data/sustainability.parquet \
