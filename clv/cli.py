@@ -6,12 +6,14 @@ Exit codes: 0 success, 1 the input breaks the data contract (or another user-fix
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -22,7 +24,92 @@ if TYPE_CHECKING:
 
     from clv.evaluation.crossval import CrossValidationResult
 
+#: Largest --horizon-days whose end still fits pandas' timestamps (up to 2262-04-11) from any
+#: as-of date the contract accepts (before 2100-01-01).
+MAX_HORIZON_DAYS = (date(2262, 4, 11) - date(2100, 1, 1)).days
+
+
+def _describe_error(err: BaseException) -> tuple[str, int]:
+    """The message and exit code for an exception a user can cause (no traceback)."""
+    name = type(err).__name__
+    module = type(err).__module__
+    if name == "IntegrityError" and module == "clv.models.base":
+        return (
+            f"{err}; the model file changed after it was registered: register the model again "
+            "(`clv train`) or download its artifacts again",
+            1,
+        )
+    if name == "OutOfBoundsDatetime" or isinstance(err, OverflowError):
+        return (
+            f"dates out of range ({err}): timestamps must stay between 1677-09-22 and "
+            f"2262-04-11; use a smaller --horizon-days (at most {MAX_HORIZON_DAYS:,}), "
+            "--windows or --step-days",
+            1,
+        )
+    if isinstance(err, IsADirectoryError):
+        return (str(err) if not err.filename else f"{err.filename} is a folder, not a file", 1)
+    if isinstance(err, PermissionError):
+        return (f"cannot read {err.filename or ''}: permission denied".replace("  ", " "), 1)
+    if isinstance(err, FileNotFoundError):
+        return (str(err) if not err.filename else f"no such file: {err.filename}", 1)
+    if module.startswith(("botocore", "boto3")):
+        return (f"S3 failed: {err}; check credentials, CLV_S3_ENDPOINT_URL and the network", 1)
+    if isinstance(err, (ValueError, LookupError, OSError)):
+        # The library's messages (contract problems, missing models, short histories, storage)
+        # name the input and what to do.
+        return (str(err), 1)
+    return (
+        f"unexpected error ({name}: {err}); run again with --debug for the traceback and "
+        "please report it",
+        1,
+    )
+
+
+def _print_data_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Print the validation gate's warnings (duplicates kept or dropped) without a code line."""
+    if category.__name__ == "DataWarning":
+        err_console.print(Text(f"warning: {message}", style="yellow"), soft_wrap=True)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+class _Group(typer.core.TyperGroup):
+    """The command group with one handler for every error a user can cause.
+
+    Without ``--debug`` an exception from a command becomes its message (see
+    :func:`_describe_error`) and exit code 1; with ``--debug`` the traceback is shown.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        import typer.exceptions
+
+        debug = bool(ctx.params.get("debug"))
+        with warnings.catch_warnings():
+            warnings.showwarning = _print_data_warning
+            try:
+                return super().invoke(ctx)
+            except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+                raise  # usage errors and deliberate exits: typer prints and exits itself
+            except KeyboardInterrupt:
+                err_console.print(Text("interrupted", style="bold red"))
+                raise typer.Exit(code=130) from None
+            except Exception as err:
+                if debug:
+                    raise
+                message, code = _describe_error(err)
+                err_console.print(Text(message, style="bold red"), soft_wrap=True)
+                raise typer.Exit(code=code) from None
+
+
 app = typer.Typer(
+    cls=_Group,
     name="clv",
     help="Customer lifetime value platform: data, backtests, training, promotion and scoring.",
     no_args_is_help=True,
@@ -31,6 +118,103 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+_SHOW_WARNING = warnings.showwarning
+_DEBUG = {"on": False}
+
+
+@app.callback()
+def _root(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show Python tracebacks (and Prefect's run logs).")
+    ] = False,
+) -> None:
+    """Customer lifetime value platform: data, backtests, training, promotion and scoring."""
+    _DEBUG["on"] = debug
+
+
+class OnDuplicate(StrEnum):
+    """What to do with exact duplicate transactions that have no order_id."""
+
+    warn = "warn"
+    error = "error"
+    drop = "drop"
+
+
+OnDuplicateOption = Annotated[
+    OnDuplicate,
+    typer.Option(
+        "--on-duplicate",
+        help="Exact duplicate transaction rows without an order_id: keep them as separate "
+        "purchases with a warning, refuse the file, or drop the repeats (with a warning). "
+        "With an order_id a repeated line is always an error.",
+    ),
+]
+FutureTolerance = Annotated[
+    float | None,
+    typer.Option(
+        "--future-tolerance-days",
+        min=0.0,
+        help="Dates later than now plus this many days are refused (default 1, or "
+        "CLV_FUTURE_TOLERANCE_DAYS).",
+    ),
+]
+CustomerIdCol = Annotated[
+    str | None,
+    typer.Option("--customer-id-col", help="The file's name for customer_id (e.g. CustomerID)."),
+]
+TimestampCol = Annotated[
+    str | None,
+    typer.Option("--timestamp-col", help="The file's name for timestamp (e.g. InvoiceDate)."),
+]
+AmountCol = Annotated[
+    str | None, typer.Option("--amount-col", help="The file's name for amount (e.g. Sales).")
+]
+HorizonDays = Annotated[
+    int,
+    typer.Option("--horizon-days", min=1, max=MAX_HORIZON_DAYS, help="Prediction horizon in days."),
+]
+
+
+def _columns(
+    customer_id: str | None, timestamp: str | None, amount: str | None
+) -> dict[str, str] | None:
+    """The transactions' column mapping ``{contract name: file name}`` from the options."""
+    given = {"customer_id": customer_id, "timestamp": timestamp, "amount": amount}
+    mapping = {k: v for k, v in given.items() if v}
+    return mapping or None
+
+
+def _read_options(
+    kind: Kind | str,
+    on_duplicate: OnDuplicate,
+    future_tolerance_days: float | None,
+    customer_id_col: str | None,
+    timestamp_col: str | None,
+    amount_col: str | None,
+) -> dict[str, Any]:
+    """Keyword arguments of :func:`clv.data.io.read_table` from the shared options."""
+    columns = _columns(customer_id_col, timestamp_col, amount_col)
+    if columns and str(kind) != "transactions":
+        raise typer.BadParameter(
+            "--customer-id-col, --timestamp-col and --amount-col apply to transactions",
+            param_hint="--kind",
+        )
+    return {
+        "on_duplicate": on_duplicate.value,
+        "columns": columns,
+        "future_tolerance_days": future_tolerance_days,
+    }
+
+
+def _quiet_prefect_errors() -> None:
+    """Keep Prefect's console from printing a failed run's traceback; the CLI prints the cause.
+
+    Only the console handler is raised: the run's logs still reach the Prefect API.
+    """
+    import os
+
+    if not _DEBUG["on"]:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
 class Kind(StrEnum):
@@ -263,6 +447,11 @@ def validate(
     max_errors: Annotated[
         int | None, typer.Option(min=1, help="How many problems to list per file.")
     ] = None,
+    on_duplicate: OnDuplicateOption = OnDuplicate.warn,
+    future_tolerance_days: FutureTolerance = None,
+    customer_id_col: CustomerIdCol = None,
+    timestamp_col: TimestampCol = None,
+    amount_col: AmountCol = None,
 ) -> None:
     """Check files against the data contract; list every problem with file, line, column, value.
 
@@ -271,6 +460,9 @@ def validate(
     from clv.data.io import display_name, local_copy
     from clv.data.validation import validate_file
 
+    read_options = _read_options(
+        kind, on_duplicate, future_tolerance_days, customer_id_col, timestamp_col, amount_col
+    )
     failed = 0
     for uri in paths:
         try:
@@ -281,11 +473,14 @@ def validate(
                     allow_extra_columns=allow_extra_columns,
                     max_problems=max_errors,
                     source=display_name(uri),
+                    **read_options,
                 )
-        except (FileNotFoundError, ValueError) as err:  # ValueError: malformed s3:// URI
+        except (FileNotFoundError, ValueError, OSError) as err:  # ValueError: malformed s3://
             err_console.print(Text(f"{uri}: {err}", style="red"))
             failed += 1
             continue
+        for warning in report.warnings:
+            err_console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
         if report.ok:
             console.print(
                 Text(f"OK {uri}: {report.n_rows:,} rows satisfy the {kind.value} contract")
@@ -309,19 +504,31 @@ def ingest(
     warehouse: Annotated[
         Path | None, typer.Option(help="Warehouse folder (default: $CLV_HOME/warehouse).")
     ] = None,
+    on_duplicate: OnDuplicateOption = OnDuplicate.warn,
+    future_tolerance_days: FutureTolerance = None,
+    customer_id_col: CustomerIdCol = None,
+    timestamp_col: TimestampCol = None,
+    amount_col: AmountCol = None,
 ) -> None:
     """Validate files and store typed copies in the warehouse, once per content (idempotent)."""
     from clv.data.ingest import ingest as ingest_file
     from clv.data.validation import ContractError
 
+    read_options = _read_options(
+        kind, on_duplicate, future_tolerance_days, customer_id_col, timestamp_col, amount_col
+    )
     failed = 0
     for uri in paths:
         try:
             with err_console.status(f"ingesting {uri} ..."):
                 record, added = ingest_file(
-                    uri, kind.value, warehouse=warehouse, allow_extra_columns=allow_extra_columns
+                    uri,
+                    kind.value,
+                    warehouse=warehouse,
+                    allow_extra_columns=allow_extra_columns,
+                    **read_options,
                 )
-        except (ContractError, FileNotFoundError, ValueError) as err:
+        except (ContractError, FileNotFoundError, ValueError, OSError) as err:
             failed += 1
             err_console.print(Text(str(err), style="red"))
             continue
@@ -617,7 +824,7 @@ def train(
             "is enough.",
         ),
     ],
-    horizon_days: Annotated[int, typer.Option(min=1, help="Prediction horizon in days.")],
+    horizon_days: HorizonDays,
     as_of: Annotated[
         str | None,
         typer.Option(help="Training cut-off YYYY-MM-DD (default: the last transaction's day)."),
@@ -634,6 +841,11 @@ def train(
     max_extrapolated_share: ExtrapolatedShare = None,
     ziln_members: ZilnMembers = 3,
     ziln_sigma_cap: ZilnSigmaCap = ZILN_SIGMA_CAP,
+    on_duplicate: OnDuplicateOption = OnDuplicate.warn,
+    future_tolerance_days: FutureTolerance = None,
+    customer_id_col: CustomerIdCol = None,
+    timestamp_col: TimestampCol = None,
+    amount_col: AmountCol = None,
 ) -> None:
     """Run the training flow: tune every family with Optuna, register challengers in MLflow.
 
@@ -643,7 +855,16 @@ def train(
     cutoff = _parse_as_of(as_of)
     chosen = _families(families)
     share = _extrapolated_share(max_extrapolated_share)
+    read_options = _read_options(
+        Kind.transactions,
+        on_duplicate,
+        future_tolerance_days,
+        customer_id_col,
+        timestamp_col,
+        amount_col,
+    )
     _local_orchestration_defaults()
+    _quiet_prefect_errors()
     from clv.data.validation import ContractError
 
     try:
@@ -663,6 +884,7 @@ def train(
             max_extrapolated_share=share,
             ziln_members=ziln_members,
             ziln_sigma_cap=ziln_sigma_cap or None,
+            **read_options,
         )
     except (ContractError, FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None
@@ -792,7 +1014,7 @@ def score(
     transactions: Annotated[
         str, typer.Option("--transactions", help="Transactions file (local or s3://).")
     ],
-    horizon_days: Annotated[int, typer.Option(min=1, help="Prediction horizon in days.")],
+    horizon_days: HorizonDays,
     out: Annotated[str, typer.Option(help="Scores file: .csv, .csv.gz or .parquet (or s3://).")],
     as_of: Annotated[
         str | None,
@@ -801,6 +1023,11 @@ def score(
     alias: Annotated[str, typer.Option(help="Registry alias to score with.")] = "champion",
     customers_path: CustomersTable = None,
     sustainability_path: SustainabilityTable = None,
+    on_duplicate: OnDuplicateOption = OnDuplicate.warn,
+    future_tolerance_days: FutureTolerance = None,
+    customer_id_col: CustomerIdCol = None,
+    timestamp_col: TimestampCol = None,
+    amount_col: AmountCol = None,
 ) -> None:
     """Write predicted spend (with an interval) and churn probability for every customer.
 
@@ -815,6 +1042,14 @@ def score(
     from clv.training.scoring import load_registered, score_customers
 
     cutoff = _parse_as_of(as_of)
+    read_options = _read_options(
+        Kind.transactions,
+        on_duplicate,
+        future_tolerance_days,
+        customer_id_col,
+        timestamp_col,
+        amount_col,
+    )
     suffix = out.lower()
     if not suffix.endswith((".csv", ".csv.gz", ".parquet", ".pq")):
         raise typer.BadParameter(f"{out}: use a .csv, .csv.gz or .parquet name", param_hint="--out")
@@ -828,12 +1063,17 @@ def score(
                     "(promote one with `clv promote --model clv-churn`)"
                 )
             with err_console.status("reading and validating inputs ..."):
-                tx = read_table(transactions, "transactions")
+                tx = read_table(transactions, "transactions", **read_options)
+                tolerance = read_options["future_tolerance_days"]
                 extra = {
-                    "customers": read_table(customers_path, "customers")
+                    "customers": read_table(
+                        customers_path, "customers", future_tolerance_days=tolerance
+                    )
                     if customers_path
                     else None,
-                    "sustainability": read_table(sustainability_path, "sustainability")
+                    "sustainability": read_table(
+                        sustainability_path, "sustainability", future_tolerance_days=tolerance
+                    )
                     if sustainability_path
                     else None,
                 }
@@ -876,6 +1116,11 @@ def monitor(
     ] = 0.3,
     customers_path: CustomersTable = None,
     sustainability_path: SustainabilityTable = None,
+    on_duplicate: OnDuplicateOption = OnDuplicate.warn,
+    future_tolerance_days: FutureTolerance = None,
+    customer_id_col: CustomerIdCol = None,
+    timestamp_col: TimestampCol = None,
+    amount_col: AmountCol = None,
 ) -> None:
     """Check current features for drift against the champion's reference (Evidently).
 
@@ -883,7 +1128,16 @@ def monitor(
     turns it into one retraining run. Prints the HTML report's path.
     """
     cutoff = _parse_as_of(as_of)
+    read_options = _read_options(
+        Kind.transactions,
+        on_duplicate,
+        future_tolerance_days,
+        customer_id_col,
+        timestamp_col,
+        amount_col,
+    )
     _local_orchestration_defaults()
+    _quiet_prefect_errors()
     from clv import tracking
     from clv.data.validation import ContractError
 
@@ -896,6 +1150,7 @@ def monitor(
             threshold=threshold,
             customers=customers_path,
             sustainability=sustainability_path,
+            **read_options,
         )
     except tracking.NoSuchModelError as err:
         raise _fail(str(err)) from None
