@@ -193,7 +193,15 @@ def test_train_promote_score_beats_btyd_on_the_generated_truth(
         assert "clv-spend version 1 registered as challenger" in trained
         promoted = _clv(world, home, "promote", "--latest", "--yes", "--reason", "e2e")
         assert "is now the champion" in promoted
-        _clv(world, home, "promote", "--model", "clv-churn", "--latest", "--yes")
+        churn = _clv(
+            world, home, "promote", "--model", "clv-churn", "--latest", "--yes", check=False
+        )
+        if "is now the champion" not in churn:
+            # On this small data set the churn model may lose to BG/NBD's probability of no
+            # purchase: the gate must then say so and by how much, and --force overrides it.
+            text = " ".join(churn.split())
+            assert "BG/NBD" in text and "--force" in text, churn
+            _clv(world, home, "promote", "--model", "clv-churn", "--latest", "--yes", "--force")
         _clv(
             world,
             home,
