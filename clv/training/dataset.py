@@ -126,6 +126,11 @@ class TrainingFrames:
         """Rows of the final model's fit windows (targets ending by the as-of date)."""
         return self._part(list(self.plan.final_fit))
 
+    @property
+    def final_training(self) -> pd.DataFrame:
+        """Rows the final model learns from: its fit windows and the holdout that validates it."""
+        return self._part(self.plan.final_cutoffs)
+
     def y(self, part: pd.DataFrame) -> pd.Series:
         """Spend target of ``part`` over the horizon: a shortened window's spend is scaled up.
 

@@ -580,7 +580,7 @@ def assemble(
             for name, model in evaluated.items()
         }
         churn_model = _churn(frames, final_fit, holdout, config.seed)
-        final_rows = frames._part(plan.final_cutoffs)
+        final_rows = frames.final_training
         timings["final_refit"] = time.perf_counter() - t0
 
     reference = drift_reference(X_hold if config.refit_final else X_val, seed=config.seed)
