@@ -24,9 +24,7 @@ if TYPE_CHECKING:
 
     from clv.evaluation.crossval import CrossValidationResult
 
-#: Largest --horizon-days whose end still fits pandas' timestamps (up to 2262-04-11) from any
-#: as-of date the contract accepts (before 2100-01-01).
-MAX_HORIZON_DAYS = (date(2262, 4, 11) - date(2100, 1, 1)).days
+from clv.config import MAX_HORIZON_DAYS
 
 
 def _describe_error(err: BaseException) -> tuple[str, int]:
@@ -173,6 +171,56 @@ HorizonDays = Annotated[
     int,
     typer.Option("--horizon-days", min=1, max=MAX_HORIZON_DAYS, help="Prediction horizon in days."),
 ]
+OptionalHorizonDays = Annotated[
+    int | None,
+    typer.Option(
+        "--horizon-days",
+        min=1,
+        max=MAX_HORIZON_DAYS,
+        help="Prediction horizon in days. Required, here or in --config.",
+    ),
+]
+
+
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="YAML file of this command's settings (see config/); flags given here override it.",
+    ),
+]
+
+
+def _merge_config(
+    ctx: typer.Context, file: Any, flags: dict[str, tuple[str, Any]]
+) -> dict[str, Any]:
+    """Settings from a configuration file, overridden by the flags the user gave.
+
+    ``flags`` maps each setting to ``(parameter name, value already in the file's terms)``; a
+    flag left at its default gives way to the file's value when the file sets that key.
+    """
+    given = set() if file is None else file.model_fields_set
+    columns_given = set() if file is None else file.columns.model_fields_set
+    merged: dict[str, Any] = {}
+    for key, (param, value) in flags.items():
+        source = ctx.get_parameter_source(param)
+        # Compared by name: typer may vendor its own click, whose enum is not click's.
+        typed = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+        if key.startswith("columns."):
+            sub = key.removeprefix("columns.")
+            in_file = "columns" in given and sub in columns_given
+            merged[key] = value if typed or not in_file else getattr(file.columns, sub)
+        else:
+            merged[key] = value if typed or key not in given else getattr(file, key)
+    return merged
+
+
+def _require(settings: dict[str, Any], key: str, flag: str, config: Path | None) -> Any:
+    value = settings.get(key)
+    if value is None:
+        where = f" or '{key}:' in {config}" if config is not None else f" (or '{key}:' in --config)"
+        raise typer.BadParameter(f"required: give {flag}{where}", param_hint=flag)
+    return value
 
 
 def _columns(
@@ -816,15 +864,17 @@ def _families(text: str) -> list[str]:
 
 @app.command()
 def train(
+    ctx: typer.Context,
     transactions: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--transactions",
             help="Transactions file (local or s3://); a bare customer_id,timestamp,amount CSV "
-            "is enough.",
+            "is enough. Required, here or in --config.",
         ),
-    ],
-    horizon_days: HorizonDays,
+    ] = None,
+    horizon_days: OptionalHorizonDays = None,
+    config: ConfigFile = None,
     as_of: Annotated[
         str | None,
         typer.Option(help="Training cut-off YYYY-MM-DD (default: the last transaction's day)."),
@@ -850,19 +900,62 @@ def train(
     """Run the training flow: tune every family with Optuna, register challengers in MLflow.
 
     A killed run resumes its Optuna studies when started again with the same arguments; the same
-    data and configuration never register a second version.
+    data and configuration never register a second version. With ``--config FILE`` the settings
+    come from the file (config/training.yaml lists them all) and the flags given override it.
     """
-    cutoff = _parse_as_of(as_of)
-    chosen = _families(families)
-    share = _extrapolated_share(max_extrapolated_share)
+    from clv.config import load_training_config
+
+    file = None if config is None else load_training_config(config)
+    settings = _merge_config(
+        ctx,
+        file,
+        {
+            "transactions": ("transactions", transactions),
+            "horizon_days": ("horizon_days", horizon_days),
+            "as_of": ("as_of", as_of),
+            "n_trials": ("trials", trials),
+            "families": ("families", _families(families)),
+            "customers": ("customers_path", customers_path),
+            "sustainability": ("sustainability_path", sustainability_path),
+            "n_windows": ("windows", windows),
+            "step_days": ("step_days", step_days),
+            "seed": ("seed", seed),
+            "max_extrapolated_share": (
+                "max_extrapolated_share",
+                _extrapolated_share(max_extrapolated_share),
+            ),
+            "ziln_members": ("ziln_members", ziln_members),
+            "ziln_sigma_cap": ("ziln_sigma_cap", ziln_sigma_cap or None),
+            "on_duplicate": ("on_duplicate", on_duplicate.value),
+            "future_tolerance_days": ("future_tolerance_days", future_tolerance_days),
+            "columns.customer_id": ("customer_id_col", customer_id_col),
+            "columns.timestamp": ("timestamp_col", timestamp_col),
+            "columns.amount": ("amount_col", amount_col),
+        },
+    )
+    source = _require(settings, "transactions", "--transactions", config)
+    horizon = _require(settings, "horizon_days", "--horizon-days", config)
+    cutoff = _parse_as_of(settings["as_of"])
     read_options = _read_options(
         Kind.transactions,
-        on_duplicate,
-        future_tolerance_days,
-        customer_id_col,
-        timestamp_col,
-        amount_col,
+        OnDuplicate(settings["on_duplicate"]),
+        settings["future_tolerance_days"],
+        settings["columns.customer_id"],
+        settings["columns.timestamp"],
+        settings["columns.amount"],
     )
+    extra: dict[str, Any] = {}
+    if file is not None:
+        # Settings only a file can give (no flag): TrainConfig's remaining fields.
+        extra = {
+            key: getattr(file, key)
+            for key in ("coverage", "max_tune_rows", "max_fit_rows", "refit_final")
+        }
+        if (
+            "max_extrapolated_share" in file.model_fields_set
+            and settings["max_extrapolated_share"] is None
+        ):
+            settings["max_extrapolated_share"] = 1.0  # null in a file: keep every feature
     _local_orchestration_defaults()
     _quiet_prefect_errors()
     from clv.data.validation import ContractError
@@ -871,19 +964,20 @@ def train(
         from flows.training import training_flow
 
         result = training_flow(
-            transactions=transactions,
-            horizon_days=horizon_days,
+            transactions=source,
+            horizon_days=horizon,
             as_of=None if cutoff is None else cutoff.isoformat(),
-            trials=trials,
-            families=chosen,
-            customers=customers_path,
-            sustainability=sustainability_path,
-            n_windows=windows,
-            step_days=step_days,
-            seed=seed,
-            max_extrapolated_share=share,
-            ziln_members=ziln_members,
-            ziln_sigma_cap=ziln_sigma_cap or None,
+            trials=settings["n_trials"],
+            families=settings["families"],
+            customers=settings["customers"],
+            sustainability=settings["sustainability"],
+            n_windows=settings["n_windows"],
+            step_days=settings["step_days"],
+            seed=settings["seed"],
+            max_extrapolated_share=settings["max_extrapolated_share"],
+            ziln_members=settings["ziln_members"],
+            ziln_sigma_cap=settings["ziln_sigma_cap"],
+            **extra,
             **read_options,
         )
     except (ContractError, FileNotFoundError, ValueError) as err:
@@ -1103,9 +1197,15 @@ def score(
 
 @app.command()
 def monitor(
+    ctx: typer.Context,
     transactions: Annotated[
-        str, typer.Option("--transactions", help="Current transactions (local or s3://).")
-    ],
+        str | None,
+        typer.Option(
+            "--transactions",
+            help="Current transactions (local or s3://). Required, here or in --config.",
+        ),
+    ] = None,
+    config: ConfigFile = None,
     as_of: Annotated[
         str | None,
         typer.Option(help="Feature cut-off YYYY-MM-DD (default: the last transaction's day)."),
@@ -1125,16 +1225,38 @@ def monitor(
     """Check current features for drift against the champion's reference (Evidently).
 
     On drift, emits the Prefect event ``clv.drift.detected``: the training deployment's trigger
-    turns it into one retraining run. Prints the HTML report's path.
+    turns it into one retraining run. Prints the HTML report's path. With ``--config FILE`` the
+    settings come from the file (see config/monitoring.yaml) and the flags given override it.
     """
-    cutoff = _parse_as_of(as_of)
+    from clv.config import load_monitoring_config
+
+    file = None if config is None else load_monitoring_config(config)
+    settings = _merge_config(
+        ctx,
+        file,
+        {
+            "transactions": ("transactions", transactions),
+            "as_of": ("as_of", as_of),
+            "threshold": ("threshold", threshold),
+            "customers": ("customers_path", customers_path),
+            "sustainability": ("sustainability_path", sustainability_path),
+            "on_duplicate": ("on_duplicate", on_duplicate.value),
+            "future_tolerance_days": ("future_tolerance_days", future_tolerance_days),
+            "columns.customer_id": ("customer_id_col", customer_id_col),
+            "columns.timestamp": ("timestamp_col", timestamp_col),
+            "columns.amount": ("amount_col", amount_col),
+        },
+    )
+    source = _require(settings, "transactions", "--transactions", config)
+    threshold = settings["threshold"]
+    cutoff = _parse_as_of(settings["as_of"])
     read_options = _read_options(
         Kind.transactions,
-        on_duplicate,
-        future_tolerance_days,
-        customer_id_col,
-        timestamp_col,
-        amount_col,
+        OnDuplicate(settings["on_duplicate"]),
+        settings["future_tolerance_days"],
+        settings["columns.customer_id"],
+        settings["columns.timestamp"],
+        settings["columns.amount"],
     )
     _local_orchestration_defaults()
     _quiet_prefect_errors()
@@ -1145,11 +1267,11 @@ def monitor(
         from flows.drift_monitoring import monitoring_flow
 
         result = monitoring_flow(
-            transactions=transactions,
+            transactions=source,
             as_of=None if cutoff is None else cutoff.isoformat(),
             threshold=threshold,
-            customers=customers_path,
-            sustainability=sustainability_path,
+            customers=settings["customers"],
+            sustainability=settings["sustainability"],
             **read_options,
         )
     except tracking.NoSuchModelError as err:

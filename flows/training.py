@@ -85,6 +85,7 @@ def _config(parameters: dict[str, Any]) -> TrainConfig:
         n_windows=int(parameters["n_windows"]),
         step_days=int(parameters["step_days"]),
         seed=int(parameters["seed"]),
+        coverage=float(parameters.get("coverage", TrainConfig.coverage)),
         max_tune_rows=parameters.get("max_tune_rows", 50_000),
         max_fit_rows=parameters.get("max_fit_rows", 250_000),
         max_extrapolated_share=parameters.get("max_extrapolated_share"),
@@ -432,6 +433,10 @@ def training_flow(
     on_duplicate: str = "warn",
     columns: dict[str, str] | None = None,
     future_tolerance_days: float | None = None,
+    coverage: float = TrainConfig.coverage,
+    max_tune_rows: int | None = TrainConfig.max_tune_rows,
+    max_fit_rows: int | None = TrainConfig.max_fit_rows,
+    refit_final: bool = TrainConfig.refit_final,
 ) -> dict[str, Any]:
     """Train, evaluate and register challengers for ``clv-spend`` and ``clv-churn``.
 
@@ -482,6 +487,10 @@ def training_flow(
         The transactions file's own column names, ``{contract name: file name}``.
     future_tolerance_days : float, optional
         Dates after now plus this many days are refused (default: the settings', 1 day).
+    coverage, max_tune_rows, max_fit_rows, refit_final
+        As in :class:`clv.training.pipeline.TrainConfig`: the intervals' nominal coverage, the
+        rows Optuna's trials and the final refits see, and whether the recipe is refitted one
+        holdout later before it is registered.
 
     Returns
     -------
@@ -513,6 +522,10 @@ def training_flow(
             "max_extrapolated_share": max_extrapolated_share,
             "ziln_members": ziln_members,
             "ziln_sigma_cap": ziln_sigma_cap,
+            "coverage": coverage,
+            "max_tune_rows": max_tune_rows,
+            "max_fit_rows": max_fit_rows,
+            "refit_final": refit_final,
         }
     ).to_dict()
     parameters["n_trials"] = trials

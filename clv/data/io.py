@@ -108,7 +108,9 @@ def s3_client(endpoint_url: str | None = None, region: str | None = None) -> S3C
     from clv.settings import get_settings
 
     settings = get_settings()
-    return boto3.client(
+    # A fresh session each time: boto3's default session caches the credentials it found first,
+    # so a process whose environment changed (or a test) would keep using stale ones.
+    return boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint_url or settings.s3_endpoint_url,
         region_name=region or settings.s3_region,
