@@ -32,10 +32,11 @@ demo: $(STAMP)
 	$(BIN)/clv validate --kind customers $(CLV_HOME)/demo/data/customers.parquet
 	$(BIN)/clv validate --kind sustainability $(CLV_HOME)/demo/data/sustainability.parquet
 	$(BIN)/clv ingest $(CLV_HOME)/demo/data/transactions.parquet
-	$(BIN)/clv train --transactions $(CLV_HOME)/demo/data/transactions.parquet \
+	$(BIN)/clv train --config config/training.yaml \
+		--transactions $(CLV_HOME)/demo/data/transactions.parquet \
 		--customers $(CLV_HOME)/demo/data/customers.parquet \
 		--sustainability $(CLV_HOME)/demo/data/sustainability.parquet \
-		--horizon-days 90 --trials $(DEMO_TRIALS)
+		--trials $(DEMO_TRIALS)
 	@# The gate may refuse a demo model that loses to a reference (its table says by how much):
 	@# the demo then promotes it anyway, with that reason recorded, so the rest can run.
 	$(BIN)/clv promote --model clv-spend --latest --yes --reason "make demo" || \
