@@ -672,6 +672,11 @@ def backtest(
         int | None,
         typer.Option(min=1, help="Days between cross-validation origins (default: the horizon)."),
     ] = None,
+    on_duplicate: OnDuplicateOption = OnDuplicate.warn,
+    future_tolerance_days: FutureTolerance = None,
+    customer_id_col: CustomerIdCol = None,
+    timestamp_col: TimestampCol = None,
+    amount_col: AmountCol = None,
 ) -> None:
     """Run the training pipeline on data up to --as-of and score the following horizon.
 
@@ -688,6 +693,7 @@ def backtest(
     from clv.evaluation.backtest import backtest as run_backtest
     from clv.evaluation.backtest import write_backtest_report
     from clv.models.registry import SPEND_FAMILIES
+    from clv.progress import reporting
 
     chosen = [f.strip() for f in families.split(",") if f.strip()]
     unknown = [f for f in chosen if f not in SPEND_FAMILIES]
@@ -703,22 +709,33 @@ def backtest(
         )
     cutoff = _parse_as_of(as_of)
     share = _extrapolated_share(max_extrapolated_share)
+    read_options = _read_options(
+        Kind.transactions,
+        on_duplicate,
+        future_tolerance_days,
+        customer_id_col,
+        timestamp_col,
+        amount_col,
+    )
+    shared: dict[str, Any] = {
+        "allow_extra_columns": allow_extra_columns,
+        "future_tolerance_days": future_tolerance_days,
+    }
     from clv.features.support import MAX_EXTRAPOLATED_SHARE
 
     try:
         with err_console.status("reading and validating inputs ..."):
-            tx = read_table(transactions, "transactions", allow_extra_columns=allow_extra_columns)
+            tx = read_table(
+                transactions,
+                "transactions",
+                allow_extra_columns=allow_extra_columns,
+                **read_options,
+            )
             customers = (
-                read_table(customers_path, "customers", allow_extra_columns=allow_extra_columns)
-                if customers_path
-                else None
+                read_table(customers_path, "customers", **shared) if customers_path else None
             )
             sustainability = (
-                read_table(
-                    sustainability_path,
-                    "sustainability",
-                    allow_extra_columns=allow_extra_columns,
-                )
+                read_table(sustainability_path, "sustainability", **shared)
                 if sustainability_path
                 else None
             )
@@ -739,26 +756,27 @@ def backtest(
             def progress(message: str) -> None:
                 status.update(f"backtesting: {message} ...")
 
-            if folds > 1:
-                from clv.evaluation.crossval import cross_validate
+            with reporting(progress):
+                if folds > 1:
+                    from clv.evaluation.crossval import cross_validate
 
-                validated = cross_validate(
-                    tx,
-                    horizon_days=horizon_days,
-                    folds=folds,
-                    fold_step_days=fold_step_days,
-                    as_of=cutoff,
-                    progress=progress,
-                    **options,
-                )
-            else:
-                result = run_backtest(
-                    tx,
-                    horizon_days=horizon_days,
-                    as_of=cutoff,
-                    progress=progress,
-                    **options,
-                )
+                    validated = cross_validate(
+                        tx,
+                        horizon_days=horizon_days,
+                        folds=folds,
+                        fold_step_days=fold_step_days,
+                        as_of=cutoff,
+                        progress=progress,
+                        **options,
+                    )
+                else:
+                    result = run_backtest(
+                        tx,
+                        horizon_days=horizon_days,
+                        as_of=cutoff,
+                        progress=progress,
+                        **options,
+                    )
     except (ContractError, FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None
 
@@ -959,27 +977,32 @@ def train(
     _local_orchestration_defaults()
     _quiet_prefect_errors()
     from clv.data.validation import ContractError
+    from clv.progress import reporting
 
     try:
         from flows.training import training_flow
 
-        result = training_flow(
-            transactions=source,
-            horizon_days=horizon,
-            as_of=None if cutoff is None else cutoff.isoformat(),
-            trials=settings["n_trials"],
-            families=settings["families"],
-            customers=settings["customers"],
-            sustainability=settings["sustainability"],
-            n_windows=settings["n_windows"],
-            step_days=settings["step_days"],
-            seed=settings["seed"],
-            max_extrapolated_share=settings["max_extrapolated_share"],
-            ziln_members=settings["ziln_members"],
-            ziln_sigma_cap=settings["ziln_sigma_cap"],
-            **extra,
-            **read_options,
-        )
+        with (
+            err_console.status("training ...") as status,
+            reporting(lambda message: status.update(f"training: {message} ...")),
+        ):
+            result = training_flow(
+                transactions=source,
+                horizon_days=horizon,
+                as_of=None if cutoff is None else cutoff.isoformat(),
+                trials=settings["n_trials"],
+                families=settings["families"],
+                customers=settings["customers"],
+                sustainability=settings["sustainability"],
+                n_windows=settings["n_windows"],
+                step_days=settings["step_days"],
+                seed=settings["seed"],
+                max_extrapolated_share=settings["max_extrapolated_share"],
+                ziln_members=settings["ziln_members"],
+                ziln_sigma_cap=settings["ziln_sigma_cap"],
+                **extra,
+                **read_options,
+            )
     except (ContractError, FileNotFoundError, ValueError) as err:
         raise _fail(str(err)) from None
     table = Table(title="Holdout evaluation (the winner is registered)")
@@ -1133,6 +1156,7 @@ def score(
     from clv import tracking
     from clv.data.io import read_table, write_table
     from clv.data.validation import ContractError
+    from clv.progress import reporting
     from clv.training.scoring import load_registered, score_customers
 
     cutoff = _parse_as_of(as_of)
@@ -1171,7 +1195,10 @@ def score(
                     if sustainability_path
                     else None,
                 }
-            with err_console.status("scoring ..."):
+            with (
+                err_console.status("scoring ...") as status,
+                reporting(lambda message: status.update(f"scoring: {message} ...")),
+            ):
                 scores = score_customers(
                     tx,
                     spend=models.spend,

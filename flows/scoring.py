@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, task
 
@@ -25,8 +25,13 @@ def score(
     alias: str,
     customers: str | None,
     sustainability: str | None,
+    read_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score with ``clv-spend@alias`` (and ``clv-churn@alias``) and write the tables."""
+    """Score with ``clv-spend@alias`` (and ``clv-churn@alias``) and write the tables.
+
+    ``read_options`` are :func:`clv.data.io.read_table`'s ``on_duplicate``, ``columns`` and
+    ``future_tolerance_days`` for the transactions (the tolerance applies to every table).
+    """
     import pandas as pd
 
     from clv import tracking
@@ -37,15 +42,19 @@ def score(
     tracking.configure()
     with tempfile.TemporaryDirectory(prefix="clv-scoring-") as tmp:
         models = load_registered(alias, Path(tmp))
-    tx = read_table(transactions, "transactions")
+    options = dict(read_options or {})
+    tolerance = {"future_tolerance_days": options.get("future_tolerance_days")}
+    tx = read_table(transactions, "transactions", **options)
     scores = score_customers(
         tx,
         spend=models.spend,
         churn=models.churn,
         horizon_days=horizon_days,
         as_of=None if as_of is None else end_of_day(pd.Timestamp(as_of)),
-        customers=read_table(customers, "customers") if customers else None,
-        sustainability=read_table(sustainability, "sustainability") if sustainability else None,
+        customers=read_table(customers, "customers", **tolerance) if customers else None,
+        sustainability=(
+            read_table(sustainability, "sustainability", **tolerance) if sustainability else None
+        ),
     )
     scores["model_version"] = models.spend_version
     folder = get_settings().home / "scores"
@@ -75,11 +84,46 @@ def scoring_flow(
     alias: str = "champion",
     customers: str | None = None,
     sustainability: str | None = None,
+    on_duplicate: Literal["warn", "error", "drop"] = "warn",
+    future_tolerance_days: float | None = None,
+    columns: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Score every customer with the champion; see :func:`clv.training.scoring.score_customers`."""
+    """Score every customer with the champion; see :func:`clv.training.scoring.score_customers`.
+
+    Parameters
+    ----------
+    transactions : str
+        Transactions file (local path or ``s3://`` URI).
+    horizon_days : int
+        Prediction horizon; must be the registered model's.
+    as_of : str, optional
+        Scoring cut-off ``YYYY-MM-DD`` (the end of that day); default: the last transaction's day.
+    alias : str
+        Registry alias of the models that score.
+    customers, sustainability : str, optional
+        Optional tables, as in training.
+    on_duplicate : {"warn", "error", "drop"}
+        What exact duplicate transactions without an ``order_id`` do (``clv score --on-duplicate``).
+    future_tolerance_days : float, optional
+        How far after now a timestamp may lie (default: ``CLV_FUTURE_TOLERANCE_DAYS`` or 1 day).
+    columns : dict of str to str, optional
+        The file's own column names, ``{contract name: file name}``.
+
+    Returns
+    -------
+    dict
+        The scores file written, the number of customers, the predicted total and the version.
+    """
     from monitoring.metrics import record_predictions, write_default_textfile
 
-    result = score(transactions, horizon_days, as_of, alias, customers, sustainability)
+    read_options = {
+        "on_duplicate": on_duplicate,
+        "future_tolerance_days": future_tolerance_days,
+        "columns": columns,
+    }
+    result = score(
+        transactions, horizon_days, as_of, alias, customers, sustainability, read_options
+    )
     record_predictions("clv-spend", result["customers"])
     write_default_textfile()
     print(f"{result['customers']:,} customers scored by clv-spend v{result['model_version']}")

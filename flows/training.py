@@ -27,6 +27,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from clv.features.support import MAX_EXTRAPOLATED_SHARE, describe_shares
+from clv.progress import report
 from clv.settings import get_settings
 from clv.training.dataset import (
     PURCHASES,
@@ -118,6 +119,7 @@ def prepare(
     ``columns`` and ``future_tolerance_days``.
     """
     config = _config(parameters)
+    report(f"reading and validating {transactions}")
     inputs = load_inputs(
         transactions, customers=customers, sustainability=sustainability, **(read_options or {})
     )
@@ -160,7 +162,12 @@ def tune(family: str, prepared: dict[str, Any], parameters: dict[str, Any]) -> d
     settings = get_settings()
     fit, validation = frames.fit, frames.validation
 
+    total = int(parameters["n_trials"])
+    report(f"tuning {family}: {total} Optuna trial(s)")
+
     def on_trial(record: TrialRecord) -> None:
+        score = "" if record.value is None else f", validation Gini {record.value:.4f}"
+        report(f"tuning {family}: trial {record.number + 1} {record.state.lower()}{score}")
         logger.info(
             "%s trial %d: %s%s",
             family,
@@ -216,6 +223,7 @@ def champion_scores(prepared: dict[str, Any]) -> dict[str, dict[str, float]]:
         champion = tracking.get_version(name, alias=tracking.CHAMPION)
         if champion is None:
             continue
+        report(f"scoring {name} v{champion.version} (the champion) on this holdout")
         with tempfile.TemporaryDirectory(prefix="clv-champion-") as tmp:
             bundle = load_bundle(
                 tracking.download_bundle(name, alias=tracking.CHAMPION, dst=Path(tmp))
@@ -304,23 +312,23 @@ def evaluate_and_register(
 
     frames = _frames(prepared)
     config = _config(parameters)
-    report = assemble(
+    evaluation = assemble(
         frames,
         [_outcome(o) for o in outcomes],
         config,
         provenance={"fingerprint": prepared["fingerprint"], "data_hashes": prepared["hashes"]},
     )
     run_dir = get_settings().home / "runs" / prepared["fingerprint"]
-    spend_dir = save_bundle(report.spend, run_dir / "spend")
-    churn_dir = save_bundle(report.churn, run_dir / "churn")
+    spend_dir = save_bundle(evaluation.spend, run_dir / "spend")
+    churn_dir = save_bundle(evaluation.churn, run_dir / "churn")
     example = frames.X(frames.holdout).head(5)
     handle = tracking.attach_run(run_id)
-    holdout = report.flat_metrics()
+    holdout = evaluation.flat_metrics()
     handle.log_metrics(holdout)
-    handle.log_dict(report.ensemble_weights, "ensemble_weights.json")
-    handle.log_text(report.to_markdown(), "summary.md")
+    handle.log_dict(evaluation.ensemble_weights, "ensemble_weights.json")
+    handle.log_text(evaluation.to_markdown(), "summary.md")
     predictions = run_dir / "holdout_predictions.parquet"
-    report.holdout_predictions.to_parquet(predictions, index=False)
+    evaluation.holdout_predictions.to_parquet(predictions, index=False)
     handle.log_artifact(predictions)
     # The holdout rows, so that a champion promoted later can be scored on this very holdout.
     rows = frames.holdout
@@ -331,15 +339,17 @@ def evaluate_and_register(
     holdout_tags = tracking.log_holdout(handle, holdout_rows, run_dir)
     from clv.evaluation.plots import decile_sum_plot, lift_plot
 
-    actual = report.holdout_predictions["actual"]
-    models = {name: report.holdout_predictions[name] for name in report.metrics}
+    actual = evaluation.holdout_predictions["actual"]
+    models = {name: evaluation.holdout_predictions[name] for name in evaluation.metrics}
     handle.log_artifact(lift_plot(actual, models, run_dir / "lift.png"), "plots")
     handle.log_artifact(
-        decile_sum_plot(actual, report.holdout_predictions[report.winner], run_dir / "deciles.png"),
+        decile_sum_plot(
+            actual, evaluation.holdout_predictions[evaluation.winner], run_dir / "deciles.png"
+        ),
         "plots",
     )
 
-    spend_metrics = report.metrics[report.winner]
+    spend_metrics = evaluation.metrics[evaluation.winner]
     spend = tracking.register_bundle(
         tracking.SPEND_MODEL,
         spend_dir,
@@ -349,12 +359,12 @@ def evaluate_and_register(
             prepared,
             {f"holdout_{k}": v for k, v in spend_metrics.items()},
             {
-                "family": report.winner,
+                "family": evaluation.winner,
                 **_champion_tags(tracking.SPEND_MODEL, champions),
                 # The references on the same holdout: the gate wants the challenger to beat them.
                 **tracking.reference_tags(
                     {
-                        key: report.metrics[key]
+                        key: evaluation.metrics[key]
                         for key, _ in tracking.references(tracking.SPEND_MODEL)
                     }
                 ),
@@ -362,11 +372,11 @@ def evaluate_and_register(
             },
         ),
         input_example=example,
-        output_example=report.spend.predict_frame(example),
-        description=f"{report.winner}, horizon {config.horizon_days} days, as of "
+        output_example=evaluation.spend.predict_frame(example),
+        description=f"{evaluation.winner}, horizon {config.horizon_days} days, as of "
         f"{prepared['plan']['as_of'][:10]}",
     )
-    churn_metrics = report.churn_metrics["churn_model"]
+    churn_metrics = evaluation.churn_metrics["churn_model"]
     churn = tracking.register_bundle(
         tracking.CHURN_MODEL,
         churn_dir,
@@ -379,7 +389,7 @@ def evaluate_and_register(
                 **_champion_tags(tracking.CHURN_MODEL, champions),
                 **tracking.reference_tags(
                     {
-                        key: report.churn_metrics[key]
+                        key: evaluation.churn_metrics[key]
                         for key, _ in tracking.references(tracking.CHURN_MODEL)
                     }
                 ),
@@ -387,24 +397,24 @@ def evaluate_and_register(
             },
         ),
         input_example=example,
-        output_example=report.churn.predict_frame(example),
+        output_example=evaluation.churn.predict_frame(example),
         description=(
             "calibrated LightGBM churn"
-            if report.churn.family == "churn"
+            if evaluation.churn.family == "churn"
             else "BG/NBD probability of no purchase (history too short for a learnt model)"
         )
         + f", horizon {config.horizon_days} days",
     )
     return {
-        "winner": report.winner,
+        "winner": evaluation.winner,
         "spend_version": spend.version,
         "spend_created": spend.created,
         "churn_version": churn.version,
         "churn_created": churn.created,
-        "metrics": report.metrics,
-        "churn_metrics": report.churn_metrics,
+        "metrics": evaluation.metrics,
+        "churn_metrics": evaluation.churn_metrics,
         "champion_metrics": champions,
-        "summary": report.to_markdown(),
+        "summary": evaluation.to_markdown(),
     }
 
 

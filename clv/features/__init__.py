@@ -131,7 +131,11 @@ def training_set(
     last = transactions["timestamp"].max() if data_end is None else pd.Timestamp(data_end)
     frames = []
     windows = {pd.Timestamp(c): int(d) for c, d in (target_days or {}).items()}
-    for cutoff in sorted(pd.Timestamp(c) for c in cutoffs):
+    from clv.progress import report
+
+    ordered = sorted(pd.Timestamp(c) for c in cutoffs)
+    for number, cutoff in enumerate(ordered, start=1):
+        report(f"features at cut-off {number} of {len(ordered)} ({cutoff:%Y-%m-%d})")
         days = windows.get(cutoff, horizon_days)
         if cutoff + pd.Timedelta(days=days) > last + pd.Timedelta(days=1):
             raise ValueError(

@@ -83,10 +83,8 @@ class BinnedRatioInterval:
             )
         if not (np.isfinite(y).all() and np.isfinite(p).all()):
             raise ValueError("y_true and y_pred must be finite")
-        q_lo, q_hi = (1.0 - coverage) / 2.0, (1.0 + coverage) / 2.0
         zero = p < ZERO
-        zero_lower = float(np.quantile(y[zero], q_lo)) if zero.any() else 0.0
-        zero_upper = float(np.quantile(y[zero], q_hi)) if zero.any() else 0.0
+        zero_lower, zero_upper = _bounds(y[zero], coverage) if zero.any() else (0.0, 0.0)
         yp, pp = y[~zero], p[~zero]
         if len(pp) == 0:
             return cls(coverage, [], [0.0], [0.0], zero_lower, zero_upper)
@@ -98,8 +96,9 @@ class BinnedRatioInterval:
             r = ratio[bins == b]
             if len(r) == 0:  # an empty bin borrows the overall ratios
                 r = ratio
-            lower.append(float(np.quantile(r, q_lo)))
-            upper.append(float(np.quantile(r, q_hi)))
+            lo, hi = _bounds(r, coverage)
+            lower.append(lo)
+            upper.append(hi)
         return cls(coverage, edges.tolist(), lower, upper, zero_lower, zero_upper)
 
     def apply(self, y_pred: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -121,3 +120,19 @@ class BinnedRatioInterval:
         """Read what :meth:`to_json` wrote."""
         data: dict[str, Any] = json.loads(text)
         return cls(**data)
+
+
+def _bounds(values: np.ndarray, coverage: float) -> tuple[float, float]:
+    """Central ``coverage`` quantiles of ``values``, or ``[0, q(coverage)]`` when the lower tail
+    is all zeros.
+
+    Spend has a point mass at zero: when at least ``(1 - coverage) / 2`` of the values are 0, the
+    central interval's lower end is 0 and it holds every zero, so ``[0, q((1 + coverage) / 2)]``
+    would hold ``(1 + coverage) / 2`` of the values (0.9 for an 80% interval), not ``coverage``.
+    Its upper end is then the ``coverage`` quantile, which holds exactly ``coverage``.
+    """
+    q_lo, q_hi = (1.0 - coverage) / 2.0, (1.0 + coverage) / 2.0
+    lower = float(np.quantile(values, q_lo))
+    if lower <= 0.0:
+        return 0.0, float(np.quantile(values, coverage))
+    return lower, float(np.quantile(values, q_hi))

@@ -36,6 +36,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
+def _say(message: str) -> None:
+    """Log a step and tell :mod:`clv.progress`'s listeners (the CLI's spinner)."""
+    from clv.progress import report
+
+    logger.info(message)
+    report(message)
+
+
 BTYD = "bgnbd_gamma_gamma"
 RUN_RATE = "run_rate"
 ENSEMBLE = "ensemble"
@@ -484,7 +493,7 @@ def assemble(
     from clv.models.baselines import BTYDReference, RunRateBaseline
     from clv.models.ensemble import StackedEnsemble
 
-    say = progress or (lambda message: logger.info(message))
+    say = progress or _say
     timings: dict[str, float] = {}
     plan = frames.plan
     holdout = frames.holdout
@@ -723,7 +732,7 @@ def fit_pipeline(
     from clv.training.dataset import build_training_frames
     from clv.training.hpo import run_study
 
-    say = progress or (lambda message: logger.info(message))
+    say = progress or _say
     hashes = dict(input_hashes or {"transactions": frame_hash(transactions)})
     plan = make_plan(transactions, config, data_end=data_end)
     for reduction in plan.reductions:

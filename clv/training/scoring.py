@@ -66,8 +66,11 @@ def score_customers(
                 f"not {horizon_days}; score with --horizon-days {bundle.horizon_days} or train "
                 f"a model with --horizon-days {horizon_days}"
             )
+    from clv.progress import report
+
     last = pd.Timestamp(transactions["timestamp"].max())
     cutoff = end_of_day(last) if as_of is None else pd.Timestamp(as_of)
+    report(f"features of {transactions['customer_id'].nunique():,} customers at {cutoff:%Y-%m-%d}")
     features = customer_features(
         transactions,
         as_of=cutoff,
@@ -75,8 +78,10 @@ def score_customers(
         customers=customers,
         sustainability=sustainability,
     )
+    report(f"predicting spend with {spend.family} for {len(features):,} customers")
     out = spend.predict_frame(features)
     if churn is not None:
+        report("predicting churn")
         out["churn_probability"] = churn.predict_frame(features)["churn_probability"]
     out["as_of"] = cutoff
     out["horizon_days"] = horizon_days

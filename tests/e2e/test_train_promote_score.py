@@ -222,6 +222,26 @@ def test_train_promote_score_beats_btyd_on_the_generated_truth(
             "--out",
             str(scores_path),
         )
+        flow_scores = _scoring_flow_with_the_files_own_columns(world, home, tmp_path)
+        assert flow_scores["customers"] == data_customers(world)
+        assert Path(flow_scores["scores"]).is_file()
+        tampered = _tamper_stored_models(folder / "artifacts")
+        assert tampered, "no stored model file found to tamper with"
+        refused = _clv(
+            world,
+            home,
+            "score",
+            "--transactions",
+            transactions,
+            "--horizon-days",
+            str(HORIZON),
+            "--out",
+            str(tmp_path / "never.csv"),
+            check=False,
+        )
+        text = " ".join(refused.split())
+        assert "SHA-256 does not match" in text and "register the model again" in text, refused
+        assert "Traceback" not in refused and not (tmp_path / "never.csv").exists()
     finally:
         for name in ("clv-spend", "clv-churn"):
             _delete_registered_model(str(world["url"]), name)
@@ -259,3 +279,57 @@ def test_train_promote_score_beats_btyd_on_the_generated_truth(
     assert ours > reference, f"model Gini {ours:.4f} vs BG/NBD + Gamma-Gamma {reference:.4f}"
     total_error = abs(scores["predicted_clv"].sum() / np.sum(expected) - 1)
     assert total_error < 0.25
+
+
+def data_customers(world: dict[str, object]) -> int:
+    """Customers with a purchase in the generated transactions."""
+    tx = world["data"].frame("transactions")  # type: ignore[attr-defined]
+    return int(tx["customer_id"].nunique())
+
+
+def _scoring_flow_with_the_files_own_columns(
+    world: dict[str, object], home: Path, tmp_path: Path
+) -> dict[str, object]:
+    """Run the scoring flow (a fresh process, Prefect's embedded server) on a file whose columns
+    are named as an export's and that repeats a line: mapped with ``columns``, dropped with
+    ``on_duplicate="drop"``."""
+    import json
+
+    bare = pd.read_csv(Path(str(world["folder"])) / "bare.csv")
+    columns = {"customer_id": "CustomerID", "timestamp": "InvoiceDate", "amount": "Sales"}
+    export = bare.rename(columns={contract: own for contract, own in columns.items()})
+    export = pd.concat([export, export.head(1)], ignore_index=True)  # an exact repeat
+    path = tmp_path / "export.csv"
+    export.to_csv(path, index=False)
+    code = (
+        "import json, sys\n"
+        "from flows.scoring import scoring_flow\n"
+        "result = scoring_flow(transactions=sys.argv[1], horizon_days=int(sys.argv[2]),\n"
+        "    on_duplicate='drop', columns=json.loads(sys.argv[3]))\n"
+        "print('RESULT ' + json.dumps(result))\n"
+    )
+    env = _env(world, home)
+    env["PREFECT_HOME"] = str(home / "prefect")
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(HORIZON), json.dumps(columns)],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stdout + done.stderr
+    return dict(json.loads(lines[-1].removeprefix("RESULT ")))
+
+
+def _tamper_stored_models(artifacts: Path) -> list[Path]:
+    """Change every stored native model file, as someone with write access to the store could."""
+    changed = []
+    for path in sorted(artifacts.rglob("*")):
+        if path.is_file() and path.suffix in {".ubj", ".keras", ".txt"} and "bundle" in path.parts:
+            with path.open("ab") as handle:
+                handle.write(b"tampered")
+            changed.append(path)
+    return changed

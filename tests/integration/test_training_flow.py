@@ -61,15 +61,25 @@ def runs(
         with get_client(sync_client=True) as client:
             # The harness is the session's: only this module's artifacts count below.
             before = {artifact.id for artifact in client.read_artifacts()}
-        first = training_flow(
-            transactions=transactions, horizon_days=90, trials=TRIALS, families=FAMILIES
-        )
+        from clv.progress import reporting
+
+        steps: list[str] = []
+        with reporting(steps.append):
+            first = training_flow(
+                transactions=transactions, horizon_days=90, trials=TRIALS, families=FAMILIES
+            )
         second = training_flow(
             transactions=transactions, horizon_days=90, trials=TRIALS, families=FAMILIES
         )
         with get_client(sync_client=True) as client:
             artifacts = [a for a in client.read_artifacts() if a.id not in before]
-        yield {"first": first, "second": second, "artifacts": artifacts, "home": home}
+        yield {
+            "first": first,
+            "second": second,
+            "artifacts": artifacts,
+            "home": home,
+            "steps": steps,
+        }
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
@@ -97,6 +107,29 @@ def test_first_run_registers_a_challenger_for_spend_and_churn(runs, tracking_env
         assert spend.tags.get(tag), tag
     assert float(spend.tags["metric.holdout_normalized_gini"]) > 0.5
     assert spend.tags["family"] in {*FAMILIES, "ensemble"}
+
+
+def test_the_run_reports_each_long_step_in_order_for_the_cli_spinner(runs) -> None:  # type: ignore[no-untyped-def]
+    steps: list[str] = runs["steps"]
+
+    def first(prefix: str) -> int:
+        found = [i for i, step in enumerate(steps) if step.startswith(prefix)]
+        assert found, f"no step starting {prefix!r} in {steps}"
+        return found[0]
+
+    order = [
+        first("reading and validating"),
+        first("features at cut-off 1 of "),
+        first("tuning xgboost: trial 1 complete, validation Gini 0."),
+        first(f"tuning xgboost: trial {TRIALS} "),
+        first("tuning keras_ziln: trial 1 "),
+        first("holdout evaluation"),
+        first("refitting "),
+    ]
+    assert order == sorted(order)
+    cutoffs = [s for s in steps if s.startswith("features at cut-off ")]
+    total = int(cutoffs[0].split(" of ")[1].split()[0])
+    assert len(cutoffs) == total >= 2
 
 
 def test_running_again_on_the_same_data_registers_nothing_new(runs) -> None:  # type: ignore[no-untyped-def]

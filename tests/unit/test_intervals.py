@@ -24,6 +24,19 @@ def test_intervals_fitted_on_one_half_cover_about_80_percent_of_the_other() -> N
     assert 0.75 <= inside.mean() <= 0.85
 
 
+def test_zero_inflated_spend_is_covered_at_the_nominal_rate_not_more() -> None:
+    # Most customers of a horizon spend nothing: with 60% zeros a central 10%-90% interval would
+    # start at 0 and hold 90% of the rows. Fitted on one half, it must hold about 80% of the other.
+    rng = np.random.default_rng(3)
+    predicted = np.exp(rng.uniform(np.log(5.0), np.log(500.0), size=20_000))
+    buys = rng.random(20_000) < 0.4
+    spend = np.where(buys, predicted / 0.4 * rng.lognormal(-0.3, 0.8, size=20_000), 0.0)
+    interval = BinnedRatioInterval.fit(spend[:10_000], predicted[:10_000], coverage=0.8)
+    lower, upper = interval.apply(predicted[10_000:])
+    inside = (spend[10_000:] >= lower) & (spend[10_000:] <= upper)
+    assert 0.77 <= inside.mean() <= 0.83
+
+
 def test_ratio_bounds_are_the_hand_computed_quantiles_times_the_prediction() -> None:
     # One bin, ratios 0, 1, 2, 3, 4: the 25% and 75% quantiles (coverage 0.5) are 1 and 3,
     # so a prediction of 20 gets [20, 60] and 0.5 gets [0.5, 1.5].
@@ -37,17 +50,18 @@ def test_ratio_bounds_are_the_hand_computed_quantiles_times_the_prediction() -> 
 
 
 def test_rows_predicted_zero_get_the_absolute_quantiles_of_their_spend() -> None:
-    # Spend of the ten rows predicted 0: eight zeros, 10 and 20. Linear quantiles at 10% and 90%
-    # fall at positions 0.9 and 8.1: 0 and 10 + 0.1 * (20 - 10) = 11.
+    # Spend of the ten rows predicted 0: eight zeros, 10 and 20. The 10% quantile (position 0.9)
+    # is 0, so the interval starts at 0 and ends at the 80% quantile (position 7.2):
+    # 0 + 0.2 * (10 - 0) = 2; it holds 8 of the 10 rows.
     zero_spend = [0.0] * 8 + [10.0, 20.0]
     spend = np.array([*zero_spend, 50.0, 70.0, 90.0])
     predicted = np.array([0.0] * 10 + [60.0, 70.0, 80.0])
     interval = BinnedRatioInterval.fit(spend, predicted, coverage=0.8)
     assert interval.zero_lower == pytest.approx(0.0)
-    assert interval.zero_upper == pytest.approx(11.0)
+    assert interval.zero_upper == pytest.approx(2.0)
     lower, upper = interval.apply([0.0, 0.0])
     np.testing.assert_allclose(lower, [0.0, 0.0])
-    np.testing.assert_allclose(upper, [11.0, 11.0])
+    np.testing.assert_allclose(upper, [2.0, 2.0])
 
 
 def test_bounds_are_never_negative_and_lower_never_exceeds_upper() -> None:
