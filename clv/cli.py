@@ -37,6 +37,14 @@ def _describe_error(err: BaseException) -> tuple[str, int]:
             "(`clv train`) or download its artifacts again",
             1,
         )
+    if name == "StoreError" and module == "clv.store":
+        return (str(err), 1)
+    if module.startswith("sqlalchemy") and name == "OperationalError":
+        return (
+            f"the platform database cannot be used ({getattr(err, 'orig', err)}); check "
+            "CLV_DATABASE_URL (default: SQLite under CLV_HOME) and that the server answers",
+            1,
+        )
     if name == "OutOfBoundsDatetime" or isinstance(err, OverflowError):
         return (
             f"dates out of range ({err}): timestamps must stay between 1677-09-22 and "
@@ -1389,6 +1397,11 @@ def status(
     table.add_row("data home", str(home))
     table.add_row("MLflow", tracking.ui_hint())
     console.print(table)
+
+
+from clv.cli_segment import segment_app  # noqa: E402 (it reads this module's helpers)
+
+app.add_typer(segment_app, name="segment")
 
 
 def main() -> None:

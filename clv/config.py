@@ -33,8 +33,10 @@ from pydantic import (
 __all__ = [
     "ConfigError",
     "MonitoringFileConfig",
+    "SegmentationConfig",
     "TrainingFileConfig",
     "load_monitoring_config",
+    "load_segmentation_config",
     "load_training_config",
 ]
 
@@ -160,6 +162,80 @@ class MonitoringFileConfig(_Inputs):
     """
 
     threshold: Annotated[float, Field(ge=0.01, le=1.0)] = 0.3
+
+
+class SegmentationConfig(BaseModel):
+    """Every setting of a segmentation run (``clv segment run --config``, the segmentation flow).
+
+    Attributes
+    ----------
+    method : {"both", "kmeans", "rfm"}
+        ``rfm``: the named RFM segments are the segments. ``kmeans`` / ``both``: value segments
+        (k-means on predicted CLV, churn, eco share and the RFM scores); ``both`` also keeps each
+        customer's RFM segment beside the value segment.
+    k_min, k_max : int
+        Range of k tried; k is chosen by silhouette.
+    min_share : float
+        Smallest share of the sample a k-means cluster may hold for its k to be chosen.
+    sample_size : int
+        Customers k-means is fitted on (a seeded sample; every customer is assigned).
+    seed : int
+        Seed of the sample and of k-means.
+    match_distance : float
+        Largest standardised centroid distance at which a new cluster keeps an earlier version's
+        name and id.
+    min_segment_share, min_segment_customers, min_centroid_distance, max_top_customer_clv_share
+        Thresholds of the business rules that must pass before a version can be activated
+        without an override.
+    auto_activate : bool
+        Whether the segmentation flow activates a version on its own when every segment matched
+        the active version's and the migration is at most ``max_auto_migration_share``.
+    max_auto_migration_share : float
+        Largest share of customers changing segment for an automatic activation.
+    rfm_rules : str or None
+        A YAML rule table replacing the shipped RFM segment rules.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["both", "kmeans", "rfm"] = "both"
+    k_min: Annotated[StrictInt, Field(ge=2, le=50)] = 3
+    k_max: Annotated[StrictInt, Field(ge=2, le=50)] = 10
+    min_share: Annotated[float, Field(gt=0.0, le=0.5)] = 0.02
+    sample_size: Annotated[StrictInt, Field(ge=100, le=5_000_000)] = 50_000
+    seed: StrictInt = 0
+    match_distance: Annotated[float, Field(gt=0.0)] = 1.0
+    min_segment_share: Annotated[float, Field(ge=0.0, le=0.5)] = 0.01
+    min_segment_customers: Annotated[StrictInt, Field(ge=1)] = 30
+    min_centroid_distance: Annotated[float, Field(ge=0.0)] = 0.25
+    max_top_customer_clv_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    auto_activate: StrictBool = True
+    max_auto_migration_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    rfm_rules: str | None = None
+
+    @field_validator("k_max")
+    @classmethod
+    def _range(cls, value: int, info: Any) -> int:
+        k_min = info.data.get("k_min")
+        if k_min is not None and value < k_min:
+            raise ValueError(f"must be at least k_min ({k_min}), got {value}")
+        return value
+
+
+def load_segmentation_config(path: str | Path) -> SegmentationConfig:
+    """Read and check a segmentation configuration file (see :func:`load_training_config`).
+
+    Parameters
+    ----------
+    path : str or Path
+        YAML file whose keys are :class:`SegmentationConfig`'s fields.
+
+    Returns
+    -------
+    SegmentationConfig
+        The settings; ``model_fields_set`` holds the keys the file gave.
+    """
+    return _load(Path(path), SegmentationConfig)
 
 
 def load_training_config(path: str | Path) -> TrainingFileConfig:

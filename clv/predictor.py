@@ -259,8 +259,6 @@ class CLVPredictor:
         ValueError
             When a table the model was trained with is missing, or nobody bought by ``as_of``.
         """
-        from clv.features.rfm import rfm_features
-        from clv.segmentation.rfm import RFM_INPUT_COLUMNS
         from clv.shortcuts import _cutoff, validated
         from clv.training.scoring import score_customers
 
@@ -278,7 +276,7 @@ class CLVPredictor:
             kind: None if given[kind] is None else validated(given[kind], kind)  # type: ignore[arg-type]
             for kind in self.tables_
         }
-        scores = score_customers(
+        return score_customers(
             tx,
             spend=spend,
             churn=churn,
@@ -287,12 +285,6 @@ class CLVPredictor:
             customers=optional.get("customers"),
             sustainability=optional.get("sustainability"),
         )
-        rfm = rfm_features(tx, cutoff=cutoff)
-        rfm.index = rfm.index.astype(str)
-        found = rfm.reindex(scores["customer_id"].astype(str))
-        for column in RFM_INPUT_COLUMNS:
-            scores[column] = found[column].to_numpy()
-        return scores
 
     # -- persistence -------------------------------------------------------------------------
 

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     optuna_storage : str or None
         SQLAlchemy URL of the Optuna study storage (``CLV_OPTUNA_STORAGE``), e.g.
         ``postgresql+psycopg://user@host/db``. ``None``: SQLite under ``home/optuna``.
+    database_url : str or None
+        SQLAlchemy URL of the platform's own database (``CLV_DATABASE_URL``): segment versions,
+        assignment history, approvals and scores, e.g. ``postgresql+psycopg://user@host/clv``.
+        ``None``: SQLite at ``home/clv.db``.
     """
 
     model_config = SettingsConfigDict(env_prefix="CLV_", extra="ignore")
@@ -43,11 +47,19 @@ class Settings(BaseSettings):
     max_reported_errors: int = Field(default=50, ge=1, le=100_000)
     optuna_storage: str | None = None
     future_tolerance_days: float = Field(default=1.0, ge=0.0)
+    database_url: str | None = None
 
     @property
     def warehouse(self) -> Path:
         """Folder where ``clv ingest`` keeps validated, content-addressed copies of inputs."""
         return self.home / "warehouse"
+
+    @property
+    def database(self) -> str:
+        """The platform database's SQLAlchemy URL: ``database_url``, else SQLite under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'clv.db').resolve()}"
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,8 @@
 """Scoring flow: the champion scores every customer; the table lands where the API will read it.
 
 Writes ``$CLV_HOME/scores/<as-of>-<h>d.parquet`` and replaces ``$CLV_HOME/scores/latest.parquet``
-atomically (the same columns as ``clv score``).
+atomically (the same columns as ``clv score``), stores them in the platform database
+(:class:`clv.store.Store`) and emits ``clv.scores.updated``, which starts the segmentation flow.
 """
 
 from __future__ import annotations
@@ -62,8 +63,15 @@ def score(
     dated = folder / f"{cutoff:%Y-%m-%d}-{horizon_days}d.parquet"
     write_table(scores, dated)
     write_table(scores, folder / "latest.parquet")
+    from clv.store import Store
+
+    run_id = Store().write_scores(
+        scores, source=str(dated), model_name="clv-spend", model_version=str(models.spend_version)
+    )
     return {
         "scores": str(dated),
+        "scoring_run": run_id,
+        "as_of": f"{cutoff:%Y-%m-%d}",
         "customers": len(scores),
         "predicted_total": float(scores["predicted_clv"].sum()),
         "model_version": models.spend_version,
@@ -87,6 +95,7 @@ def scoring_flow(
     on_duplicate: Literal["warn", "error", "drop"] = "warn",
     future_tolerance_days: float | None = None,
     columns: dict[str, str] | None = None,
+    emit_event: bool = True,
 ) -> dict[str, Any]:
     """Score every customer with the champion; see :func:`clv.training.scoring.score_customers`.
 
@@ -108,11 +117,15 @@ def scoring_flow(
         How far after now a timestamp may lie (default: ``CLV_FUTURE_TOLERANCE_DAYS`` or 1 day).
     columns : dict of str to str, optional
         The file's own column names, ``{contract name: file name}``.
+    emit_event : bool
+        Emit ``clv.scores.updated`` (the segmentation deployment's trigger) once the scores are
+        written and stored.
 
     Returns
     -------
     dict
-        The scores file written, the number of customers, the predicted total and the version.
+        The scores file written, the scoring run's id in the platform database, the number of
+        customers, the predicted total, the version and the event id.
     """
     from monitoring.metrics import record_predictions, write_default_textfile
 
@@ -127,4 +140,9 @@ def scoring_flow(
     record_predictions("clv-spend", result["customers"])
     write_default_textfile()
     print(f"{result['customers']:,} customers scored by clv-spend v{result['model_version']}")
+    if emit_event:
+        from flows.segmentation import emit_scores_event
+
+        payload = {k: result[k] for k in ("scores", "scoring_run", "as_of", "customers")}
+        result["event_id"] = emit_scores_event(payload)
     return result

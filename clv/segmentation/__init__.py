@@ -1,4 +1,10 @@
-"""Customer segments: until step 6 lands, RFM segments (:mod:`clv.segmentation.rfm`)."""
+"""Customer segments: named RFM segments and value segments on CLV × churn × eco share × RFM.
+
+:func:`segment` is the one-call entry point for a notebook. The pieces: :mod:`.rfm` (scores 1–5
+and the rule table), :mod:`.values` (k-means value segments with marketer names and stable
+labels), :mod:`.profiles` (profiles, migration, business rules), :mod:`.runs` (a run as a
+reviewable version), :mod:`.report` (the review report) and :mod:`.inputs` (scores files).
+"""
 
 from __future__ import annotations
 
@@ -57,9 +63,11 @@ def segment(
     scores: pd.DataFrame,
     transactions: pd.DataFrame | None = None,
     *,
+    method: str = "both",
     rules: SegmentRules | str | Path | Sequence[Mapping[str, Any]] | None = None,
+    config: Any = None,
 ) -> pd.DataFrame:
-    """One named segment per customer (RFM segments until step 6's segmentation lands).
+    """One named segment per customer: value segments (default) or RFM segments.
 
     Parameters
     ----------
@@ -70,14 +78,23 @@ def segment(
     transactions : DataFrame, optional
         Needed when ``scores`` lacks the RFM columns: they are computed from it as of the
         scores' ``as_of`` (or the end of the last transaction's day). Validated here.
+    method : {"both", "kmeans", "rfm"}
+        ``rfm``: ``segment`` is the RFM segment. ``both`` / ``kmeans``: ``segment`` is the value
+        segment (k-means on predicted CLV, churn probability, eco share of spend and the RFM
+        scores, named from its centroid, e.g. "high-value eco loyalists") with ``segment_id``;
+        ``both`` also keeps the RFM segment as ``rfm_segment``. Value segments need
+        ``churn_probability`` in the scores.
     rules : SegmentRules, path or list of rules, optional
-        The segment rule table (default: ``clv/segmentation/rfm_segments.yaml``).
+        The RFM segment rule table (default: ``clv/segmentation/rfm_segments.yaml``).
+    config : clv.config.SegmentationConfig, optional
+        k range, sample size, seed and rule thresholds of the value segments.
 
     Returns
     -------
     DataFrame
         ``scores`` (the RFM columns added when computed) with ``r_score``, ``f_score``,
-        ``m_score``, ``rfm_score`` and ``segment``; same rows, same order.
+        ``m_score``, ``rfm_score`` and ``segment`` (plus ``segment_id`` and ``rfm_segment`` for
+        value segments); same rows, same order.
 
     Raises
     ------
@@ -89,6 +106,43 @@ def segment(
     """
     if not isinstance(scores, pd.DataFrame):
         raise TypeError(f"scores must be a pandas DataFrame, got {type(scores).__name__}")
+    if method not in ("both", "kmeans", "rfm"):
+        raise ValueError(f"method must be 'both', 'kmeans' or 'rfm', got {method!r}")
+    named = _rfm_segmented(scores, transactions, rules)
+    if method == "rfm":
+        return named
+    return _value_segmented(named, method, config)
+
+
+def _value_segmented(named: pd.DataFrame, method: str, config: Any) -> pd.DataFrame:
+    from clv.config import SegmentationConfig
+    from clv.segmentation.inputs import segment_inputs
+    from clv.segmentation.runs import build_segmentation
+
+    if "churn_probability" not in named.columns:
+        raise ValueError(
+            "value segments need churn_probability in the scores (a CLVPredictor fitted with "
+            "its churn model writes it); or use method='rfm'"
+        )
+    chosen = (config or SegmentationConfig()).model_copy(update={"method": method})
+    frame = named.copy()
+    frame["customer_id"] = _customer_ids(named).to_numpy()
+    inputs = segment_inputs(frame.drop(columns=["segment"]), source="scores")
+    result = build_segmentation(inputs, config=chosen)
+    ids = _customer_ids(named)
+    out = named.copy()
+    if method == "both":
+        out["rfm_segment"] = named["segment"].to_numpy()
+    out["segment"] = result.labels.reindex(ids).to_numpy()
+    out["segment_id"] = result.segment_ids.reindex(ids).to_numpy()
+    return out
+
+
+def _rfm_segmented(
+    scores: pd.DataFrame,
+    transactions: pd.DataFrame | None,
+    rules: SegmentRules | str | Path | Sequence[Mapping[str, Any]] | None,
+) -> pd.DataFrame:
     missing = [c for c in RFM_INPUT_COLUMNS if c not in scores.columns]
     if not missing:
         return segment_rfm(scores, rules)

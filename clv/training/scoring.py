@@ -19,6 +19,16 @@ SCORE_COLUMNS = (
     "predicted_clv_upper",
 )
 
+#: What segmentation reads besides the predictions, copied from the features when present: the RFM
+#: inputs, the eco share of spend and the sustainability engagement (absent without those data).
+PROFILE_COLUMNS = (
+    "days_since_last_purchase",
+    "purchase_days",
+    "avg_purchase_day_value",
+    "eco_spend_share",
+    "eco_engagement_score",
+)
+
 
 def score_customers(
     transactions: pd.DataFrame,
@@ -51,8 +61,8 @@ def score_customers(
     -------
     DataFrame
         :data:`SCORE_COLUMNS`, then ``churn_probability`` (when a churn model is given),
-        ``as_of`` and ``horizon_days``; one row per customer with a purchase on or before
-        ``as_of``, sorted by ``customer_id``.
+        ``as_of`` and ``horizon_days``, then the :data:`PROFILE_COLUMNS` the features hold; one
+        row per customer with a purchase on or before ``as_of``, sorted by ``customer_id``.
 
     Raises
     ------
@@ -85,6 +95,9 @@ def score_customers(
         out["churn_probability"] = churn.predict_frame(features)["churn_probability"]
     out["as_of"] = cutoff
     out["horizon_days"] = horizon_days
+    for column in PROFILE_COLUMNS:
+        if column in features.columns:
+            out[column] = features[column].to_numpy()
     out.index = out.index.astype(str)
     out = out.rename_axis("customer_id").reset_index().sort_values("customer_id")
     return out.reset_index(drop=True)

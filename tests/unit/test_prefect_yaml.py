@@ -47,6 +47,7 @@ def test_both_files_define_the_same_deployments_apart_from_pool_and_code_locatio
             "clv-training",
             "clv-monitoring",
             "clv-scoring",
+            "clv-segmentation",
             "clv-drift-safety-net",
         }
     )
@@ -83,6 +84,20 @@ def test_drift_retrains_once_per_burst_and_one_training_at_a_time() -> None:
     assert training["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
     # The event's payload becomes the run's parameters (what the monitor sends).
     assert trigger["parameters"]["transactions"] == "{{ event.payload.transactions }}"
+
+
+def test_each_scoring_event_segments_the_scores_file_it_names_one_run_at_a_time() -> None:
+    from flows.segmentation import SCORES_EVENT, SCORES_RESOURCE
+
+    segmentation = _deployments(LOCAL)["clv-segmentation"]
+    (trigger,) = segmentation["triggers"]
+    assert trigger["enabled"] is True
+    assert trigger["expect"] == [SCORES_EVENT]
+    assert trigger["match"] == {"prefect.resource.id": SCORES_RESOURCE}
+    assert trigger["parameters"]["scores"] == "{{ event.payload.scores }}"
+    assert segmentation["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    # The configuration both files pass is the shipped one, relative to the project folder.
+    assert (ROOT / segmentation["parameters"]["config"]).is_file()
 
 
 def test_the_triggers_validate_as_prefect_deployment_triggers() -> None:
