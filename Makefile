@@ -47,6 +47,11 @@ demo: $(STAMP)
 		--customers $(CLV_HOME)/demo/data/customers.parquet \
 		--sustainability $(CLV_HOME)/demo/data/sustainability.parquet \
 		--horizon-days 90 --out $(CLV_HOME)/demo/scores.parquet
+	$(BIN)/clv segment run --scores $(CLV_HOME)/demo/scores.parquet --config config/segmentation.yaml
+	@# A demo version whose business rules fail is activated with the override recorded.
+	$(BIN)/clv segment approve --yes --reason "make demo" || \
+		$(BIN)/clv segment approve --yes --override-rules --reason "make demo: rules overridden"
+	$(BIN)/clv segment review
 	$(BIN)/clv summary $(CLV_HOME)/demo/data
 	$(BIN)/clv generate --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --out $(CLV_HOME)/demo/drifted \
 		--drift-start 2025-07-01 --price-level 1.4 --eco-shift 0.3 --channel-mix 0.1,0.7,0.1,0.1

@@ -373,8 +373,11 @@ def review(
 
 @segment_app.command("approve")
 def approve(
-    version: Annotated[int, typer.Argument(help="Pending version to activate.")],
-    reason: Annotated[str, typer.Option(help="Why (recorded with the approval).")],
+    version: Annotated[
+        int | None,
+        typer.Argument(help="Pending version to activate (default: the newest pending one)."),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why (recorded with the approval).")] = "",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     override_rules: Annotated[
         bool,
@@ -390,6 +393,11 @@ def approve(
     import getpass
 
     store = _store()
+    if version is None:
+        pending = [v for v in store.versions() if v.status == "pending"]
+        if not pending:
+            raise _fail("no pending segment version; run `clv segment run` first")
+        version = pending[-1].version
     info = store.version(version)
     if info.status != "pending":
         raise _fail(

@@ -183,19 +183,19 @@ def test_btyd_reference_is_one_minus_p_alive_and_needs_the_column() -> None:
         btyd_churn_reference(pd.DataFrame({"btyd_p_alive": [0.5, np.nan]}))
 
 
-def test_search_space_keeps_the_binary_objective() -> None:
+def test_points_of_the_search_space_train_a_churn_classifier_of_probabilities() -> None:
     import optuna
 
-    trial = optuna.trial.FixedTrial(
-        {
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            "min_child_samples": 20,
-            "subsample": 0.8,
-            "colsample_bytree": 0.8,
-            "reg_lambda": 1.0,
-        }
-    )
-    params = churn_search_space(trial)
-    assert "objective" not in params
-    assert ChurnModel(params).params["objective"] == "binary"
+    X = pd.DataFrame({"frequency": np.arange(60.0), "recency": np.arange(60.0) % 7})
+    churned = pd.Series(np.arange(60) % 3 == 0)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(4):
+        params = churn_search_space(study.ask())
+        model = ChurnModel({**params, "n_estimators": 5}).fit(
+            X, churned, X_val=X, churned_val=churned
+        )
+        # Still a binary classifier: its raw scores, not only the calibrated ones, are
+        # probabilities.
+        for scores in (model.predict_raw(X), model.predict_proba(X)):
+            assert scores.shape == (len(X),)
+            assert ((scores >= 0.0) & (scores <= 1.0)).all()

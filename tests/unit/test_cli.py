@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -270,14 +273,6 @@ def test_ingest_of_a_bad_file_exits_1_and_writes_nothing(runner: CliRunner, tmp_
     assert not warehouse.exists() or list(warehouse.rglob("*")) == []
 
 
-def test_features_most_customers_lie_outside_are_left_out_by_default() -> None:
-    from clv.features.support import MAX_EXTRAPOLATED_SHARE
-    from clv.training.pipeline import TrainConfig
-
-    assert TrainConfig(horizon_days=90).max_extrapolated_share == MAX_EXTRAPOLATED_SHARE == 0.5
-    assert TrainConfig(horizon_days=90, max_extrapolated_share=None).max_extrapolated_share is None
-
-
 def test_the_extrapolated_share_option_documents_its_default_and_how_to_keep_everything(
     runner: CliRunner,
 ) -> None:
@@ -301,14 +296,38 @@ def test_the_ziln_members_option_defaults_to_the_models_deep_ensemble(runner: Cl
 
 
 def test_the_ziln_sigma_cap_option_defaults_to_the_models(runner: CliRunner) -> None:
-    from clv.cli import ZILN_SIGMA_CAP
     from clv.models.keras_ziln import DEFAULT_PARAMS
 
-    assert DEFAULT_PARAMS["sigma_cap"] == ZILN_SIGMA_CAP
     for command in ("train", "backtest"):
         result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "240"})
         text = " ".join(result.output.replace("│", " ").split())
         assert f"[default: {DEFAULT_PARAMS['sigma_cap']}]" in text.split("--ziln-sigma-cap")[1]
+
+
+@pytest.mark.parametrize("command", ["train", "backtest"])
+def test_without_ziln_options_the_models_default_deep_ensemble_is_trained(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    import clv.evaluation.backtest
+    from clv.models.keras_ziln import DEFAULT_PARAMS
+
+    seen: dict[str, Any] = {}
+
+    def record(*args: Any, **kwargs: Any) -> None:
+        seen.update(kwargs)
+        raise ValueError("recorded")
+
+    # What the commands hand the training flow and the backtest (both tested on their own).
+    monkeypatch.setitem(sys.modules, "flows.training", SimpleNamespace(training_flow=record))
+    monkeypatch.setattr(clv.evaluation.backtest, "backtest", record)
+    orders = tmp_path / "orders.csv"
+    orders.write_text("customer_id,timestamp,amount\nc1,2025-01-01,10.0\n")
+
+    result = runner.invoke(app, [command, "--transactions", str(orders), "--horizon-days", "30"])
+
+    assert result.exit_code == 1 and "recorded" in result.output
+    assert seen["ziln_members"] == DEFAULT_PARAMS["n_members"]
+    assert seen["ziln_sigma_cap"] == DEFAULT_PARAMS["sigma_cap"]
 
 
 @pytest.mark.parametrize("command", ["train", "backtest"])

@@ -79,6 +79,28 @@ def test_the_shipped_monitoring_file_matches_the_command_defaults() -> None:
     assert config == MonitoringFileConfig()
 
 
+def test_the_shipped_segmentation_file_lists_every_setting_at_its_default() -> None:
+    from clv.config import SegmentationConfig, load_segmentation_config
+
+    config = load_segmentation_config(ROOT / "config" / "segmentation.yaml")
+    assert config == SegmentationConfig()
+    assert config.model_fields_set == set(SegmentationConfig.model_fields)
+
+
+def test_a_segmentation_file_with_k_max_below_k_min_is_refused_with_the_line(
+    tmp_path: Path,
+) -> None:
+    from clv.config import ConfigError, load_segmentation_config
+
+    path = tmp_path / "segmentation.yaml"
+    path.write_text("method: both\nk_min: 6\nk_max: 4\nmethod_x: 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_segmentation_config(path)
+    message = str(caught.value)
+    assert "line 3, k_max: must be at least k_min (6), got 4" in message
+    assert "line 4: unknown setting 'method_x'" in message
+
+
 def test_every_problem_in_a_file_is_reported_with_its_line(
     runner: CliRunner, tmp_path: Path
 ) -> None:

@@ -200,8 +200,29 @@ def test_bad_input_is_rejected_with_its_message(
         compute_drift(reference, current, columns=columns)
 
 
-def test_drift_input_error_is_a_value_error() -> None:
-    assert issubclass(DriftInputError, ValueError)
+def test_clv_monitor_shows_a_drift_input_error_as_its_message_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from clv.cli import app
+
+    def monitoring_flow(**kwargs: object) -> None:
+        compute_drift(_frame(), _frame(5))  # what the flow's check does with too few customers
+
+    # The flow module stands in for flows.drift_monitoring (whose Prefect import is slow).
+    stub = SimpleNamespace(monitoring_flow=monitoring_flow)
+    monkeypatch.setitem(sys.modules, "flows.drift_monitoring", stub)
+    result = CliRunner(env={"COLUMNS": "240"}).invoke(
+        app, ["monitor", "--transactions", "now.parquet"]
+    )
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "current data has only 5 rows" in output
+    assert "unexpected error" not in output and "Traceback" not in output
 
 
 def test_importing_monitoring_does_not_import_evidently() -> None:

@@ -312,16 +312,64 @@ def test_defaults_fit_their_schemas() -> None:
                 pytest.fail(f"default of {name!r} does not fit its schema: {err.message}")
 
 
-def test_production_defaults() -> None:
-    properties = load_template()["variables"]["properties"]
-    defaults = {name: schema.get("default") for name, schema in properties.items()}
-    assert defaults["namespace"] == "clv"
-    assert defaults["image"] == "clv-platform:latest"
-    assert defaults["service_account_name"] == "clv-flow-runner"
-    assert defaults["cpu_request"] == "2"
-    assert defaults["memory_request"] == "6Gi"
-    assert defaults["memory_limit"] == "8Gi"
-    assert defaults["env"] == {"CLV_HOME": "/data/clv", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+def _bytes(quantity: str) -> int:
+    """A Kubernetes memory quantity (``512Mi``, ``8Gi``, ``2G``) in bytes."""
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9}
+    for suffix, factor in sorted(units.items(), key=lambda item: -len(item[0])):
+        if quantity.endswith(suffix):
+            return int(quantity.removesuffix(suffix)) * factor
+    return int(quantity)
+
+
+def test_a_job_rendered_with_the_defaults_needs_only_objects_the_manifests_create() -> None:
+    # Strict validation checks each object alone; a Job naming a service account, claim, Secret
+    # key or namespace nobody creates would still be refused or left pending on the cluster.
+    objects = {
+        (doc["kind"], doc["metadata"]["name"]): doc
+        for path in MANIFEST_FILES
+        for doc in load_documents(path)
+    }
+    manifest = render_job_configuration(load_template())["job_manifest"]
+    namespace = manifest["metadata"]["namespace"]
+    pod = manifest["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+
+    assert ("Namespace", namespace) in objects
+    account = objects[("ServiceAccount", pod["serviceAccountName"])]
+    assert account["metadata"]["namespace"] == namespace
+    # Flow runs get an account of their own: the worker's (bound to its Role) is not theirs.
+    bound = {
+        subject["name"]
+        for doc in objects.values()
+        if doc["kind"] == "RoleBinding"
+        for subject in doc["subjects"]
+    }
+    assert pod["serviceAccountName"] not in bound
+    for volume in pod["volumes"]:
+        claim = objects[("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])]
+        assert claim["metadata"]["namespace"] == namespace
+    for entry in container["env"]:
+        if "valueFrom" in entry:
+            ref = entry["valueFrom"]["secretKeyRef"]
+            secret = objects[("Secret", ref["name"])]
+            assert secret["metadata"]["namespace"] == namespace
+            assert ref["key"] in secret.get("stringData", {}) | secret.get("data", {}), ref
+    # CLV_HOME lies on the shared volume, not in the pod's own filesystem.
+    home = next(e["value"] for e in container["env"] if e["name"] == "CLV_HOME")
+    mounted = {v["name"] for v in pod["volumes"]}
+    assert any(
+        home.startswith(mount["mountPath"].rstrip("/") + "/")
+        for mount in container["volumeMounts"]
+        if mount["name"] in mounted
+    ), home
+    # The API server refuses a pod whose memory request exceeds its limit.
+    resources = container["resources"]
+    assert _bytes(resources["requests"]["memory"]) <= _bytes(resources["limits"]["memory"])
+    # The worker's observer watches the namespace the Jobs are created in.
+    worker = objects[("Deployment", "clv-prefect-worker")]
+    (worker_container,) = worker["spec"]["template"]["spec"]["containers"]
+    watched = {e["name"]: e.get("value") for e in worker_container["env"]}
+    assert watched["PREFECT_INTEGRATIONS_KUBERNETES_OBSERVER_NAMESPACES"] == namespace
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)

@@ -23,7 +23,6 @@ from scipy.stats import lognorm, spearmanr
 from clv.models.base import MODELS, IntegrityError, read_manifest, write_manifest
 from clv.models.keras_ziln import (
     SIGMA_FLOOR,
-    TUNING_PARAMS,
     KerasZILNModel,
     search_space,
     sigma_limit,
@@ -214,11 +213,17 @@ def deep_ensemble(data) -> KerasZILNModel:
     return KerasZILNModel(params).fit(X, y, X_val=X_val, y_val=y_val)
 
 
-def test_by_default_keras_ziln_is_a_deep_ensemble_of_three_and_trials_tune_one_network(
-    deep_ensemble,
+def test_without_n_members_three_networks_are_fitted_each_with_its_own_distribution(
+    deep_ensemble, data
 ) -> None:
-    assert deep_ensemble.params["n_members"] == 3
-    assert TUNING_PARAMS == {"n_members": 1}
+    # That trials tune one network and the best is refitted as this ensemble: test_training_library.
+    X, _, _ = data["test"]
+    d = deep_ensemble.predict_distribution(X)
+    members = [[f"p_positive_{k}", f"mu_{k}", f"sigma_{k}"] for k in range(3)]
+    assert list(d.columns) == ["p_positive", *(column for m in members for column in m)]
+    for columns in members:
+        assert d[columns].notna().all().all()
+    assert (d[[f"sigma_{k}" for k in range(3)]] >= SIGMA_FLOOR).all().all()
 
 
 def test_a_deep_ensemble_predicts_the_mean_of_its_members(deep_ensemble, data) -> None:
@@ -380,10 +385,18 @@ def test_tampered_model_file_is_refused(fitted, tmp_path: Path) -> None:
         KerasZILNModel.load(tmp_path / "ziln")
 
 
-def test_registered_in_factory_registry() -> None:
-    model = MODELS["keras_ziln"]({"epochs": 3})
-    assert isinstance(model, KerasZILNModel)
-    assert model.params["epochs"] == 3
+def test_the_family_named_keras_ziln_fits_predicts_non_negative_spend_and_loads_back(
+    tmp_path: Path,
+) -> None:
+    # Studies create models and bundles load them by family name (clv.models.base.MODELS).
+    X, y, _ = make_ziln_data(100, 4)
+    model = MODELS["keras_ziln"]({"hidden_units": [4], "epochs": 1, "n_members": 1}).fit(X, y)
+    predicted = model.predict(X)
+    assert predicted.shape == (len(X),)
+    assert np.all(np.isfinite(predicted)) and np.all(predicted >= 0.0)
+    model.save(tmp_path / "ziln")
+    loaded = MODELS["keras_ziln"].load(tmp_path / "ziln")  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(loaded.predict(X), predicted)
 
 
 def test_import_does_not_load_tensorflow() -> None:

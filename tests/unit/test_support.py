@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clv.features.support import OUT_OF_RANGE_SHARE, extrapolated_features, outside_support
+from clv.features.support import extrapolated_features, outside_support
 
 
 def test_share_outside_counts_values_below_the_minimum_and_above_the_maximum() -> None:
@@ -60,12 +60,12 @@ def test_the_check_can_be_turned_off_and_refuses_a_share_outside_zero_to_one() -
     fit = pd.DataFrame({"T": [1.0, 2.0]})
     score = pd.DataFrame({"T": [5.0, 6.0]})
 
+    assert extrapolated_features(fit, score) == {"T": 1.0}  # on by default
     assert extrapolated_features(fit, score, max_share=None) == {}
     assert extrapolated_features(fit, score, max_share=1.0) == {}
     for bad in (0.0, -0.1, 1.5):
         with pytest.raises(ValueError, match=r"max_share must be in \(0, 1\]"):
             extrapolated_features(fit, score, max_share=bad)
-    assert 0.0 < OUT_OF_RANGE_SHARE < 1.0
 
 
 @given(

@@ -775,6 +775,9 @@ def test_customer_age_of_a_single_cohort_is_left_out_of_the_learnt_columns_by_de
     assert kept.out_of_range["T"] > 0.9 and guarded.out_of_range == kept.out_of_range
     assert guarded.extrapolated["T"] > 0.9
     assert "T" not in guarded.learnt_columns and "T" not in guarded.learnt_X(guarded.fit)
+    # A training run hands the frames its config's share: by default the same guard.
+    as_trained = dataclasses.replace(kept, max_extrapolated_share=config.max_extrapolated_share)
+    assert as_trained.learnt_columns == guarded.learnt_columns
     # Bundles still receive every feature (references read their own), and monotone
     # features stay with the learnt models.
     assert "T" in guarded.feature_columns
