@@ -172,7 +172,7 @@ def _rfm_segments(
 
 def _describe(model: ValueModel, index: int) -> str:
     raw = model.centroids_raw().iloc[index]
-    parts = [f"mean predicted CLV {raw['predicted_clv']:,.2f}"]
+    parts = [f"typical predicted CLV {raw['predicted_clv']:,.2f}"]
     parts.append(f"churn {raw['churn_probability']:.0%}")
     if "eco_spend_share" in raw.index:
         parts.append(f"eco share {raw['eco_spend_share']:.0%}")
