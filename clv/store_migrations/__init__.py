@@ -1,0 +1,1 @@
+"""Alembic migrations of the platform database (run by :class:`clv.store.Store` on first use)."""
