@@ -1221,6 +1221,11 @@ def score(
         raise _fail(str(err)) from None
     scores["model_version"] = models.spend_version
     write_table(scores, out)
+    from clv.store import Store
+
+    Store().write_scores(
+        scores, source=out, model_name="clv-spend", model_version=str(models.spend_version)
+    )
     console.print(
         Text(
             f"{len(scores):,} customers scored with clv-spend@{alias} (v{models.spend_version})"

@@ -100,7 +100,6 @@ def _rules_lines(rules: pd.DataFrame) -> list[Text]:
 
 @segment_app.command("run")
 def run(
-    ctx: typer.Context,
     scores: Annotated[
         str | None,
         typer.Option("--scores", help="Scores file written by `clv score` (local or s3://)."),
@@ -140,12 +139,10 @@ def run(
     if (scores is None) == (not latest):
         raise typer.BadParameter("give exactly one of --scores PATH or --latest")
     file = None if config is None else load_segmentation_config(config)
-    flags = {"method": ("method", method), "k_min": ("k_min", k_min), "k_max": ("k_max", k_max)}
-    flags["seed"] = ("seed", seed)
-    merged = _cli()._merge_config(ctx, file, flags)
-    settings = (file or SegmentationConfig()).model_dump() | {
-        k: v for k, v in merged.items() if v is not None
-    }
+    settings = (file or SegmentationConfig()).model_dump()
+    for key, value in {"method": method, "k_min": k_min, "k_max": k_max, "seed": seed}.items():
+        if value is not None:  # a flag given overrides the file
+            settings[key] = value
     try:
         chosen = SegmentationConfig.model_validate(settings)
     except ValueError as err:
