@@ -87,8 +87,8 @@ class Segmentation:
     config : SegmentationConfig
         The settings of the run.
     content_hash : str
-        SHA-256 of the inputs, the settings and the version compared with: the same run twice
-        is one version.
+        SHA-256 of the inputs and the settings: the same run twice is one version (while that
+        version is pending or active).
     """
 
     method: str
@@ -135,13 +135,12 @@ class Segmentation:
         return out
 
 
-def _content_hash(inputs: pd.DataFrame, config: SegmentationConfig, previous: int | None) -> str:
+def _content_hash(inputs: pd.DataFrame, config: SegmentationConfig) -> str:
     digest = hashlib.sha256()
     frame = inputs.sort_index()
     digest.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
     digest.update(json.dumps(list(map(str, frame.columns))).encode())
     digest.update(config.model_dump_json().encode())
-    digest.update(str(previous).encode())
     return digest.hexdigest()
 
 
@@ -283,7 +282,7 @@ def build_segmentation(
         migration=migration,
         migration_share=share,
         config=config,
-        content_hash=_content_hash(inputs, config, None if previous is None else previous.version),
+        content_hash=_content_hash(inputs, config),
         notes=[] if model is None else list(getattr(model, "notes", [])),
     )
 

@@ -79,6 +79,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         _run(env, "clv", "train", "--transactions", env["CLV_TRANSACTIONS"],
              "--horizon-days", "90", "--trials", "1", "--families", "lightgbm")  # fmt: skip
         _run(env, "clv", "promote", "--latest", "--yes")
+        _run(env, "clv", "promote", "--model", "clv-churn", "--latest", "--yes", "--force",
+             "--reason", "the segmentation loop needs churn probabilities")  # fmt: skip
 
         _run(env, "prefect", "work-pool", "create", "clv-process", "--type", "process")
         _run(env, "prefect", "--no-prompt", "deploy", "--all", cwd=ROOT)
@@ -114,10 +116,10 @@ def _run(env: dict[str, str], program: str, *args: str, cwd: Path | None = None)
     return done.stdout + done.stderr
 
 
-def _training_runs(api: str) -> list[dict[str, object]]:
-    """Event-triggered runs of the clv-training *deployment*.
+def _training_runs(api: str, deployment: str = "clv-training") -> list[dict[str, object]]:
+    """Event-triggered runs of a deployment (default: clv-training).
 
-    The CLI's own training run has no deployment; the weekly schedule's future runs are
+    The CLI's own training run has no deployment; the schedules' future runs are
     ``auto_scheduled`` and left out.
     """
     import json
@@ -126,9 +128,7 @@ def _training_runs(api: str) -> list[dict[str, object]]:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     request = urllib.request.Request(
         f"{api}/flow_runs/filter",
-        data=json.dumps(
-            {"deployments": {"name": {"any_": ["clv-training"]}}, "limit": 100}
-        ).encode(),
+        data=json.dumps({"deployments": {"name": {"any_": [deployment]}}, "limit": 100}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
@@ -189,3 +189,47 @@ def test_drift_starts_exactly_one_retraining_and_a_burst_starts_no_more(
     subprocess.run([sys.executable, "-c", burst], env=stack, check=True, timeout=120)
     time.sleep(45)  # automations are evaluated within seconds; give them ample time
     assert len(_training_runs(api)) == 1
+
+
+def test_a_scoring_run_starts_one_segmentation_which_stores_a_version_for_review(
+    stack: dict[str, str],
+) -> None:
+    from clv.store import PENDING, Store
+
+    api = stack["PREFECT_API_URL"]
+    assert _training_runs(api, "clv-segmentation") == []
+    score = (
+        "from flows.scoring import scoring_flow\n"
+        f"result = scoring_flow(transactions={stack['CLV_TRANSACTIONS']!r}, horizon_days=90)\n"
+        "print('event', result['event_id'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", score], env=stack, cwd=ROOT, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "event " in done.stdout and "event None" not in done.stdout
+
+    _wait_for(lambda: len(_training_runs(api, "clv-segmentation")) >= 1, 180, "segmentation")
+    _wait_for(
+        lambda: (
+            _training_runs(api, "clv-segmentation")[0]["state_type"]
+            in ("COMPLETED", "FAILED", "CRASHED")
+        ),
+        600,
+        "the segmentation run to finish",
+    )
+    (run,) = _training_runs(api, "clv-segmentation")
+    assert run["state_type"] == "COMPLETED", run
+    parameters = run["parameters"]
+    assert isinstance(parameters, dict) and parameters["scores"].endswith("-90d.parquet")
+
+    store = Store(f"sqlite:///{Path(stack['CLV_HOME']) / 'clv.db'}")
+    (version,) = store.versions()
+    # The first version always waits for an expert; every scored customer has one segment.
+    assert version.status == PENDING and version.method == "both"
+    assigned = store.assignments(version.version)
+    assert assigned["customer_id"].is_unique and len(assigned) == version.n_customers > 1000
+    latest = store.latest_scores()
+    assert latest is not None and len(latest) == version.n_customers
+    store.engine.dispose()

@@ -108,7 +108,9 @@ def test_a_run_is_reviewed_approved_then_served_and_a_rerun_keeps_the_names(
 
     # The same scores again store nothing new.
     again = _ok(runner.invoke(app, ["segment", "run", "--scores", str(path)]))
-    assert "segment version 3" in again  # compared with version 2 now, so a new content
+    assert "version 2 is active (same content as before)" in again
+    listed = json.loads(_ok(runner.invoke(app, ["segment", "list", "--json"])))
+    assert [v["status"] for v in listed] == ["superseded", "active"]
 
 
 def test_failing_business_rules_block_approval_unless_overridden(
