@@ -248,7 +248,12 @@ def test_scores_table_lists_the_scores_columns_in_order(tables: dict[str, pd.Dat
     documented = [r.name for r in _table("scores")]
     assert list(scores.columns[: len(SCORE_COLUMNS)]) == list(SCORE_COLUMNS)
     # `clv score` and the scoring flow append the version of the model that scored.
-    assert [*scores.columns, "model_version"] == documented
+    # Profile columns the data do not support (no sustainability table here) are left out.
+    from clv.training.scoring import PROFILE_COLUMNS
+
+    absent = [c for c in documented if c not in scores.columns and c != "model_version"]
+    assert set(absent) <= set(PROFILE_COLUMNS), absent
+    assert [*scores.columns, "model_version"] == [c for c in documented if c not in absent]
     for path in ("clv/cli.py", "flows/scoring.py"):
         source = (ROOT / path).read_text(encoding="utf-8")
         assert 'scores["model_version"] =' in source, f"{path} no longer adds model_version"
@@ -256,3 +261,15 @@ def test_scores_table_lists_the_scores_columns_in_order(tables: dict[str, pd.Dat
 
 def test_truth_table_lists_the_generators_truth_columns(data: SyntheticData) -> None:
     _assert_same(list(data.truth.column_names), _table("truth"), "generated truth")
+
+
+def test_segmentation_tables_list_the_columns_the_store_writes() -> None:
+    from clv.store import ASSIGNMENT_COLUMNS, metadata
+
+    export = [r.name for r in _table("segment export")]
+    assert export == ["customer_id", "segment", "segment_id", "version", *ASSIGNMENT_COLUMNS]
+    for name in ("segment_versions", "segments", "rule_results", "scoring_runs"):
+        documented = [r.name for r in _table(name)]
+        assert documented == [c.name for c in metadata.tables[name].columns if c.name != "id"] or (
+            documented == [c.name for c in metadata.tables[name].columns]
+        ), name

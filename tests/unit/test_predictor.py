@@ -140,3 +140,17 @@ def test_a_model_trained_with_the_customers_table_needs_it_to_predict(
         model.predict(data.transactions)
     scores = model.predict(data.transactions, customers=data.customers)
     assert len(scores) == data.transactions["customer_id"].nunique()
+
+
+def test_segmenting_the_predictions_gives_each_customer_one_named_value_and_rfm_segment(
+    fitted: clv.CLVPredictor, data: clv.GeneratedData
+) -> None:
+    scores = fitted.predict(data.transactions)
+    segments = clv.segment(scores)
+    assert segments["customer_id"].tolist() == scores["customer_id"].tolist()
+    assert segments["segment"].notna().all() and segments["rfm_segment"].notna().all()
+    names = segments.groupby("segment_id")["segment"].nunique()
+    assert (names == 1).all()  # one name per id
+    # Segments differ in value: the best segment's mean predicted CLV is far above the worst's.
+    means = segments.groupby("segment")["predicted_clv"].mean()
+    assert means.max() > 2 * means.min()

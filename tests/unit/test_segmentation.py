@@ -193,7 +193,7 @@ def test_segment_computes_rfm_as_of_the_scores_and_keeps_their_rows() -> None:
     scores = pd.DataFrame(
         {"customer_id": ["c", "a", "b"], "predicted_clv": [3.0, 1.0, 2.0], "as_of": as_of}
     )
-    out = segment(scores, _transactions())
+    out = segment(scores, _transactions(), method="rfm")
     assert out["customer_id"].tolist() == ["c", "a", "b"]
     assert out["predicted_clv"].tolist() == [3.0, 1.0, 2.0]
     # a bought on Mar 1 (30 days before the as-of), not May 1; two purchase days, mean 15.
@@ -207,4 +207,11 @@ def test_segment_refuses_a_scored_customer_without_purchases() -> None:
     with pytest.raises(
         ValueError, match=r"1 customer\(s\) have no purchase to score \(e\.g\. zzz\)"
     ):
+        segment(scores, _transactions())
+
+
+def test_value_segments_need_churn_probability_and_say_how_to_get_rfm_alone() -> None:
+    as_of = pd.Timestamp("2024-03-31 23:59:59")
+    scores = pd.DataFrame({"customer_id": ["a", "b"], "predicted_clv": [1.0, 2.0], "as_of": as_of})
+    with pytest.raises(ValueError, match=r"need churn_probability.*method='rfm'"):
         segment(scores, _transactions())
