@@ -1399,6 +1399,26 @@ def status(
         if drift.report is not None:
             table.add_row("  report", str(drift.report))
         table.add_row("  metrics", str(drift.textfile))
+    from clv.store import Store
+
+    segment_store = Store()
+    active = segment_store.active()
+    pending = [v.version for v in segment_store.versions() if v.status == "pending"]
+    if active is None:
+        table.add_row(
+            "segments", "no active version: 'clv segment run', then 'clv segment approve'"
+        )
+    else:
+        how = " automatically" if active.automatic else f" by {active.decided_by}"
+        table.add_row(
+            "segments",
+            f"version {active.version} active ({active.method}, {active.n_segments} segments, "
+            f"{active.n_customers:,} customers), approved{how}",
+        )
+    if pending:
+        table.add_row(
+            "  pending", ", ".join(f"version {v}" for v in pending) + ": 'clv segment review'"
+        )
     table.add_row("data home", str(home))
     table.add_row("MLflow", tracking.ui_hint())
     console.print(table)

@@ -133,3 +133,27 @@ def test_clv_status_on_an_empty_home_says_what_to_run(isolated_settings: Path) -
     assert "none registered: run 'clv train'" in out
     assert "does not exist: run 'clv score'" in out
     assert "not checked yet: run 'clv monitor'" in out
+    assert "no active version: 'clv segment run'" in out
+
+
+def test_clv_status_shows_the_active_segment_version_and_the_pending_ones(
+    isolated_settings: Path,
+) -> None:
+    from clv.store import Store
+
+    store = Store()
+    segments = pd.DataFrame(
+        {"segment_id": ["V1"], "name": ["loyal"], "description": [""], "new": [False]}
+        | {"matched_from": [None], "profile": [{}]}
+    )
+    assignments = pd.DataFrame({"customer_id": ["a", "b"], "segment_id": ["V1", "V1"]})
+    common = dict(method="kmeans", segments=segments, assignments=assignments, rules=[])
+    common |= dict(config={}, model=None, scores_as_of=None, source="s")
+    store.create_version(**common, content_hash="one")  # type: ignore[arg-type]
+    store.approve(1, by="ana", reason="ok")
+    store.create_version(**common, content_hash="two")  # type: ignore[arg-type]
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    out = flat(result.output)
+    assert "version 1 active (kmeans, 1 segments, 2 customers), approved by ana" in out
+    assert "version 2: 'clv segment review'" in out
