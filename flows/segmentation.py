@@ -41,6 +41,8 @@ def segment(
     auto_activate: bool | None,
 ) -> dict[str, Any]:
     """Segment one scoring run, store the version, activate it when nothing changed."""
+    from clv.store import Store
+
     from clv.config import SegmentationConfig, load_segmentation_config
     from clv.segmentation.inputs import read_scores, scores_as_of, segment_inputs
     from clv.segmentation.rfm import load_rules
@@ -50,7 +52,6 @@ def segment(
         previous_of,
         save_version,
     )
-    from clv.store import Store
 
     settings = (load_segmentation_config(config) if config else SegmentationConfig()).model_dump()
     if method is not None:
@@ -99,7 +100,7 @@ def segmentation_flow(
     method: Literal["both", "kmeans", "rfm"] | None = None,
     config: str | None = None,
     auto_activate: bool | None = None,
-    trigger: dict[str, Any] | None = None,
+    trigger: dict[str, Any] | str | None = None,
 ) -> dict[str, Any]:
     """Segment the customers of a scoring run and store the result as a version.
 
@@ -114,8 +115,9 @@ def segmentation_flow(
         A segmentation configuration file (``config/segmentation.yaml``).
     auto_activate : bool, optional
         Overrides the configuration's ``auto_activate``.
-    trigger : dict, optional
-        The ``clv.scores.updated`` payload that started the run (recorded in the run's logs).
+    trigger : dict or str, optional
+        The ``clv.scores.updated`` payload that started the run (recorded in the run's logs);
+        the deployment trigger passes it as JSON text (``{{ event.payload | tojson }}``).
 
     Returns
     -------
@@ -123,6 +125,10 @@ def segmentation_flow(
         The version, its status, whether it was activated and why (not), its size and the
         migration share from the active version.
     """
+    if isinstance(trigger, str):
+        import json
+
+        trigger = json.loads(trigger) if trigger.strip() else None
     if trigger:
         print(f"started by {SCORES_EVENT}: {trigger}")
     result = segment(scores, method, config, auto_activate)

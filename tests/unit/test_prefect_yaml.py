@@ -71,6 +71,23 @@ def test_parameters_and_trigger_parameters_are_ones_the_flow_accepts(name: str) 
     assert deployment.get("schedules"), f"{name} needs a schedule (automations may not fire)"
 
 
+@pytest.mark.parametrize("name", sorted(_deployments(LOCAL)))
+def test_a_payload_rendered_as_json_text_passes_the_flows_parameter_schema(name: str) -> None:
+    # The server validates a triggered run's parameters against the deployment's schema and
+    # drops the run (an automation.action.failed event, nothing else) when they do not pass:
+    # `{{ event.payload | tojson }}` renders as text, so its parameter must accept a string.
+    import jsonschema
+    from prefect.utilities.callables import parameter_schema
+
+    deployment = _deployments(LOCAL)[name]
+    schema = parameter_schema(_flow(deployment["entrypoint"]).fn).model_dump_for_openapi()
+    for trigger in deployment.get("triggers", []):
+        for key, template in trigger.get("parameters", {}).items():
+            if "tojson" in str(template):
+                rendered = {key: '{"scores": "s.parquet", "customers": 3}'}
+                jsonschema.validate(rendered, {**schema, "required": []})
+
+
 def test_drift_retrains_once_per_burst_and_one_training_at_a_time() -> None:
     training = _deployments(LOCAL)["clv-training"]
     (trigger,) = training["triggers"]
