@@ -41,8 +41,6 @@ def segment(
     auto_activate: bool | None,
 ) -> dict[str, Any]:
     """Segment one scoring run, store the version, activate it when nothing changed."""
-    from clv.store import Store
-
     from clv.config import SegmentationConfig, load_segmentation_config
     from clv.segmentation.inputs import read_scores, scores_as_of, segment_inputs
     from clv.segmentation.rfm import load_rules
@@ -52,6 +50,7 @@ def segment(
         previous_of,
         save_version,
     )
+    from clv.store import Store
 
     settings = (load_segmentation_config(config) if config else SegmentationConfig()).model_dump()
     if method is not None:
