@@ -22,23 +22,12 @@ import numpy as np
 import pandas as pd
 
 from clv.config import SegmentationConfig
+from clv.store import ASSIGNMENT_COLUMNS as EXPORT_COLUMNS  # what is kept beside each customer
 
 if TYPE_CHECKING:
     from clv.segmentation.profiles import RuleResult
     from clv.segmentation.values import ValueModel
     from clv.store import Store, VersionInfo
-
-#: The value features shown beside each customer in an export.
-EXPORT_COLUMNS = (
-    "predicted_clv",
-    "churn_probability",
-    "eco_spend_share",
-    "eco_engagement_score",
-    "r_score",
-    "f_score",
-    "m_score",
-    "rfm_segment",
-)
 
 
 def slug(name: str) -> str:
