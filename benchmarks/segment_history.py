@@ -106,6 +106,15 @@ def _measure(backend: str, url: str, args: argparse.Namespace) -> list[str]:
         ),
         _row(backend, rows, load_s, "history(c)", _time(store.history, picked)),
     ]
+    if args.explain:
+        import sqlalchemy as sa
+
+        query = store._history_query(picked[0])
+        compiled = query.compile(store.engine, compile_kwargs={"literal_binds": True})
+        with store.engine.connect() as conn:
+            prefix = "EXPLAIN ANALYZE " if backend == "PostgreSQL" else "EXPLAIN QUERY PLAN "
+            for row in conn.execute(sa.text(prefix + str(compiled))):
+                print("    " + " ".join(map(str, row)))
     store.engine.dispose()
     return lines
 
@@ -135,6 +144,7 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=12)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--explain", action="store_true", help="print the history query's plan")
     args = parser.parse_args()
     print(
         f"# segment_history — {dt.date.today()} — {platform.machine()}, {os.cpu_count()} cores, "

@@ -395,6 +395,8 @@ class Store:
                 ("customer_id", "segment_id", *ASSIGNMENT_COLUMNS),
                 version=version,
             )
+            if self._postgres:  # fresh statistics, or the planner misjudges the history query
+                conn.execute(sa.text("ANALYZE segment_assignments"))
             if rules:
                 conn.execute(
                     rules_table.insert(),
