@@ -65,12 +65,18 @@ def _money(value: Any) -> str:
 
 def _profile_table(title: str, profiles: pd.DataFrame) -> Table:
     table = Table(title=title)
-    for column in ("segment", "customers", "share", "CLV share", "mean CLV", "churn", "eco share"):
-        table.add_column(column, justify="left" if column == "segment" else "right")
+    table.add_column("segment", justify="left", min_width=16, overflow="fold")
+    # Short headers: the table must fit an 80-column terminal (the caption says what they are).
+    for column in ("customers", "share", "CLV %", "mean CLV", "churn", "eco"):
+        table.add_column(column, justify="right", no_wrap=True)
     with_change = "change" in profiles.columns
     if with_change:
-        table.add_column("change", justify="right")
-    table.add_column("RFM mix", justify="left", overflow="fold")
+        table.add_column("change", justify="right", no_wrap=True)
+    table.caption = (
+        "share: of customers; CLV %: of predicted CLV; churn: mean churn probability; eco: mean "
+        "eco share of spend"
+        + ("; change: customers since the compared version" if with_change else "")
+    )
     for name, row in profiles.iterrows():
         cells = [
             str(name),
@@ -84,9 +90,18 @@ def _profile_table(title: str, profiles: pd.DataFrame) -> Table:
         if with_change:
             change = float(row.get("change", float("nan")))
             cells.append("new" if change != change else f"{int(change):+,}")
-        cells.append(str(row.get("rfm_mix", "")))
         table.add_row(*cells)
     return table
+
+
+def _print_profiles(title: str, profiles: pd.DataFrame) -> None:
+    """The profile table, then each segment's RFM mix on its own line (it is long text)."""
+    console = _cli().console
+    console.print(_profile_table(title, profiles))
+    if "rfm_mix" in profiles.columns:
+        console.print(Text("RFM mix:"))
+        for name, mix in profiles["rfm_mix"].items():
+            console.print(Text(f"  {name}: {mix}"))
 
 
 def _rules_lines(rules: pd.DataFrame) -> list[Text]:
@@ -181,7 +196,7 @@ def _print_run(segmentation: Segmentation, info: VersionInfo) -> None:
     title = f"segment version {info.version} ({segmentation.method}, {info.status})"
     if compared is not None:
         title += f" against active version {compared.version}"
-    console.print(_profile_table(title, segmentation.profiles))
+    _print_profiles(title, segmentation.profiles)
     for note in segmentation.notes:
         console.print(Text(f"note: {note}"))
     new = segmentation.segments.loc[segmentation.segments["new"], "name"].tolist()
@@ -348,7 +363,7 @@ def review(
     title = f"segment version {info.version} ({info.method}, {info.status})"
     if compare is not None:
         title += f": change since version {compare.version} ({compare.status})"
-    console.print(_profile_table(title, profiles))
+    _print_profiles(title, profiles)
     if migration is not None:
         table = Table(title=f"customers from version {compare.version} (rows) to {info.version}")  # type: ignore[union-attr]
         table.add_column("from \\ to")
