@@ -109,7 +109,9 @@ def _measure(backend: str, url: str, args: argparse.Namespace) -> list[str]:
     if args.explain:
         import sqlalchemy as sa
 
-        query = store._history_query(picked[0])
+        from clv.store import segment_of_query
+
+        query = segment_of_query(picked[0], on)
         compiled = query.compile(store.engine, compile_kwargs={"literal_binds": True})
         with store.engine.connect() as conn:
             prefix = "EXPLAIN ANALYZE " if backend == "PostgreSQL" else "EXPLAIN QUERY PLAN "

@@ -1,53 +1,88 @@
-"""The platform database: segment versions, assignment history, approvals and scores.
+"""The platform database: segment versions, their assignment history, approvals and scores.
 
-The one module that speaks SQL (SQLAlchemy Core). SQLite under ``$CLV_HOME/clv.db`` by default,
-PostgreSQL in production (``CLV_DATABASE_URL=postgresql+psycopg://user@host/db``); the schema is
-created and upgraded by the Alembic migrations in ``clv/store_migrations`` on first use.
+This is the only module that talks SQL (SQLAlchemy 2.0 Core). The schema is created and upgraded
+by Alembic migrations (``clv/store_migrations/``), run programmatically by :class:`Store` on first
+use; the tables below describe the same schema for the queries (a test checks that they agree).
 
-Segment versions go ``pending → active → superseded`` (or ``pending → rejected``); at most one is
-active. A version's assignments are valid from its activation until the next activation
-(``valid_from`` / ``valid_to`` are the version's ``activated_at`` / ``deactivated_at``), so a
-customer's segment on any past instant is one indexed query (:meth:`Store.segment_of`).
+Segmentation versions
+    Each segmentation run is a *version*: ``pending`` when stored, then ``active`` when approved
+    (the previous active version becomes ``superseded``) or ``rejected``. At most one version is
+    active (a unique partial index enforces it). A version's activation interval
+    ``[activated_at, deactivated_at)`` is the validity of its assignments: the view
+    ``segment_history`` lists every activated assignment with its ``valid_from`` / ``valid_to``.
 
-Every write is one transaction: a failure leaves nothing of a new version visible and the active
-version as it was. Writing the same version or the same scores twice stores them once (they are
-identified by a SHA-256 of their content). Times are stored as naive UTC and returned as
-timezone-aware UTC ``datetime`` objects.
+Scores
+    ``clv score`` writes each scoring run's scores here too (``scoring_runs`` + ``scores``); the
+    same scores twice are one run.
+
+Timestamps
+    Stored as naive UTC. Arguments may be timezone-aware (any zone; converted to UTC) or naive
+    (taken as UTC). Everything returned is timezone-aware UTC: ``datetime`` objects in
+    :class:`VersionInfo` and :meth:`Store.segment_of`, ``datetime64[ns, UTC]`` columns in frames.
+
+Concurrency
+    Every write is one transaction that first takes the store's write lock (SQLite:
+    ``BEGIN IMMEDIATE``; PostgreSQL: ``LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE``), so version
+    numbers, the single active version and idempotency hold with several writers. Readers are not
+    blocked (SQLite runs in WAL mode).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import hashlib
+import itertools
 import json
+import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
-MIGRATIONS = Path(__file__).parent / "store_migrations"
-#: Statuses of a segment version.
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+logger = logging.getLogger(__name__)
+
+#: Segmentation methods a version may have (``both``: value segments plus the RFM segments).
+METHODS = ("rfm", "kmeans", "both")
+#: Version statuses: ``pending`` → ``active`` → ``superseded``, or ``pending`` → ``rejected``.
 PENDING, ACTIVE, SUPERSEDED, REJECTED = "pending", "active", "superseded", "rejected"
-#: Per-customer columns kept with each assignment (the inputs its segment was chosen from).
-ASSIGNMENT_COLUMNS = (
-    "predicted_clv",
-    "churn_probability",
-    "eco_spend_share",
-    "eco_engagement_score",
-    "r_score",
-    "f_score",
-    "m_score",
-    "rfm_segment",
-)
-#: Per-customer columns of a stored scoring run.
-SCORE_COLUMNS = (
-    "predicted_clv",
+STATUSES = (PENDING, ACTIVE, SUPERSEDED, REJECTED)
+#: Alembic's version table: not the default ``alembic_version``, which MLflow and Prefect also
+#: use when they share the database.
+VERSION_TABLE = "clv_alembic_version"
+#: The Alembic migrations' folder.
+MIGRATIONS = Path(__file__).resolve().with_name("store_migrations")
+#: How long a SQLite writer waits for another one before giving up.
+SQLITE_BUSY_TIMEOUT_S = 60.0
+#: PostgreSQL advisory lock held while the schema is upgraded (two processes starting at once).
+_SCHEMA_LOCK_KEY = 0x636C_7673_746F_7265  # "clvstore"
+
+#: Optional per-customer columns kept with an assignment (the profile inputs an export shows).
+ASSIGNMENT_FEATURES: dict[str, Literal["float", "int", "text"]] = {
+    "predicted_clv": "float",
+    "churn_probability": "float",
+    "eco_spend_share": "float",
+    "eco_engagement_score": "float",
+    "r_score": "int",
+    "f_score": "int",
+    "m_score": "int",
+    "rfm_segment": "text",
+}
+#: The same columns in export order.
+ASSIGNMENT_COLUMNS = tuple(ASSIGNMENT_FEATURES)
+#: Per-customer columns of a scoring run besides ``customer_id`` and ``predicted_clv``.
+SCORE_FEATURES = (
     "predicted_clv_lower",
     "predicted_clv_upper",
     "churn_probability",
@@ -57,234 +92,555 @@ SCORE_COLUMNS = (
     "eco_spend_share",
     "eco_engagement_score",
 )
-_INSERT_CHUNK = 20_000
-
-metadata = sa.MetaData()
-versions_table = sa.Table(
-    "segment_versions",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("method", sa.String(16)),
-    sa.Column("status", sa.String(16)),
-    sa.Column("created_at", sa.DateTime),
-    sa.Column("scores_as_of", sa.DateTime),
-    sa.Column("source", sa.Text),
-    sa.Column("content_hash", sa.String(64)),
-    sa.Column("config", sa.Text),
-    sa.Column("model", sa.Text),
-    sa.Column("n_customers", sa.Integer),
-    sa.Column("n_segments", sa.Integer),
-    sa.Column("rules_passed", sa.Boolean),
-    sa.Column("activated_at", sa.DateTime),
-    sa.Column("deactivated_at", sa.DateTime),
-    sa.Column("decided_by", sa.Text),
-    sa.Column("decided_at", sa.DateTime),
-    sa.Column("reason", sa.Text),
-    sa.Column("automatic", sa.Boolean),
-)
-segments_table = sa.Table(
-    "segments",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("segment_id", sa.String(64), primary_key=True),
-    sa.Column("name", sa.Text),
-    sa.Column("description", sa.Text),
-    sa.Column("profile", sa.Text),
-    sa.Column("new", sa.Boolean),
-    sa.Column("matched_from", sa.String(64)),
-)
-assignments_table = sa.Table(
-    "segment_assignments",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True),
-    sa.Column("customer_id", sa.String(128), primary_key=True),
-    sa.Column("segment_id", sa.String(64)),
-    *(
-        sa.Column(c, sa.Integer if c.endswith("_score") and c[0] in "rfm" else sa.Float)
-        for c in ASSIGNMENT_COLUMNS
-        if c != "rfm_segment"
-    ),
-    sa.Column("rfm_segment", sa.Text),
-)
-rules_table = sa.Table(
-    "rule_results",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("version", sa.Integer),
-    sa.Column("segment", sa.Text),
-    sa.Column("rule", sa.String(64)),
-    sa.Column("passed", sa.Boolean),
-    sa.Column("value", sa.Float),
-    sa.Column("threshold", sa.Float),
-    sa.Column("message", sa.Text),
-)
-runs_table = sa.Table(
-    "scoring_runs",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("content_hash", sa.String(64)),
-    sa.Column("created_at", sa.DateTime),
-    sa.Column("as_of", sa.DateTime),
-    sa.Column("horizon_days", sa.Integer),
-    sa.Column("model_name", sa.Text),
-    sa.Column("model_version", sa.Text),
-    sa.Column("source", sa.Text),
-    sa.Column("n_customers", sa.Integer),
-)
-scores_table = sa.Table(
-    "scores",
-    metadata,
-    sa.Column("run_id", sa.Integer, primary_key=True),
-    sa.Column("customer_id", sa.String(128), primary_key=True),
-    *(sa.Column(c, sa.Float) for c in SCORE_COLUMNS),
-)
+#: Every per-customer score column stored, besides ``customer_id``.
+SCORE_COLUMNS = ("predicted_clv", *SCORE_FEATURES)
+#: Columns of a scores frame that describe the run, not the customer.
+_SCORE_RUN_COLUMNS = ("as_of", "horizon_days", "model_version", "model_name")
+_BULK_CHUNK_ROWS = 50_000
 
 
 class StoreError(Exception):
-    """A request the platform database cannot satisfy; the message says what to do instead."""
+    """A request the store refuses; the message says what is wrong and what to do."""
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """``DateTime`` stored as naive UTC: aware or naive (= UTC) values in, aware UTC out."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        """Naive UTC for the database."""
+        return None if value is None else _naive_utc(value)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        """Aware UTC for the caller."""
+        if value is None:
+            return None
+        stamp: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+# --- schema (created by the migrations; these tables are what the queries use) ---------------
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+segment_versions = sa.Table(
+    "segment_versions",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("scores_as_of", UTCDateTime),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("model", sa.Text),
+    sa.Column("n_customers", sa.Integer, nullable=False),
+    sa.Column("n_segments", sa.Integer, nullable=False),
+    sa.Column("rules_passed", sa.Boolean, nullable=False),
+    sa.Column("activated_at", UTCDateTime),
+    sa.Column("deactivated_at", UTCDateTime),
+    sa.Column("decided_by", sa.Text),
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("reason", sa.Text),
+    sa.Column("automatic", sa.Boolean, nullable=False),
+    sa.CheckConstraint("method IN ('rfm', 'kmeans', 'both')", name="method"),
+    sa.CheckConstraint("status IN ('pending', 'active', 'superseded', 'rejected')", name="status"),
+    sa.CheckConstraint(
+        "(status IN ('pending', 'rejected') AND activated_at IS NULL AND deactivated_at IS NULL)"
+        " OR (status = 'active' AND activated_at IS NOT NULL AND deactivated_at IS NULL)"
+        " OR (status = 'superseded' AND activated_at IS NOT NULL"
+        " AND deactivated_at IS NOT NULL AND deactivated_at >= activated_at)",
+        name="interval",
+    ),
+    sa.Index(
+        "uq_segment_versions_one_active",
+        "status",
+        unique=True,
+        sqlite_where=sa.text("status = 'active'"),
+        postgresql_where=sa.text("status = 'active'"),
+    ),
+    sa.Index(
+        "uq_segment_versions_open_content_hash",
+        "content_hash",
+        unique=True,
+        sqlite_where=sa.text("status IN ('pending', 'active')"),
+        postgresql_where=sa.text("status IN ('pending', 'active')"),
+    ),
+)
+
+segments_table = sa.Table(
+    "segments",
+    metadata,
+    sa.Column(
+        "version",
+        sa.Integer,
+        sa.ForeignKey("segment_versions.version", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("segment_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("profile", sa.Text, nullable=False),
+    sa.Column("new", sa.Boolean, nullable=False),
+    sa.Column("matched_from", sa.Text),
+    sa.UniqueConstraint("version", "name"),
+)
+
+_FEATURE_TYPES: dict[str, type[sa.types.TypeEngine[Any]]] = {
+    "float": sa.Float,
+    "int": sa.SmallInteger,
+    "text": sa.Text,
+}
+
+segment_assignments = sa.Table(
+    "segment_assignments",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("segment_id", sa.Text, nullable=False),
+    *(sa.Column(name, _FEATURE_TYPES[kind]) for name, kind in ASSIGNMENT_FEATURES.items()),
+    # No foreign key to segments: PostgreSQL checks one row at a time (1M rows: COPY 6 s
+    # without, 23 s with). create_version checks every segment_id against the version's
+    # segments before it writes, in the same transaction.
+    sa.Index("ix_segment_assignments_customer_id_version", "customer_id", "version"),
+    sqlite_with_rowid=False,
+)
+
+rule_results_table = sa.Table(
+    "rule_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "version",
+        sa.Integer,
+        sa.ForeignKey("segment_versions.version", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("segment", sa.Text),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("threshold", sa.Float),
+    sa.Column("message", sa.Text, nullable=False),
+)
+
+scoring_runs = sa.Table(
+    "scoring_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("content_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("as_of", UTCDateTime),
+    sa.Column("horizon_days", sa.Integer),
+    sa.Column("model_name", sa.Text),
+    sa.Column("model_version", sa.Text),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("n_customers", sa.Integer, nullable=False),
+)
+
+scores_table = sa.Table(
+    "scores",
+    metadata,
+    sa.Column(
+        "run_id",
+        sa.Integer,
+        sa.ForeignKey("scoring_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("predicted_clv", sa.Float, nullable=False),
+    *(sa.Column(name, sa.Float) for name in SCORE_FEATURES),
+    sqlite_with_rowid=False,
+)
+
+#: The view ``segment_history`` (created by the migrations): every assignment of an activated
+#: version with its validity ``[valid_from, valid_to)``; ``valid_to`` is NULL while active.
+segment_history = sa.table(
+    "segment_history",
+    sa.column("customer_id", sa.Text),
+    sa.column("version", sa.Integer),
+    sa.column("segment_id", sa.Text),
+    sa.column("name", sa.Text),
+    sa.column("valid_from", UTCDateTime),
+    sa.column("valid_to", UTCDateTime),
+)
+
+# PostgreSQL write locks: they conflict with each other and with row changes, never with SELECT.
+_LOCK_VERSIONS = sa.text("LOCK TABLE segment_versions IN SHARE ROW EXCLUSIVE MODE")
+_LOCK_SCORING_RUNS = sa.text("LOCK TABLE scoring_runs IN SHARE ROW EXCLUSIVE MODE")
 
 
 @dataclass(frozen=True)
 class VersionInfo:
-    """One segment version (see the module docstring for the statuses)."""
+    """One segmentation version as stored.
+
+    Attributes
+    ----------
+    version : int
+        1, 2, ... in the order the versions were stored.
+    method : str
+        ``rfm``, ``kmeans`` or ``both``.
+    status : str
+        ``pending``, ``active``, ``superseded`` or ``rejected``.
+    created_at : datetime
+        When it was stored (aware UTC, as every time here).
+    scores_as_of : datetime or None
+        The cut-off of the scores it segments.
+    source : str
+        The scores file or scoring run it came from.
+    content_hash : str
+        SHA-256 of the inputs and settings: storing the same content again returns this version
+        while it is pending or active.
+    n_customers, n_segments : int
+        How many customers were assigned, to how many segments.
+    rules_passed : bool
+        Whether every business rule passed.
+    activated_at, deactivated_at : datetime or None
+        Its activation interval ``[activated_at, deactivated_at)``, when its assignments were
+        served; ``deactivated_at`` is None while it is active.
+    decided_by, decided_at, reason : str, datetime, str or None
+        Who approved or rejected it, when and why.
+    automatic : bool
+        Whether the segmentation flow activated it without review.
+    config : dict
+        The run's settings (and what the caller added, e.g. the version it was compared with).
+    model : str or None
+        The k-means model as JSON.
+    """
 
     version: int
     method: str
     status: str
-    created_at: dt.datetime
-    scores_as_of: dt.datetime | None
+    created_at: datetime
+    scores_as_of: datetime | None
     source: str
     content_hash: str
     n_customers: int
     n_segments: int
     rules_passed: bool
-    activated_at: dt.datetime | None
-    deactivated_at: dt.datetime | None
+    activated_at: datetime | None
+    deactivated_at: datetime | None
     decided_by: str | None
-    decided_at: dt.datetime | None
+    decided_at: datetime | None
     reason: str | None
     automatic: bool
     config: dict[str, Any]
     model: str | None
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+# --- engine and migrations --------------------------------------------------------------------
 
 
-def _naive_utc(value: Any) -> dt.datetime | None:
-    """Naive UTC for storage (aware values are converted; naive ones are taken as UTC)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling is off: SQLAlchemy's "begin" event (below) emits
+    # BEGIN itself, so DDL is transactional and writers take the write lock up front.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    writing = connection.get_execution_options().get("clv_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+def create_store_engine(url: str | URL) -> Engine:
+    """The engine :class:`Store` and the migrations use for ``url``.
+
+    SQLite gets its folder created, foreign keys on, WAL, a generous busy timeout and
+    transactions begun by SQLAlchemy (``BEGIN IMMEDIATE`` for writers); other databases get
+    pre-pinged connections.
+
+    Parameters
+    ----------
+    url : str or URL
+        A SQLAlchemy URL, e.g. ``sqlite:///path/clv.db`` or
+        ``postgresql+psycopg://user@host:5432/clv``.
+
+    Returns
+    -------
+    Engine
+        A new engine; dispose of it when done.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            parsed, future=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    return sa.create_engine(parsed, future=True, pool_pre_ping=True)
+
+
+def alembic_config(url: str | URL, connection: Connection | None = None) -> Config:
+    """An Alembic configuration for the store's migrations, without an ``alembic.ini``.
+
+    Parameters
+    ----------
+    url : str or URL
+        The database (``env.py`` connects to it when no connection is given; ``--sql`` mode
+        renders for its dialect).
+    connection : Connection, optional
+        Run the migrations on this connection, inside its transaction.
+
+    Returns
+    -------
+    alembic.config.Config
+        For ``alembic.command``, e.g. ``command.upgrade(alembic_config(url), "head")``.
+    """
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    rendered = make_url(url).render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's revision id (what every database is upgraded to)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    if head is None:  # pragma: no cover - the migrations ship with the package
+        raise StoreError(f"no migrations found in {MIGRATIONS}")
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the database behind ``connection`` is at (None: no schema yet)."""
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+def _naive_utc(value: Any) -> datetime:
+    """``value`` (datetime, Timestamp, numpy datetime64 or ISO text) as naive UTC."""
+    if type(value) is datetime:  # the common case, without pandas
+        return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
     stamp = pd.Timestamp(value)
     if pd.isna(stamp):
-        return None
+        raise StoreError(f"not a time: {value!r}")
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.to_pydatetime()
+    result: datetime = stamp.floor("us").to_pydatetime()
+    return result
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
+def _optional_time(value: Any) -> datetime | None:
+    if value is None or (not isinstance(value, str) and bool(pd.isna(value))):
         return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    return _naive_utc(value)
 
 
-def _info(row: Any) -> VersionInfo:
-    return VersionInfo(
-        version=int(row["version"]),
-        method=row["method"],
-        status=row["status"],
-        created_at=_aware(row["created_at"]),  # type: ignore[arg-type]
-        scores_as_of=_aware(row["scores_as_of"]),
-        source=row["source"],
-        content_hash=row["content_hash"],
-        n_customers=int(row["n_customers"]),
-        n_segments=int(row["n_segments"]),
-        rules_passed=bool(row["rules_passed"]),
-        activated_at=_aware(row["activated_at"]),
-        deactivated_at=_aware(row["deactivated_at"]),
-        decided_by=row["decided_by"],
-        decided_at=_aware(row["decided_at"]),
-        reason=row["reason"],
-        automatic=bool(row["automatic"]),
-        config=json.loads(row["config"]),
-        model=row["model"],
-    )
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _clean(value: Any) -> Any:
-    """A value the database driver accepts (NumPy scalars → Python, NaN → NULL)."""
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy: numpy scalars to Python, NaN / NaT / NA to None, times to ISO."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
+    if value is None or value is pd.NA:
         return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime):  # pandas' Timestamp and NaT too
+        return None if pd.isna(value) else value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
     return value
 
 
-def _records(frame: pd.DataFrame, columns: Sequence[str], **fixed: Any) -> Iterator[list[dict]]:
-    """Rows of ``frame`` as dicts (absent columns NULL), in chunks."""
-    present = [c for c in columns if c in frame.columns]
-    values = {
-        c: [None if pd.isna(v) else v for v in frame[c].astype(object).tolist()] for c in present
-    }
-    n = len(frame)
-    for start in range(0, n, _INSERT_CHUNK):
-        chunk = []
-        for i in range(start, min(start + _INSERT_CHUNK, n)):
-            row = dict(fixed)
-            for c in columns:
-                row[c] = _clean(values[c][i]) if c in values else None
-            chunk.append(row)
-        yield chunk
+def _json(value: Any) -> str:
+    return json.dumps(_plain(value), sort_keys=True, default=str, allow_nan=False)
+
+
+def _texts(values: pd.Series) -> list[str | None]:
+    objects = values.astype(object)
+    result: list[str | None] = []
+    result.extend(objects.astype(str).tolist())
+    for i in np.flatnonzero(objects.isna().to_numpy()):
+        result[i] = None
+    return result
+
+
+def _floats(values: pd.Series, what: str) -> list[float | None]:
+    try:
+        numbers = pd.to_numeric(values, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError) as err:
+        raise StoreError(f"{what} must hold numbers ({err})") from None
+    objects = numbers.astype(object)
+    objects[np.isnan(numbers)] = None
+    result: list[float | None] = objects.tolist()
+    return result
+
+
+def _ints(values: pd.Series, what: str) -> list[int | None]:
+    return [None if v is None else round(v) for v in _floats(values, what)]
+
+
+def _column_values(frame: pd.DataFrame, name: str, kind: str, what: str) -> list[Any]:
+    if kind == "float":
+        return _floats(frame[name], f"{what} column {name}")
+    if kind == "int":
+        return _ints(frame[name], f"{what} column {name}")
+    return _texts(frame[name])
+
+
+# --- the store --------------------------------------------------------------------------------
 
 
 class Store:
-    """The platform database.
+    """The platform database: segment versions, their history, approvals and scores.
 
     Parameters
     ----------
     url : str, optional
-        SQLAlchemy URL (default: :attr:`clv.settings.Settings.database`, i.e. ``CLV_DATABASE_URL``
-        or SQLite under ``CLV_HOME``). The schema is brought to the newest migration here.
+        SQLAlchemy URL; default :attr:`clv.settings.Settings.database` (``CLV_DATABASE_URL``,
+        else SQLite at ``$CLV_HOME/clv.db``). The schema is upgraded to the newest migration
+        when it is not there yet; two processes starting at once wait for each other.
+
+    Raises
+    ------
+    StoreError
+        When the database's schema is at a revision this version of clv does not know.
     """
 
     def __init__(self, url: str | None = None) -> None:
-        from clv.settings import get_settings
+        if url is None:
+            from clv.settings import get_settings
 
-        self.url = url or get_settings().database
-        parsed = sa.engine.make_url(self.url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = sa.create_engine(self.url)
-        if parsed.get_backend_name() == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._postgres = parsed.get_backend_name() == "postgresql"
-        self.migrate()
+            url = get_settings().database
+        self._url = str(url)
+        self._engine = create_store_engine(url)
+        self._postgresql = self._engine.dialect.name == "postgresql"
+        self._copy = self._postgresql and self._engine.dialect.driver == "psycopg"
+        self._writer = self._engine.execution_options(clv_write=True)
+        # PostgreSQL reads run in autocommit (no BEGIN / ROLLBACK round trips); each statement
+        # sees committed data only, and every write is one transaction.
+        self._reader = (
+            self._engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self._postgresql
+            else self._engine
+        )
+        try:
+            self.migrate()
+        except BaseException:
+            self._engine.dispose()
+            raise
 
-    def migrate(self) -> None:
-        """Upgrade the schema to the newest migration (nothing to do when it is there)."""
-        from alembic import command
-        from alembic.config import Config
+    @property
+    def url(self) -> str:
+        """The database URL, as given (``Store(store.url)`` opens the same database)."""
+        return self._url
 
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (dispose of it, or call :meth:`close`, when done)."""
+        return self._engine
+
+    def _shown_url(self) -> str:
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Close the store's database connections."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- schema ---------------------------------------------------------------------------
 
     def schema_revision(self) -> str | None:
-        """The migration the database is at (``None`` before any)."""
-        with self.engine.connect() as connection:
-            try:
-                row = connection.execute(
-                    sa.text("SELECT version_num FROM clv_alembic_version")
-                ).first()
-            except sa.exc.DBAPIError:
-                return None
-        return None if row is None else str(row[0])
+        """The migration the database is at (None before any)."""
+        with self._engine.connect() as conn:
+            return current_revision(conn)
 
-    # -- segment versions -----------------------------------------------------------------
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest migration; nothing happens when it is there.
+
+        Raises
+        ------
+        StoreError
+            When the database is at a revision this version of clv does not know.
+        """
+        head = head_revision()
+        current = self.schema_revision()
+        if current == head:
+            return
+        from alembic import command
+        from alembic.util import CommandError
+
+        with self._writer.connect() as conn, conn.begin():
+            if self._postgresql:
+                # Held until the transaction ends: a second process waits here, then finds the
+                # schema at head and Alembic does nothing.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+            try:
+                command.upgrade(alembic_config(self._engine.url, connection=conn), "head")
+            except CommandError as err:
+                raise StoreError(
+                    f"the platform database {self._shown_url()} is at schema revision "
+                    f"{current!r}, which this version of clv does not know (its newest is "
+                    f"{head!r}): upgrade clv, or point CLV_DATABASE_URL at another database "
+                    f"({err})"
+                ) from None
+        logger.info("platform database %s: schema %s → %s", self._shown_url(), current, head)
+
+    # --- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self, lock: sa.TextClause = _LOCK_VERSIONS) -> Iterator[Connection]:
+        """One write transaction holding the store's write lock; rolled back on any error."""
+        with self._writer.connect() as conn, conn.begin():
+            if self._postgresql:
+                conn.execute(lock)
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._reader.connect() as conn:
+            yield conn
+
+    # --- versions -------------------------------------------------------------------------
 
     def create_version(
         self,
@@ -299,263 +655,305 @@ class Store:
         source: str,
         content_hash: str,
     ) -> VersionInfo:
-        """Store a segmentation run as a pending version, in one transaction.
+        """Store a segmentation run as a new ``pending`` version, in one transaction.
 
         Parameters
         ----------
         method : str
             ``rfm``, ``kmeans`` or ``both``.
         segments : DataFrame
-            ``segment_id``, ``name``, ``description``, ``new``, ``matched_from`` and ``profile``
-            (a dict or JSON text) per segment.
+            One row per segment: ``segment_id``, ``name``, and optionally ``description``,
+            ``profile`` (a dict or its JSON), ``new`` (bool) and ``matched_from``.
         assignments : DataFrame
-            ``customer_id`` and ``segment_id`` per customer, plus any of
-            :data:`ASSIGNMENT_COLUMNS`.
+            One row per customer: ``customer_id``, ``segment_id``, and optionally the
+            :data:`ASSIGNMENT_FEATURES` columns (kept for review and export). Other columns
+            are refused.
         rules : sequence of mappings
-            ``segment``, ``rule``, ``passed``, ``value``, ``threshold``, ``message``.
+            Business rule results: ``segment`` (a segment's name or id; None for the whole
+            segmentation), ``rule``, ``passed``, ``value``, ``threshold``, ``message``.
         config : mapping
-            The run's settings (JSON-serialisable).
+            The run's settings, stored as JSON.
         model : str or None
-            The k-means model's JSON.
+            The k-means model as JSON.
         scores_as_of : datetime-like or None
             The scores' cut-off.
         source : str
-            Where the scores came from.
+            The scores file or scoring run.
         content_hash : str
-            Identifies the run: a pending or active version with the same hash is returned
-            instead of storing a second one.
+            SHA-256 of the inputs and settings.
 
         Returns
         -------
         VersionInfo
-            The new pending version, or the existing one with the same content.
+            The new version; or, when a ``pending`` or ``active`` version has the same
+            ``content_hash``, that version (and nothing is stored).
 
         Raises
         ------
         StoreError
-            On duplicate or missing customer ids, or assignments to unknown segments; nothing
-            is stored then.
+            On an unknown method, missing columns, repeated customers or segments, or an
+            assignment or rule naming no segment of the version. Nothing is stored then, nor
+            when anything else fails during the transaction.
         """
-        ids = assignments["customer_id"].astype(str)
-        if ids.duplicated().any():
-            raise StoreError(
-                f"{int(ids.duplicated().sum())} customer(s) are assigned more than once (e.g. "
-                f"{ids[ids.duplicated()].iloc[0]!r}); each customer needs exactly one segment"
-            )
-        unknown = set(assignments["segment_id"].astype(str)) - set(
-            segments["segment_id"].astype(str)
-        )
-        if unknown:
-            raise StoreError(f"assignments name unknown segment(s): {sorted(unknown)[:5]}")
-        with self.engine.begin() as conn:
-            self._lock(conn)
-            same = conn.execute(
-                sa.select(versions_table)
-                .where(versions_table.c.content_hash == content_hash)
-                .where(versions_table.c.status.in_([PENDING, ACTIVE]))
-            ).first()
-            if same is not None:
-                return _info(same._mapping)
-            latest = conn.execute(sa.select(sa.func.max(versions_table.c.version))).scalar()
-            version = int(latest or 0) + 1
+        if method not in METHODS:
+            raise StoreError(f"unknown segmentation method {method!r}; use one of {METHODS}")
+        if not content_hash:
+            raise StoreError("a version needs its content hash (SHA-256 of inputs and settings)")
+        segment_rows = _segment_rows(segments)
+        names = {row["name"]: row["segment_id"] for row in segment_rows if row["name"]}
+        features = _check_assignments(assignments, {row["segment_id"] for row in segment_rows})
+        rule_rows = _rule_rows(rules, names)
+        config_json = _json(dict(config))
+        as_of = _optional_time(scores_as_of)
+        with self._write() as conn:
+            existing = conn.execute(
+                sa.select(segment_versions.c.version).where(
+                    segment_versions.c.content_hash == content_hash,
+                    segment_versions.c.status.in_(("pending", "active")),
+                )
+            ).scalar_one_or_none()
+            if existing is not None:
+                logger.info("segment version %s has the same content; nothing stored", existing)
+                return _version_info(_version_row(conn, existing))
+            latest = conn.execute(sa.select(sa.func.max(segment_versions.c.version))).scalar()
+            number = int(latest or 0) + 1
             conn.execute(
-                versions_table.insert().values(
-                    version=version,
+                segment_versions.insert().values(
+                    version=number,
                     method=method,
-                    status=PENDING,
+                    status="pending",
                     created_at=_now(),
-                    scores_as_of=_naive_utc(scores_as_of),
-                    source=source,
+                    scores_as_of=as_of,
+                    source=str(source),
                     content_hash=content_hash,
-                    config=json.dumps(dict(config), sort_keys=True, default=str),
+                    config=config_json,
                     model=model,
                     n_customers=len(assignments),
-                    n_segments=len(segments),
-                    rules_passed=all(bool(r["passed"]) for r in rules),
+                    n_segments=len(segment_rows),
+                    rules_passed=all(bool(r["passed"]) for r in rule_rows),
                     automatic=False,
                 )
             )
-            seg = segments.copy()
-            seg["profile"] = [
-                p if isinstance(p, str) else json.dumps(p, sort_keys=True, default=str)
-                for p in seg["profile"]
-            ]
-            seg["new"] = seg["new"].astype(bool)
-            for chunk in _records(
-                seg,
-                ("segment_id", "name", "description", "profile", "new", "matched_from"),
-                version=version,
-            ):
-                conn.execute(segments_table.insert(), chunk)
-            frame = assignments.assign(customer_id=ids.to_numpy())
-            self._bulk(
-                conn,
-                assignments_table,
-                frame,
-                ("customer_id", "segment_id", *ASSIGNMENT_COLUMNS),
-                version=version,
-            )
-            if self._postgres:  # fresh statistics, or the planner misjudges the history query
-                conn.execute(sa.text("ANALYZE segment_assignments"))
-            if rules:
-                conn.execute(
-                    rules_table.insert(),
-                    [
-                        {
-                            "version": version,
-                            **{k: _clean(r.get(k)) for k in ("segment", "rule", "value")},
-                            "threshold": _clean(r.get("threshold")),
-                            "passed": bool(r["passed"]),
-                            "message": str(r["message"]),
-                        }
-                        for r in rules
-                    ],
-                )
-            row = conn.execute(
-                sa.select(versions_table).where(versions_table.c.version == version)
-            ).one()
-            return _info(row._mapping)
+            self._insert_segments(conn, number, segment_rows)
+            self._insert_assignments(conn, number, assignments, features)
+            self._insert_rules(conn, number, rule_rows)
+            info = _version_info(_version_row(conn, number))
+        logger.info(
+            "stored segment version %s (%s): %s customers in %s segments",
+            number,
+            method,
+            f"{info.n_customers:,}",
+            info.n_segments,
+        )
+        return info
 
-    def _lock(self, conn: Connection) -> None:
-        """Serialise writers of versions (PostgreSQL: a transaction-scoped advisory lock)."""
-        if self._postgres:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(4242006)"))
+    def _insert_segments(self, conn: Connection, version: int, rows: list[dict[str, Any]]) -> None:
+        conn.execute(segments_table.insert(), [{"version": version, **r} for r in rows])
 
-    def _bulk(
-        self,
-        conn: Connection,
-        table: sa.Table,
-        frame: pd.DataFrame,
-        columns: Sequence[str],
-        **fixed: Any,
+    def _insert_assignments(
+        self, conn: Connection, version: int, assignments: pd.DataFrame, features: list[str]
     ) -> None:
-        """Insert many rows: COPY on PostgreSQL, executemany elsewhere."""
-        if self._postgres:
-            names = [*fixed, *columns]
-            raw = conn.connection.driver_connection
-            cursor = raw.cursor()  # type: ignore[union-attr]
-            statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
-            with cursor.copy(statement) as copy:
-                for chunk in _records(frame, columns, **fixed):
-                    for row in chunk:
-                        copy.write_row([row[n] for n in names])
+        columns = ["version", "customer_id", "segment_id", *features]
+        values: list[list[Any]] = [
+            [version] * len(assignments),
+            _texts(assignments["customer_id"]),
+            _texts(assignments["segment_id"]),
+        ]
+        values += [
+            _column_values(assignments, f, ASSIGNMENT_FEATURES[f], "assignments") for f in features
+        ]
+        self._bulk_insert(conn, segment_assignments, columns, values)
+
+    def _insert_rules(self, conn: Connection, version: int, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(rule_results_table.insert(), [{"version": version, **r} for r in rows])
+
+    def _bulk_insert(
+        self, conn: Connection, table: sa.Table, columns: list[str], values: list[list[Any]]
+    ) -> None:
+        """Insert column-wise ``values``: COPY on PostgreSQL (psycopg), else ``executemany``."""
+        if self._copy:
+            from psycopg import sql
+
+            statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+            )
+            raw: Any = conn.connection.dbapi_connection  # psycopg's, in the same transaction
+            dbapi = conn.dialect.loaded_dbapi
+            try:
+                with raw.cursor() as cursor, cursor.copy(statement) as copy:
+                    for row in zip(*values, strict=True):
+                        copy.write_row(row)
+            except dbapi.Error as err:  # raised as SQLAlchemy raises everything else
+                raise sa.exc.DBAPIError.instance(
+                    statement.as_string(raw), None, err, dbapi.Error
+                ) from err
             return
-        for chunk in _records(frame, columns, **fixed):
-            conn.execute(table.insert(), chunk)
+        if conn.dialect.paramstyle == "qmark":
+            # Positional tuples straight to the driver's executemany, no dict per row; the
+            # statement is SQLAlchemy's own INSERT with placeholders, never values.
+            compiled = table.insert().compile(dialect=conn.dialect, column_keys=columns)
+            by_name = dict(zip(columns, values, strict=True))
+            order = list(compiled.positiontup or columns)
+            rows: Iterator[tuple[Any, ...]] = zip(*(by_name[c] for c in order), strict=True)
+            while chunk := list(itertools.islice(rows, _BULK_CHUNK_ROWS)):
+                conn.exec_driver_sql(str(compiled), chunk)
+            return
+        records = (dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True))
+        while batch := list(itertools.islice(records, _BULK_CHUNK_ROWS)):
+            conn.execute(table.insert(), batch)  # insertmanyvalues batches
 
     def versions(self) -> list[VersionInfo]:
-        """Every segment version, oldest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(versions_table).order_by(versions_table.c.version))
-            return [_info(r._mapping) for r in rows]
+        """Every version, oldest first.
+
+        Returns
+        -------
+        list of VersionInfo
+            Empty when no segmentation was stored yet.
+        """
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(segment_versions).order_by(segment_versions.c.version)
+            ).all()
+        return [_version_info(r) for r in rows]
 
     def version(self, version: int) -> VersionInfo:
         """One version.
 
+        Parameters
+        ----------
+        version : int
+            Its number.
+
+        Returns
+        -------
+        VersionInfo
+            As stored.
+
         Raises
         ------
         StoreError
-            When there is no such version (the message lists the ones there are).
+            When there is no such version (the message gives the versions there are).
         """
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(versions_table).where(versions_table.c.version == int(version))
-            ).first()
-            if row is None:
-                count = conn.execute(sa.select(sa.func.max(versions_table.c.version))).scalar()
-        if row is None:
-            there = f"the versions are 1–{count}" if count else "there are no versions yet"
-            raise StoreError(f"no segment version {version}: {there} (`clv segment list`)")
-        return _info(row._mapping)
+        with self._read() as conn:
+            return _version_info(_version_row(conn, version))
 
     def active(self) -> VersionInfo | None:
-        """The active version, or None."""
-        with self.engine.connect() as conn:
+        """The active version, or None when none was approved yet."""
+        with self._read() as conn:
             row = conn.execute(
-                sa.select(versions_table).where(versions_table.c.status == ACTIVE)
-            ).first()
-        return None if row is None else _info(row._mapping)
+                sa.select(segment_versions).where(segment_versions.c.status == "active")
+            ).one_or_none()
+        return None if row is None else _version_info(row)
 
     def segments(self, version: int) -> pd.DataFrame:
-        """A version's segments (``profile`` as a dict)."""
-        self.version(version)
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(segments_table)
-                .where(segments_table.c.version == int(version))
-                .order_by(segments_table.c.segment_id)
-            ).all()
-        frame = pd.DataFrame([dict(r._mapping) for r in rows], columns=segments_table.c.keys())
-        frame["profile"] = [json.loads(p) for p in frame["profile"]]
+        """The segments of a version.
+
+        Parameters
+        ----------
+        version : int
+            The version.
+
+        Returns
+        -------
+        DataFrame
+            ``segment_id``, ``name``, ``description``, ``profile`` (dict), ``new`` (bool),
+            ``matched_from`` (str or None); sorted by ``segment_id``.
+
+        Raises
+        ------
+        StoreError
+            When there is no such version.
+        """
+        t = segments_table
+        columns = ["segment_id", "name", "description", "profile", "new", "matched_from"]
+        statement = (
+            sa.select(*(t.c[c] for c in columns))
+            .where(t.c.version == version)
+            .order_by(t.c.segment_id)
+        )
+        with self._read() as conn:
+            _version_row(conn, version)
+            rows = conn.execute(statement).all()
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["profile"] = pd.Series([json.loads(p) for p in frame["profile"]], dtype=object)
         frame["new"] = frame["new"].astype(bool)
-        return frame.drop(columns="version")
+        return frame
 
     def assignments(self, version: int) -> pd.DataFrame:
-        """``customer_id``, ``segment_id``, ``name`` and the stored inputs, by customer."""
-        self.version(version)
-        a, s = assignments_table, segments_table
-        query = (
-            sa.select(
-                a.c.customer_id, a.c.segment_id, s.c.name, *(a.c[c] for c in ASSIGNMENT_COLUMNS)
-            )
+        """Every customer's segment in a version, sorted by ``customer_id``.
+
+        Parameters
+        ----------
+        version : int
+            The version.
+
+        Returns
+        -------
+        DataFrame
+            ``customer_id``, ``segment_id``, ``name`` (the segment's), then those
+            :data:`ASSIGNMENT_FEATURES` columns that hold a value for the version.
+
+        Raises
+        ------
+        StoreError
+            When there is no such version.
+        """
+        a, s = segment_assignments, segments_table
+        features = list(ASSIGNMENT_FEATURES)
+        statement = (
+            sa.select(a.c.customer_id, a.c.segment_id, s.c.name, *(a.c[f] for f in features))
             .join(s, sa.and_(s.c.version == a.c.version, s.c.segment_id == a.c.segment_id))
-            .where(a.c.version == int(version))
+            .where(a.c.version == version)
             .order_by(a.c.customer_id)
         )
-        with self.engine.connect() as conn:
-            frame = pd.read_sql(query, conn)
-        return frame.dropna(axis="columns", how="all").reset_index(drop=True)
+        with self._read() as conn:
+            _version_row(conn, version)
+            rows = conn.execute(statement).all()
+        frame = pd.DataFrame(rows, columns=["customer_id", "segment_id", "name", *features])
+        keep = ["customer_id", "segment_id", "name"]
+        for name in features:
+            if not frame[name].notna().any():
+                continue
+            keep.append(name)
+            if ASSIGNMENT_FEATURES[name] == "float":
+                frame[name] = frame[name].astype("float64")
+            elif ASSIGNMENT_FEATURES[name] == "int":
+                frame[name] = frame[name].astype("Int64")
+        return frame[keep]
 
     def rule_results(self, version: int) -> pd.DataFrame:
-        """The business rules' results of a version."""
-        self.version(version)
-        with self.engine.connect() as conn:
-            frame = pd.read_sql(
-                sa.select(rules_table)
-                .where(rules_table.c.version == int(version))
-                .order_by(rules_table.c.id),
-                conn,
-            )
-        frame["passed"] = frame["passed"].astype(bool)
-        return frame.drop(columns=["id", "version"])
+        """The business rules' results of a version, in the order they were stored.
 
-    def _decide(
-        self, version: int, *, to: str, by: str, reason: str, automatic: bool, at: Any
-    ) -> VersionInfo:
-        with self.engine.begin() as conn:
-            self._lock(conn)
-            row = conn.execute(
-                sa.select(versions_table).where(versions_table.c.version == int(version))
-            ).first()
-            if row is None:
-                raise StoreError(f"no segment version {version} (`clv segment list`)")
-            status = row._mapping["status"]
-            if status != PENDING:
-                raise StoreError(
-                    f"version {version} is {status}; only a pending version can be "
-                    f"{'approved' if to == ACTIVE else 'rejected'}"
-                )
-            when = _naive_utc(at) if at is not None else _now()
-            values: dict[str, Any] = {
-                "status": to,
-                "decided_by": by,
-                "decided_at": when,
-                "reason": reason,
-                "automatic": automatic,
-            }
-            if to == ACTIVE:
-                conn.execute(
-                    versions_table.update()
-                    .where(versions_table.c.status == ACTIVE)
-                    .values(status=SUPERSEDED, deactivated_at=when)
-                )
-                values["activated_at"] = when
-            conn.execute(
-                versions_table.update()
-                .where(versions_table.c.version == int(version))
-                .values(**values)
-            )
-        return self.version(version)
+        Parameters
+        ----------
+        version : int
+            The version.
+
+        Returns
+        -------
+        DataFrame
+            ``segment`` (the segment's name; None for a rule about the whole segmentation),
+            ``rule``, ``passed`` (bool), ``value``, ``threshold``, ``message``.
+
+        Raises
+        ------
+        StoreError
+            When there is no such version.
+        """
+        r = rule_results_table
+        columns = ["segment", "rule", "passed", "value", "threshold", "message"]
+        statement = (
+            sa.select(*(r.c[c] for c in columns)).where(r.c.version == version).order_by(r.c.id)
+        )
+        with self._read() as conn:
+            _version_row(conn, version)
+            rows = conn.execute(statement).all()
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["passed"] = frame["passed"].astype(bool)
+        for name in ("value", "threshold"):
+            frame[name] = frame[name].astype("float64")
+        return frame
 
     def approve(
         self,
@@ -564,84 +962,197 @@ class Store:
         by: str,
         reason: str,
         automatic: bool = False,
-        at: dt.datetime | None = None,
+        at: datetime | None = None,
     ) -> VersionInfo:
-        """Activate a pending version; the active one becomes superseded at the same instant.
+        """Make a pending version the active one; the previous active one is superseded.
+
+        Both changes are one transaction, and the previous version's ``deactivated_at`` is the
+        new one's ``activated_at``: the validity intervals of successive versions meet exactly.
+
+        Parameters
+        ----------
+        version : int
+            A pending version.
+        by : str
+            Who approves (a user, or the segmentation flow).
+        reason : str
+            Why; recorded.
+        automatic : bool
+            Whether the flow activated it without review.
+        at : datetime, optional
+            The activation instant (default: now); not before the active version's
+            activation, not in the future.
+
+        Returns
+        -------
+        VersionInfo
+            The version, now active.
 
         Raises
         ------
         StoreError
-            When the version does not exist or is not pending.
+            When the version does not exist or is not pending, ``by`` or ``reason`` is blank,
+            or ``at`` is before the active version's activation or in the future.
         """
-        return self._decide(version, to=ACTIVE, by=by, reason=reason, automatic=automatic, at=at)
-
-    def reject(self, version: int, *, by: str, reason: str) -> VersionInfo:
-        """Reject a pending version (kept, never served).
-
-        Raises
-        ------
-        StoreError
-            When the version does not exist or is not pending.
-        """
-        return self._decide(version, to=REJECTED, by=by, reason=reason, automatic=False, at=None)
-
-    def _history_query(self, customer_id: str) -> sa.Select[Any]:
-        a, s, v = assignments_table, segments_table, versions_table
-        return (
-            sa.select(
-                a.c.version,
-                a.c.segment_id,
-                s.c.name,
-                v.c.activated_at.label("valid_from"),
-                v.c.deactivated_at.label("valid_to"),
+        by, reason = _decider(by, reason)
+        now = _now()
+        when = now if at is None else _naive_utc(at)
+        if when > now:
+            raise StoreError(
+                f"cannot activate version {version} at {when:%Y-%m-%d %H:%M:%S} UTC: that is in "
+                "the future"
             )
-            .join(v, v.c.version == a.c.version)
-            .join(s, sa.and_(s.c.version == a.c.version, s.c.segment_id == a.c.segment_id))
-            .where(a.c.customer_id == str(customer_id))
-            .where(v.c.activated_at.is_not(None))
+        with self._write() as conn:
+            _require_pending(_version_row(conn, version), "approved")
+            current = conn.execute(
+                sa.select(segment_versions.c.version, segment_versions.c.activated_at).where(
+                    segment_versions.c.status == "active"
+                )
+            ).one_or_none()
+            if current is not None:
+                since: datetime = current.activated_at
+                if when < since.replace(tzinfo=None):
+                    raise StoreError(
+                        f"cannot activate version {version} at {when:%Y-%m-%d %H:%M:%S} UTC: the "
+                        f"active version {current.version} was activated later, at "
+                        f"{since:%Y-%m-%d %H:%M:%S} UTC"
+                    )
+                self._supersede(conn, current.version, when)
+            self._activate(conn, version, when, by=by, reason=reason, automatic=automatic)
+            info = _version_info(_version_row(conn, version))
+        how = "automatically" if automatic else "on review"
+        logger.info("segment version %s activated by %s (%s)", version, by, how)
+        return info
+
+    def _supersede(self, conn: Connection, version: int, at: datetime) -> None:
+        conn.execute(
+            segment_versions.update()
+            .where(segment_versions.c.version == version)
+            .values(status="superseded", deactivated_at=at)
         )
 
-    def segment_of(self, customer_id: str, on: dt.datetime | None = None) -> dict[str, Any] | None:
-        """The segment a customer was in at an instant (default: now), or None.
+    def _activate(
+        self,
+        conn: Connection,
+        version: int,
+        at: datetime,
+        *,
+        by: str,
+        reason: str,
+        automatic: bool,
+    ) -> None:
+        conn.execute(
+            segment_versions.update()
+            .where(segment_versions.c.version == version)
+            .values(
+                status="active",
+                activated_at=at,
+                decided_by=by,
+                decided_at=_now(),
+                reason=reason,
+                automatic=bool(automatic),
+            )
+        )
+
+    def reject(self, version: int, *, by: str, reason: str) -> VersionInfo:
+        """Reject a pending version: it is kept for the record and never served.
+
+        Parameters
+        ----------
+        version : int
+            A pending version.
+        by : str
+            Who rejects.
+        reason : str
+            Why; recorded.
+
+        Returns
+        -------
+        VersionInfo
+            The version, now rejected.
+
+        Raises
+        ------
+        StoreError
+            When the version does not exist or is not pending, or ``by`` / ``reason`` is blank.
+        """
+        by, reason = _decider(by, reason)
+        with self._write() as conn:
+            _require_pending(_version_row(conn, version), "rejected")
+            conn.execute(
+                segment_versions.update()
+                .where(segment_versions.c.version == version)
+                .values(status="rejected", decided_by=by, decided_at=_now(), reason=reason)
+            )
+            info = _version_info(_version_row(conn, version))
+        logger.info("segment version %s rejected by %s", version, by)
+        return info
+
+    # --- serving --------------------------------------------------------------------------
+
+    def segment_of(self, customer_id: str, on: datetime | None = None) -> dict[str, Any] | None:
+        """The segment a customer was in at an instant: one query on the customer's index.
+
+        Parameters
+        ----------
+        customer_id : str
+            The customer.
+        on : datetime, optional
+            The instant (default: now); naive means UTC.
 
         Returns
         -------
         dict or None
-            ``version``, ``segment_id``, ``name``, ``valid_from``, ``valid_to`` (None while
-            current).
+            ``customer_id``, ``version``, ``segment_id``, ``name``, ``valid_from`` and
+            ``valid_to`` (aware UTC; ``valid_to`` None while the version is active). None when
+            no version active at that instant held the customer.
         """
-        when = _naive_utc(on) if on is not None else _now()
-        v = versions_table
-        query = (
-            self._history_query(customer_id)
-            .where(v.c.activated_at <= when)
-            .where(sa.or_(v.c.deactivated_at.is_(None), v.c.deactivated_at > when))
-            .order_by(v.c.activated_at.desc())
-            .limit(1)
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+        when = _now() if on is None else _naive_utc(on)
+        with self._read() as conn:
+            row = conn.execute(
+                _SEGMENT_OF, {"customer_id": str(customer_id), "on": when}
+            ).one_or_none()
         if row is None:
             return None
-        found = dict(row._mapping)
-        found["valid_from"] = _aware(found["valid_from"])
-        found["valid_to"] = _aware(found["valid_to"])
-        return found
+        return {
+            "customer_id": str(customer_id),
+            "version": int(row.version),
+            "segment_id": row.segment_id,
+            "name": row.name,
+            "valid_from": row.valid_from,
+            "valid_to": row.valid_to,
+        }
 
     def history(self, customer_id: str) -> pd.DataFrame:
-        """Every activated segment of a customer, ``valid_from`` ascending."""
-        query = self._history_query(customer_id).order_by(versions_table.c.activated_at)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        frame = pd.DataFrame(
-            [dict(r._mapping) for r in rows],
-            columns=["version", "segment_id", "name", "valid_from", "valid_to"],
-        )
-        for column in ("valid_from", "valid_to"):
-            frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
-        return frame
+        """Every activated assignment of a customer, oldest first.
 
-    # -- scores ---------------------------------------------------------------------------
+        Parameters
+        ----------
+        customer_id : str
+            The customer.
+
+        Returns
+        -------
+        DataFrame
+            ``version``, ``segment_id``, ``name``, ``valid_from``, ``valid_to``
+            (``datetime64[ns, UTC]``; NaT for the active version), ascending by ``valid_from``.
+            Empty when the customer was never in an activated version.
+        """
+        with self._read() as conn:
+            rows = conn.execute(_HISTORY, {"customer_id": str(customer_id)}).all()
+        columns = list(zip(*rows, strict=True)) or [(), (), (), (), ()]
+        data: dict[str, Any] = {
+            "version": np.asarray(columns[0], dtype="int64"),
+            "segment_id": np.asarray(columns[1], dtype=object),
+            "name": np.asarray(columns[2], dtype=object),
+        }
+        for name, values in zip(_VALIDITY, columns[3:], strict=True):
+            naive = [None if v is None else v.replace(tzinfo=None) for v in values]
+            stamps = np.asarray(naive, dtype="datetime64[us]").astype("datetime64[ns]")
+            data[name] = pd.DatetimeIndex(stamps).tz_localize("UTC")
+        return pd.DataFrame(data)
+
+    # --- scores ---------------------------------------------------------------------------
 
     def write_scores(
         self,
@@ -651,85 +1162,381 @@ class Store:
         model_name: str | None,
         model_version: str | None,
     ) -> int:
-        """Store a scoring run (once: the same scores again return the same run id).
+        """Store a scoring run's scores in one transaction; the same scores twice are one run.
 
         Parameters
         ----------
         scores : DataFrame
-            What ``clv score`` writes: ``customer_id``, ``predicted_clv`` and any of
-            :data:`SCORE_COLUMNS`, ``as_of``, ``horizon_days``.
+            One row per customer, as ``clv score`` writes them: ``customer_id``,
+            ``predicted_clv``, optionally the :data:`SCORE_FEATURES` columns and the run's
+            ``as_of`` and ``horizon_days`` (one value each). Other columns are not stored.
         source : str
-            The scores file.
+            The scores file written alongside.
         model_name, model_version : str or None
-            The registered model that scored.
+            The model that scored (each defaults to the frame's column of that name, when it
+            holds one value).
 
         Returns
         -------
         int
-            The scoring run's id.
+            The scoring run's id; the existing run's when the same scores were stored before.
+
+        Raises
+        ------
+        StoreError
+            When a required column is missing, customers repeat or are missing, or a column of
+            the run holds several values.
         """
-        frame = scores.copy()
-        frame["customer_id"] = frame["customer_id"].astype(str)
-        present = ["customer_id", *(c for c in SCORE_COLUMNS if c in frame.columns)]
-        digest = hashlib.sha256()
-        digest.update(pd.util.hash_pandas_object(frame[present], index=False).to_numpy().tobytes())
-        as_of = frame["as_of"].iloc[0] if "as_of" in frame.columns and len(frame) else None
-        horizon = (
-            int(frame["horizon_days"].iloc[0])
-            if "horizon_days" in frame.columns and len(frame)
-            else None
-        )
-        digest.update(f"{as_of}|{horizon}|{model_name}|{model_version}".encode())
-        content_hash = digest.hexdigest()
-        with self.engine.begin() as conn:
-            self._lock(conn)
-            found = conn.execute(
-                sa.select(runs_table.c.id).where(runs_table.c.content_hash == content_hash)
-            ).scalar()
-            if found is not None:
-                return int(found)
-            run_id = conn.execute(
-                runs_table.insert()
-                .values(
-                    content_hash=content_hash,
+        frame, run = _normalise_scores(scores, model_name=model_name, model_version=model_version)
+        digest = _scores_hash(frame, run)
+        with self._write(_LOCK_SCORING_RUNS) as conn:
+            existing = conn.execute(
+                sa.select(scoring_runs.c.id).where(scoring_runs.c.content_hash == digest)
+            ).scalar_one_or_none()
+            if existing is not None:
+                logger.info("scoring run %s holds the same scores; nothing stored", existing)
+                return int(existing)
+            result = conn.execute(
+                scoring_runs.insert().values(
+                    **run,
+                    source=str(source),
                     created_at=_now(),
-                    as_of=_naive_utc(as_of),
-                    horizon_days=horizon,
-                    model_name=model_name,
-                    model_version=model_version,
-                    source=source,
+                    content_hash=digest,
                     n_customers=len(frame),
                 )
-                .returning(runs_table.c.id)
-            ).scalar_one()
-            self._bulk(conn, scores_table, frame, ("customer_id", *SCORE_COLUMNS), run_id=run_id)
-        return int(run_id)
+            )
+            key = result.inserted_primary_key
+            if key is None:  # pragma: no cover - every supported database returns it
+                raise StoreError("the database did not return the new scoring run's id")
+            run_id = int(key[0])
+            columns = ["run_id", *map(str, frame.columns)]
+            values: list[list[Any]] = [[run_id] * len(frame), _texts(frame["customer_id"])]
+            values += [_floats(frame[c], f"scores column {c}") for c in frame.columns[1:]]
+            self._bulk_insert(conn, scores_table, columns, values)
+        logger.info("stored scoring run %s: %s customers", run_id, f"{len(frame):,}")
+        return run_id
 
     def latest_scores(self) -> pd.DataFrame | None:
-        """The newest scoring run's scores (with ``as_of`` and ``horizon_days``), or None."""
-        with self.engine.connect() as conn:
+        """The newest scoring run's scores, as ``clv score`` wrote them.
+
+        Returns
+        -------
+        DataFrame or None
+            ``customer_id``, ``predicted_clv``, those :data:`SCORE_FEATURES` columns that hold
+            a value, then the run's ``as_of`` (naive UTC, as in the scores files),
+            ``horizon_days`` and ``model_version`` (each when recorded); sorted by
+            ``customer_id``. None when no scores were stored.
+        """
+        r, s = scoring_runs, scores_table
+        columns = ["customer_id", "predicted_clv", *SCORE_FEATURES]
+        with self._read() as conn:
             run = conn.execute(
-                sa.select(runs_table).order_by(runs_table.c.id.desc()).limit(1)
-            ).first()
+                sa.select(r).order_by(r.c.created_at.desc(), r.c.id.desc()).limit(1)
+            ).one_or_none()
             if run is None:
                 return None
-            frame = pd.read_sql(
-                sa.select(scores_table)
-                .where(scores_table.c.run_id == run._mapping["id"])
-                .order_by(scores_table.c.customer_id),
-                conn,
-            )
-        frame = frame.drop(columns="run_id").dropna(axis="columns", how="all")
-        if run._mapping["as_of"] is not None:
-            frame["as_of"] = pd.Timestamp(run._mapping["as_of"])
-        if run._mapping["horizon_days"] is not None:
-            frame["horizon_days"] = int(run._mapping["horizon_days"])
+            rows = conn.execute(
+                sa.select(*(s.c[c] for c in columns))
+                .where(s.c.run_id == run.id)
+                .order_by(s.c.customer_id)
+            ).all()
+        frame = pd.DataFrame(rows, columns=columns)
+        keep = ["customer_id", "predicted_clv"]
+        keep += [c for c in SCORE_FEATURES if frame[c].notna().any()]
+        frame = frame[keep].copy()
+        for name in keep[1:]:
+            frame[name] = frame[name].astype("float64")
+        if run.as_of is not None:
+            frame["as_of"] = pd.Timestamp(run.as_of).tz_convert("UTC").tz_localize(None)
+        if run.horizon_days is not None:
+            frame["horizon_days"] = int(run.horizon_days)
+        if run.model_version is not None:
+            frame["model_version"] = run.model_version
         return frame
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+# --- queries and helpers ----------------------------------------------------------------------
+
+_VALIDITY = ("valid_from", "valid_to")
+
+
+_h = segment_history
+# Built once (serving is the hot path): the customer and the instant are bound parameters.
+_SEGMENT_OF = (
+    sa.select(_h.c.version, _h.c.segment_id, _h.c.name, _h.c.valid_from, _h.c.valid_to)
+    .where(
+        _h.c.customer_id == sa.bindparam("customer_id", type_=sa.Text),
+        _h.c.valid_from <= sa.bindparam("on", type_=UTCDateTime),
+        sa.or_(_h.c.valid_to.is_(None), _h.c.valid_to > sa.bindparam("on", type_=UTCDateTime)),
+    )
+    .order_by(_h.c.valid_from.desc())
+    .limit(1)
+)
+_HISTORY = (
+    sa.select(_h.c.version, _h.c.segment_id, _h.c.name, _h.c.valid_from, _h.c.valid_to)
+    .where(_h.c.customer_id == sa.bindparam("customer_id", type_=sa.Text))
+    .order_by(_h.c.valid_from, _h.c.version)
+)
+
+
+def segment_of_query(customer_id: str, on: datetime) -> sa.Select[Any]:
+    """The one query behind :meth:`Store.segment_of` (exposed so its plan can be checked).
+
+    Parameters
+    ----------
+    customer_id : str
+        The customer.
+    on : datetime
+        The instant (naive means UTC).
+
+    Returns
+    -------
+    Select
+        ``version``, ``segment_id``, ``name``, ``valid_from``, ``valid_to``: at most one row.
+    """
+    return _SEGMENT_OF.params(customer_id=customer_id, on=on)
+
+
+def _version_info(row: sa.Row[Any]) -> VersionInfo:
+    m = row._mapping
+    return VersionInfo(
+        version=int(m["version"]),
+        method=m["method"],
+        status=m["status"],
+        created_at=m["created_at"],
+        scores_as_of=m["scores_as_of"],
+        source=m["source"],
+        n_customers=int(m["n_customers"]),
+        n_segments=int(m["n_segments"]),
+        rules_passed=bool(m["rules_passed"]),
+        activated_at=m["activated_at"],
+        deactivated_at=m["deactivated_at"],
+        decided_by=m["decided_by"],
+        decided_at=m["decided_at"],
+        reason=m["reason"],
+        automatic=bool(m["automatic"]),
+        config=json.loads(m["config"]),
+        model=m["model"],
+        content_hash=m["content_hash"],
+    )
+
+
+def _version_row(conn: Connection, version: int) -> sa.Row[Any]:
+    """The version's row, or a StoreError naming the versions there are."""
+    try:
+        number = int(version)
+    except (TypeError, ValueError):
+        raise StoreError(f"not a version number: {version!r}") from None
+    row = conn.execute(
+        sa.select(segment_versions).where(segment_versions.c.version == number)
+    ).one_or_none()
+    if row is not None:
+        return row
+    low, high = conn.execute(
+        sa.select(sa.func.min(segment_versions.c.version), sa.func.max(segment_versions.c.version))
+    ).one()
+    if low is None:
+        raise StoreError(
+            f"no segment version {number}: there are no segment versions yet; run "
+            "`clv segment run` first"
+        )
+    known = f"the only version is {low}" if low == high else f"the versions are {low}–{high}"
+    raise StoreError(f"no segment version {number}: {known} (`clv segment list`)")
+
+
+def _require_pending(row: sa.Row[Any], action: str) -> None:
+    version, status = row._mapping["version"], row._mapping["status"]
+    if status != "pending":
+        raise StoreError(
+            f"version {version} is {status}; only a pending version can be {action} "
+            "(`clv segment list` shows their status)"
+        )
+
+
+def _decider(by: str, reason: str) -> tuple[str, str]:
+    who, why = str(by or "").strip(), str(reason or "").strip()
+    if not who:
+        raise StoreError("say who decides: a reviewer name is required")
+    if not why:
+        raise StoreError("say why: a reason is required and recorded with the decision")
+    return who, why
+
+
+def _segment_rows(segments: pd.DataFrame) -> list[dict[str, Any]]:
+    missing = [c for c in ("segment_id", "name") if c not in segments.columns]
+    if missing:
+        raise StoreError(
+            f"segments lack the column(s) {', '.join(missing)}; they have "
+            f"{', '.join(map(str, segments.columns))}"
+        )
+    if len(segments) == 0:
+        raise StoreError("a version needs at least one segment")
+    rows: list[dict[str, Any]] = []
+    for record in segments.to_dict("records"):
+        profile = record.get("profile")
+        if isinstance(profile, str):
+            try:
+                profile = json.loads(profile)
+            except json.JSONDecodeError as err:
+                raise StoreError(
+                    f"segment {record['segment_id']!r}: its profile is not JSON ({err})"
+                ) from None
+        matched = _plain(record.get("matched_from"))
+        rows.append(
+            {
+                "segment_id": str(record["segment_id"]),
+                # a missing name stays NULL: the database refuses it (NOT NULL)
+                "name": None if _plain(record["name"]) is None else str(record["name"]),
+                "description": str(_plain(record.get("description")) or ""),
+                "profile": _json(profile if profile is not None else {}),
+                "new": bool(_plain(record.get("new")) or False),
+                "matched_from": None if matched is None else str(matched),
+            }
+        )
+    for key in ("segment_id", "name"):
+        seen: set[str] = set()
+        for row in rows:
+            if row[key] is None:
+                continue
+            if row[key] in seen:
+                raise StoreError(f"segments repeat the {key} {row[key]!r}; each must be unique")
+            seen.add(row[key])
+    return rows
+
+
+def _check_assignments(assignments: pd.DataFrame, segment_ids: set[str]) -> list[str]:
+    """Refuse assignments that cannot be stored; return the feature columns they carry."""
+    missing = [c for c in ("customer_id", "segment_id") if c not in assignments.columns]
+    if missing:
+        raise StoreError(
+            f"assignments lack the column(s) {', '.join(missing)}; they have "
+            f"{', '.join(map(str, assignments.columns))}"
+        )
+    unknown = [
+        str(c)
+        for c in assignments.columns
+        if c not in ("customer_id", "segment_id") and c not in ASSIGNMENT_FEATURES
+    ]
+    if unknown:
+        raise StoreError(
+            f"assignments have column(s) the store does not keep: {', '.join(unknown)}; it "
+            f"keeps customer_id, segment_id and {', '.join(ASSIGNMENT_FEATURES)}"
+        )
+    customers = assignments["customer_id"]
+    if customers.isna().any():
+        raise StoreError(f"assignments miss the customer_id in {int(customers.isna().sum())} rows")
+    text = customers.astype(str)
+    repeated = text[text.duplicated()]
+    if len(repeated):
+        raise StoreError(
+            f"{repeated.nunique():,} customer(s) are assigned more than once (e.g. "
+            f"{repeated.iloc[0]!r}); a version assigns each customer exactly one segment"
+        )
+    given = assignments["segment_id"].astype(object)
+    stray = given[given.isna().to_numpy() | ~given.astype(str).isin(segment_ids).to_numpy()]
+    if len(stray):
+        raise StoreError(
+            f"{len(stray):,} assignment(s) name no segment of the version, e.g. "
+            f"{stray.iloc[0]!r}; its segments are {', '.join(sorted(segment_ids))}"
+        )
+    return [c for c in ASSIGNMENT_FEATURES if c in assignments.columns]
+
+
+def _rule_rows(
+    rules: Sequence[Mapping[str, Any]], names: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Rule results as rows; ``segment`` is the segment's name (a segment id is translated)."""
+    # Any other label is kept as given (the rules are checked by clv.segmentation, not here).
+    by_id = {segment_id: name for name, segment_id in names.items()}
+    rows: list[dict[str, Any]] = []
+    for number, rule in enumerate(rules, start=1):
+        missing = [k for k in ("rule", "passed", "message") if k not in rule]
+        if missing:
+            raise StoreError(f"rule result {number} lacks {', '.join(missing)}")
+        label = _plain(rule.get("segment"))
+        segment = None if label is None else by_id.get(str(label), str(label))
+        value, threshold = _plain(rule.get("value")), _plain(rule.get("threshold"))
+        rows.append(
+            {
+                "segment": segment,
+                "rule": str(rule["rule"]),
+                "passed": bool(_plain(rule["passed"])),
+                "value": None if value is None else float(value),
+                "threshold": None if threshold is None else float(threshold),
+                "message": str(rule["message"]),
+            }
+        )
+    return rows
+
+
+def _single(frame: pd.DataFrame, column: str) -> Any:
+    values = frame[column].dropna().unique()
+    if len(values) > 1:
+        raise StoreError(
+            f"scores column {column} holds {len(values)} different values; store one scoring run "
+            "at a time"
+        )
+    return values[0] if len(values) else None
+
+
+def _normalise_scores(
+    scores: pd.DataFrame, *, model_name: str | None, model_version: str | None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The stored per-customer columns (sorted by customer) and the run's own values."""
+    missing = [c for c in ("customer_id", "predicted_clv") if c not in scores.columns]
+    if missing:
+        raise StoreError(
+            f"scores lack the column(s) {', '.join(missing)}; they have "
+            f"{', '.join(map(str, scores.columns))}"
+        )
+    if len(scores) == 0:
+        raise StoreError("the scores hold no rows")
+    ids = scores["customer_id"]
+    if ids.isna().any():
+        raise StoreError(f"scores miss the customer_id in {int(ids.isna().sum())} rows")
+    text = ids.astype(str)
+    if text.duplicated().any():
+        raise StoreError(
+            f"scores repeat customer {text[text.duplicated()].iloc[0]!r}: a scoring run holds "
+            "one row per customer"
+        )
+    known = ("customer_id", "predicted_clv", *SCORE_FEATURES, *_SCORE_RUN_COLUMNS)
+    ignored = [str(c) for c in scores.columns if c not in known]
+    if ignored:
+        logger.debug("scores columns not stored: %s", ", ".join(ignored))
+    columns = ["customer_id", "predicted_clv", *(c for c in SCORE_FEATURES if c in scores)]
+    frame = scores[columns].copy()
+    frame["customer_id"] = text.to_numpy()
+    for column in columns[1:]:
+        try:
+            frame[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
+        except (TypeError, ValueError) as err:
+            raise StoreError(f"scores column {column} must hold numbers ({err})") from None
+    if frame["predicted_clv"].isna().any():
+        raise StoreError(
+            f"scores miss predicted_clv for {int(frame['predicted_clv'].isna().sum())} customers"
+        )
+    frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
+    as_of = _single(scores, "as_of") if "as_of" in scores else None
+    horizon = _single(scores, "horizon_days") if "horizon_days" in scores else None
+    if model_version is None and "model_version" in scores:
+        found = _single(scores, "model_version")
+        model_version = None if found is None else str(found)
+    if model_name is None and "model_name" in scores:
+        found = _single(scores, "model_name")
+        model_name = None if found is None else str(found)
+    run = {
+        "as_of": _optional_time(as_of),
+        "horizon_days": None if horizon is None else int(horizon),
+        "model_name": model_name,
+        "model_version": model_version,
+    }
+    return frame, run
+
+
+def _scores_hash(frame: pd.DataFrame, run: Mapping[str, Any]) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps(list(map(str, frame.columns))).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(_json(dict(run)).encode())
+    return digest.hexdigest()

@@ -1,1 +1,1 @@
-"""Migration scripts, oldest first."""
+"""Migration scripts, one per schema revision, applied in ``down_revision`` order."""
