@@ -217,7 +217,7 @@ def pool(groups: Sequence[Moments]) -> Moments:
 def _value(number: float | None) -> float:
     if number is None:
         raise ValueError("these moments have no covariate")
-    return float(number)
+    return number
 
 
 def cuped_theta(everyone: Moments) -> float:
@@ -253,13 +253,11 @@ def cuped_adjust(group: Moments, theta: float, x_bar: float) -> Moments:
     Moments
         Moments of the adjusted metric (no covariate).
     """
-    x_mean = float(group.x_mean)  # type: ignore[arg-type]
-    x_var = float(group.x_variance)  # type: ignore[arg-type]
-    cov = float(group.xy_covariance)  # type: ignore[arg-type]
-    variance = group.variance + theta**2 * x_var - 2 * theta * cov
-    return Moments(
-        n=group.n, mean=group.mean - theta * (x_mean - x_bar), variance=max(variance, 0.0)
-    )
+    x_mean = _value(group.x_mean)
+    variance = group.variance + theta**2 * _value(group.x_variance)
+    variance -= 2 * theta * _value(group.xy_covariance)
+    mean = group.mean - theta * (x_mean - x_bar)
+    return Moments(n=group.n, mean=mean, variance=np.maximum(variance, 0.0))
 
 
 def welch(control: Moments, treatment: Moments, alpha: float) -> Effect:
