@@ -18,6 +18,7 @@ from clv.experiments.errors import ExperimentInputError
 if TYPE_CHECKING:
     from clv.experiments.analysis import ExperimentResult, analyze
     from clv.experiments.assignment import assign, bucket
+    from clv.experiments.metrics import unit_metrics
     from clv.experiments.power import minimum_detectable_effect, power_of, sample_size
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "minimum_detectable_effect",
     "power_of",
     "sample_size",
+    "unit_metrics",
 ]
 
 _LAZY = {
@@ -39,6 +41,7 @@ _LAZY = {
     "minimum_detectable_effect": "clv.experiments.power",
     "power_of": "clv.experiments.power",
     "sample_size": "clv.experiments.power",
+    "unit_metrics": "clv.experiments.metrics",
 }
 
 

@@ -20,6 +20,7 @@ from scipy import stats
 
 from clv.experiments.errors import ExperimentInputError
 from clv.experiments.statistics import (
+    CORRECTION_METHODS,
     DEFAULT_SEQUENTIAL_TUNING,
     Effect,
     Moments,
@@ -48,10 +49,10 @@ __all__ = [
 ]
 
 Method = Literal["frequentist", "sequential", "bayesian"]
-Correction = Literal["holm", "bh", "none"]
+Correction = Literal["holm", "bh", "by", "bonferroni", "sidak", "holm-sidak", "hochberg", "none"]
 MetricType = Literal["auto", "mean", "proportion"]
 METHODS: tuple[str, ...] = ("frequentist", "sequential", "bayesian")
-CORRECTIONS: tuple[str, ...] = ("holm", "bh", "none")
+CORRECTIONS: tuple[str, ...] = tuple(CORRECTION_METHODS)
 _SHARE_TOLERANCE = 1e-6
 
 
@@ -473,8 +474,9 @@ def analyze(
         a Gaussian-prior posterior on the relative effect (chance to win, expected loss).
     alpha : float
         Significance level (and ``1 - alpha`` is the interval's level).
-    correction : {"holm", "bh", "none"}
-        Adjustment of the p-values across variants.
+    correction : str
+        Adjustment of the p-values across variants: ``"holm"`` (default), ``"bh"``, ``"none"``
+        or another of :data:`~clv.experiments.statistics.CORRECTION_METHODS`.
     expected_shares : mapping, optional
         The planned share of each variant, summing to 1 (equal shares when omitted); the sample
         ratio mismatch check compares the observed counts with them.

@@ -28,6 +28,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = [
+    "CORRECTION_METHODS",
     "BayesianEffect",
     "Effect",
     "Moments",
@@ -449,17 +450,34 @@ def bayesian_effect(
     return BayesianEffect(mean, sd, mean - z * sd, mean + z * sd, chance, np.maximum(loss, 0.0))
 
 
-def adjust_p_values(p_values: Sequence[float], method: str) -> np.ndarray:
+#: Corrections for several variants against one control, as statsmodels' ``multipletests`` names
+#: them: family-wise error (Holm default, Bonferroni, Šidák, Holm–Šidák, Hochberg) or false
+#: discovery rate (Benjamini–Hochberg, Benjamini–Yekutieli), or none.
+CORRECTION_METHODS: dict[str, str] = {
+    "holm": "holm",
+    "bh": "fdr_bh",
+    "by": "fdr_by",
+    "bonferroni": "bonferroni",
+    "sidak": "sidak",
+    "holm-sidak": "holm-sidak",
+    "hochberg": "simes-hochberg",
+    "none": "",
+}
+
+
+def adjust_p_values(p_values: Sequence[float] | np.ndarray, method: str) -> np.ndarray:
     """Adjust p-values for several comparisons against one control.
 
     Parameters
     ----------
     p_values : sequence of float
         One per comparison.
-    method : {"holm", "bh", "none"}
-        Holm's step-down (controls the family-wise error), Benjamini–Hochberg's step-up (controls
-        the false discovery rate), or none. The same values as statsmodels' ``multipletests``
-        with ``"holm"`` and ``"fdr_bh"``.
+    method : str
+        A key of :data:`CORRECTION_METHODS`: ``"holm"`` (step-down, family-wise error),
+        ``"bh"`` (Benjamini–Hochberg step-up, false discovery rate), ``"by"``
+        (Benjamini–Yekutieli, FDR under any dependence), ``"bonferroni"``, ``"sidak"``,
+        ``"holm-sidak"``, ``"hochberg"`` (step-up) or ``"none"``. The values equal
+        statsmodels' ``multipletests`` with the names in :data:`CORRECTION_METHODS`.
 
     Returns
     -------
@@ -468,16 +486,28 @@ def adjust_p_values(p_values: Sequence[float], method: str) -> np.ndarray:
     """
     p = np.asarray(p_values, dtype=float)
     k = p.size
+    if method not in CORRECTION_METHODS:
+        raise ValueError(f"unknown correction {method!r}")
     if method == "none" or k <= 1:
         return np.minimum(p, 1.0)
     order = np.argsort(p, kind="stable")
     ranked = p[order]
+    remaining = k - np.arange(k)  # k, k-1, ..., 1: hypotheses left at each step
     if method == "holm":
-        adjusted = np.maximum.accumulate((k - np.arange(k)) * ranked)
-    elif method == "bh":
-        adjusted = np.minimum.accumulate((k / np.arange(k, 0, -1)) * ranked[::-1])[::-1]
-    else:
-        raise ValueError(f"unknown correction {method!r}")
+        adjusted = np.maximum.accumulate(remaining * ranked)
+    elif method == "holm-sidak":
+        adjusted = np.maximum.accumulate(-np.expm1(remaining * np.log1p(-ranked)))
+    elif method == "bonferroni":
+        adjusted = k * ranked
+    elif method == "sidak":
+        adjusted = -np.expm1(k * np.log1p(-ranked))
+    elif method == "hochberg":
+        adjusted = np.minimum.accumulate((remaining * ranked)[::-1])[::-1]
+    else:  # bh, by: step-up on k / rank
+        scale = k / np.arange(1, k + 1)
+        if method == "by":
+            scale = scale * np.sum(1.0 / np.arange(1, k + 1))
+        adjusted = np.minimum.accumulate((scale * ranked)[::-1])[::-1]
     out = np.empty(k)
     out[order] = np.minimum(adjusted, 1.0)
     return out
