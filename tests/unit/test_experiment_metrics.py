@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,3 +119,23 @@ def test_a_customer_assigned_twice_is_refused() -> None:
 
     with pytest.raises(ExperimentInputError, match="'a' is assigned more than once"):
         unit_metrics(twice, _transactions([]), start=START, end=END)
+
+
+def test_the_readme_experiment_example_runs() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("from clv.experiments import analyze, assign", 1)[1].split("```", 1)[0]
+    code = "from clv.experiments import analyze, assign" + block
+    rng = np.random.default_rng(3)
+    customer_ids = [f"c{i}" for i in range(2000)]
+    transactions = _transactions(
+        [
+            (c, f"2026-{month:02d}-{rng.integers(1, 28):02d}", float(rng.gamma(1, 30)), f"o{i}")
+            for i, c in enumerate(rng.choice(customer_ids, 6000))
+            for month in [int(rng.integers(1, 4))]
+        ]
+    )
+    namespace = {"customer_ids": customer_ids, "transactions": transactions}
+
+    exec(compile(code.replace("print(", "(lambda *a: None)("), "README.md", "exec"), namespace)
+
+    assert namespace["result"].winner is None  # nothing differs between the arms
