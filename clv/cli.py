@@ -1424,9 +1424,11 @@ def status(
     console.print(table)
 
 
+from clv.cli_experiment import experiment_app  # noqa: E402 (it reads this module's helpers)
 from clv.cli_segment import segment_app  # noqa: E402 (it reads this module's helpers)
 
 app.add_typer(segment_app, name="segment")
+app.add_typer(experiment_app, name="experiment")
 
 
 def main() -> None:
