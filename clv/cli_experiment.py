@@ -211,6 +211,13 @@ def analyze_command(
     covariate: Annotated[
         str | None, typer.Option(help="Pre-period column for CUPED (e.g. pre-period spend).")
     ] = None,
+    denominator: Annotated[
+        str | None,
+        typer.Option(
+            help="Make the metric a ratio of sums, e.g. --metric revenue --denominator orders "
+            "for revenue per order (not with --covariate)."
+        ),
+    ] = None,
     method: Annotated[
         Method,
         typer.Option(
@@ -302,6 +309,7 @@ def analyze_command(
                     variant_col=variant_col,
                     control=control,
                     covariate=covariate,
+                    denominator=denominator,
                     method=method.value,
                     alpha=alpha,
                     correction=correction.value,
@@ -394,10 +402,14 @@ def _result_table(result: ExperimentResult) -> Table:
         "bayesian": f"{level} credible interval",
     }[result.method]
     better = "lower" if result.lower_is_better else "higher"
-    table = Table(title=f"{result.metric!r} by variant ({result.method}, {better} is better)")
+    title = repr(result.metric)
+    if result.denominator is not None:
+        title += f" per {result.denominator!r}"
+    table = Table(title=f"{title} by variant ({result.method}, {better} is better)")
     table.add_column("variant", overflow="fold", max_width=16)
     table.add_column("n", justify="right", no_wrap=True)
-    table.add_column("rate" if proportion else "mean", justify="right", no_wrap=True)
+    level = "rate" if proportion else "ratio" if result.denominator is not None else "mean"
+    table.add_column(level, justify="right", no_wrap=True)
     table.add_column("effect (pp)" if proportion else "effect", justify="right", no_wrap=True)
     table.add_column("lift", justify="right", no_wrap=True)
     if bayesian:

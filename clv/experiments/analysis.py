@@ -32,6 +32,7 @@ from clv.experiments.statistics import (
     moments_by_group,
     pool,
     proportion_difference,
+    ratio_moments,
     relative_lift,
     sample_ratio_p_value,
     welch,
@@ -51,6 +52,7 @@ __all__ = [
 Method = Literal["frequentist", "sequential", "bayesian"]
 Correction = Literal["holm", "bh", "by", "bonferroni", "sidak", "holm-sidak", "hochberg", "none"]
 MetricType = Literal["auto", "mean", "proportion"]
+Kind = Literal["mean", "proportion", "ratio"]
 METHODS: tuple[str, ...] = ("frequentist", "sequential", "bayesian")
 CORRECTIONS: tuple[str, ...] = tuple(CORRECTION_METHODS)
 _SHARE_TOLERANCE = 1e-6
@@ -137,7 +139,8 @@ class ExperimentResult:
     """The analysis of one experiment on one primary metric.
 
     ``to_dict()`` is the contract (``clv experiment analyze --json`` prints exactly it). Its keys:
-    ``metric``, ``metric_type`` ("mean" or "proportion"), ``control``, ``method``, ``alpha``,
+    ``metric``, ``metric_type`` ("mean", "proportion" or "ratio"), ``denominator`` (the ratio
+    metric's denominator column or ``None``), ``control``, ``method``, ``alpha``,
     ``correction``, ``srm`` (``p_value``, ``mismatch``, ``threshold``, ``observed``,
     ``expected_shares``), ``variants`` (see :class:`VariantResult`), ``control_stats``
     (``n``, ``mean``), ``cuped`` (``theta``, ``variance_reduction``, ``covariate``) or ``None``,
@@ -147,7 +150,7 @@ class ExperimentResult:
     """
 
     metric: str
-    metric_type: Literal["mean", "proportion"]
+    metric_type: Kind
     control: str
     method: str
     alpha: float
@@ -165,6 +168,7 @@ class ExperimentResult:
     reason: str
     lower_is_better: bool = False
     guardrails: list[GuardrailResult] = field(default_factory=list)
+    denominator: str | None = None
     remaining_n_per_variant: int | None = None
 
     def variant(self, name: str) -> VariantResult:
@@ -179,6 +183,7 @@ class ExperimentResult:
         return {
             "metric": self.metric,
             "metric_type": self.metric_type,
+            "denominator": self.denominator,
             "lower_is_better": self.lower_is_better,
             "control": self.control,
             "method": self.method,
@@ -282,14 +287,19 @@ def _numeric(frame: pd.DataFrame, name: str, role: str) -> np.ndarray:
 
 def _variant_codes(frame: pd.DataFrame, variant_col: str) -> tuple[np.ndarray, list[str]]:
     column = _column(frame, variant_col, "variant")
-    missing = column.isna().to_numpy()
-    if missing.any():
-        position = int(np.flatnonzero(missing)[0])
-        raise ExperimentInputError(
-            f"row {position + 1}, variant column {variant_col!r}: the variant is missing"
-        )
+
+    def refuse_missing(codes: np.ndarray) -> None:
+        # Both factorize and categorical codes mark a missing value with -1: no separate isna
+        # pass over (possibly ten million) Python strings.
+        if codes.size and codes.min() < 0:
+            position = int(np.flatnonzero(codes < 0)[0])
+            raise ExperimentInputError(
+                f"row {position + 1}, variant column {variant_col!r}: the variant is missing"
+            )
+
     if isinstance(column.dtype, pd.CategoricalDtype):
         codes = column.cat.codes.to_numpy()
+        refuse_missing(codes)
         names = [str(c) for c in column.cat.categories]
         used = np.bincount(codes, minlength=len(names)) > 0
         if not used.all():  # unused categories are not variants of this experiment
@@ -298,6 +308,7 @@ def _variant_codes(frame: pd.DataFrame, variant_col: str) -> tuple[np.ndarray, l
             names = [n for n, u in zip(names, used, strict=True) if u]
         return codes.astype(np.intp), names
     codes, uniques = pd.factorize(column, sort=True)
+    refuse_missing(codes)
     names = [str(u) for u in uniques]
     if len(set(names)) != len(names):  # e.g. 1 and "1" in one column
         raise ExperimentInputError(
@@ -442,6 +453,7 @@ def analyze(
     correction: Correction = "holm",
     expected_shares: Mapping[str, float] | None = None,
     *,
+    denominator: str | None = None,
     metric_type: MetricType = "auto",
     lower_is_better: bool = False,
     guardrails: Mapping[str, str] | Sequence[str] | None = None,
@@ -480,6 +492,10 @@ def analyze(
     expected_shares : mapping, optional
         The planned share of each variant, summing to 1 (equal shares when omitted); the sample
         ratio mismatch check compares the observed counts with them.
+    denominator : str, optional
+        Makes the metric a ratio of sums, ``Σ metric / Σ denominator`` per variant (revenue per
+        order: ``metric="revenue", denominator="orders"``), with delta-method variances.
+        Not combined with ``covariate``.
     metric_type : {"auto", "mean", "proportion"}
         ``auto`` treats a metric with only 0 and 1 as a proportion (two-proportion z-test).
     lower_is_better : bool
@@ -556,9 +572,28 @@ def analyze(
     guardrail_map = _guardrails(guardrails, metric)
 
     y = _numeric(frame, metric, "metric")
-    kind = _metric_kind(y, metric_type, metric)
-    x = _numeric(frame, covariate, "covariate") if covariate is not None else None
+    kind: Kind
+    x: np.ndarray | None
+    if denominator is not None:
+        if covariate is not None:
+            raise ExperimentInputError(
+                "CUPED is not available for a ratio metric: give a covariate or a denominator, "
+                "not both"
+            )
+        kind = "ratio"
+        x = _numeric(frame, denominator, "denominator")
+    else:
+        kind = _metric_kind(y, metric_type, metric)
+        x = _numeric(frame, covariate, "covariate") if covariate is not None else None
     moments = dict(zip(names, moments_by_group(codes, len(names), y, x), strict=True))
+    if kind == "ratio":
+        empty = [n for n, m in moments.items() if not m.x_mean]
+        if empty:
+            raise ExperimentInputError(
+                f"denominator {denominator!r} sums to 0 in variant(s) "
+                f"{', '.join(map(repr, empty))}: the ratio is undefined there"
+            )
+        moments = {n: ratio_moments(m) for n, m in moments.items()}
     _check_variance(moments, metric, kind)
 
     srm_p = sample_ratio_p_value(counts, [shares[n] for n in names])
@@ -566,7 +601,7 @@ def analyze(
 
     cuped: dict[str, Any] | None = None
     analysed = moments
-    if x is not None:
+    if x is not None and kind != "ratio":
         everyone = pool(list(moments.values()))
         if not everyone.x_variance or everyone.x_variance <= 0:
             raise ExperimentInputError(
@@ -590,7 +625,7 @@ def analyze(
             analysed[control],
             analysed[name],
             kind=kind,
-            adjusted=x is not None,
+            adjusted=cuped is not None,
             method=method,
             alpha=alpha,
             tuning=sequential_tuning,
@@ -672,6 +707,7 @@ def analyze(
     return ExperimentResult(
         metric=metric,
         metric_type=kind,
+        denominator=denominator,
         control=control,
         method=method,
         alpha=float(alpha),

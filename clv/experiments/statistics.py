@@ -40,6 +40,7 @@ __all__ = [
     "moments_by_group",
     "pool",
     "proportion_difference",
+    "ratio_moments",
     "relative_lift",
     "sample_ratio_p_value",
     "welch",
@@ -48,6 +49,7 @@ __all__ = [
 #: GrowthBook's default n* for the asymptotic confidence sequence: the total sample size (both
 #: arms) at which the sequence is tightest. Smaller values tighten it early and loosen it late.
 DEFAULT_SEQUENTIAL_TUNING = 5000
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -145,27 +147,35 @@ def moments_by_group(
     """
     head = slice(0, min(len(y), 4096))
     y_shift = float(np.mean(y[head])) if len(y) else 0.0
-    yc = y - y_shift
+    x_shift = float(np.mean(x[head])) if x is not None and len(x) else 0.0
+    width = 5 if x is not None else 2
+    sums = np.zeros((width, groups))
+    # Chunks of a million rows: the centred copies and products stay small (about 8 MB each)
+    # whatever the number of units, and the sums are the same.
+    for begin in range(0, len(y), _CHUNK):
+        chunk = slice(begin, begin + _CHUNK)
+        c = codes[chunk]
+        yc = y[chunk] - y_shift
+        sums[0] += np.bincount(c, weights=yc, minlength=groups)
+        sums[1] += np.bincount(c, weights=yc * yc, minlength=groups)
+        if x is not None:
+            xc = x[chunk] - x_shift
+            sums[2] += np.bincount(c, weights=xc, minlength=groups)
+            sums[3] += np.bincount(c, weights=xc * xc, minlength=groups)
+            sums[4] += np.bincount(c, weights=xc * yc, minlength=groups)
     n = np.bincount(codes, minlength=groups).astype(float)
-    sy = np.bincount(codes, weights=yc, minlength=groups)
-    syy = np.bincount(codes, weights=yc * yc, minlength=groups)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_c = sy / n
-        var_y = (syy - sy * mean_c) / (n - 1)
+        mean_c = sums[0] / n
+        var_y = (sums[1] - sums[0] * mean_c) / (n - 1)
     if x is None:
         return [
             Moments(n=n[g], mean=y_shift + mean_c[g], variance=max(var_y[g], 0.0))
             for g in range(groups)
         ]
-    x_shift = float(np.mean(x[head])) if len(x) else 0.0
-    xc = x - x_shift
-    sx = np.bincount(codes, weights=xc, minlength=groups)
-    sxx = np.bincount(codes, weights=xc * xc, minlength=groups)
-    sxy = np.bincount(codes, weights=xc * yc, minlength=groups)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_x = sx / n
-        var_x = (sxx - sx * mean_x) / (n - 1)
-        cov_xy = (sxy - sx * mean_c) / (n - 1)
+        mean_x = sums[2] / n
+        var_x = (sums[3] - sums[2] * mean_x) / (n - 1)
+        cov_xy = (sums[4] - sums[2] * mean_c) / (n - 1)
     return [
         Moments(
             n=n[g],
@@ -259,6 +269,34 @@ def cuped_adjust(group: Moments, theta: float, x_bar: float) -> Moments:
     variance -= 2 * theta * _value(group.xy_covariance)
     mean = group.mean - theta * (x_mean - x_bar)
     return Moments(n=group.n, mean=mean, variance=np.maximum(variance, 0.0))
+
+
+def ratio_moments(group: Moments) -> Moments:
+    """Moments of a ratio metric ``Σ numerator / Σ denominator`` (e.g. revenue per order).
+
+    The numerator is the metric and the denominator sits in the covariate fields (as
+    :func:`moments_by_group` computes them with ``x`` = the denominator). The delta method gives
+    ``Var(R̂) ≈ (var_y − 2 R cov_xy + R² var_x) / (n x̄²)``; the result carries ``R`` as its mean
+    and ``n · Var(R̂)`` as its variance, so every test above applies unchanged.
+
+    Parameters
+    ----------
+    group : Moments
+        Moments of the numerator with the denominator as covariate; ``x_mean`` must not be 0.
+
+    Returns
+    -------
+    Moments
+        ``mean`` = the ratio, ``variance_of_mean`` = its delta-method variance.
+    """
+    x_mean = _value(group.x_mean)
+    ratio = group.mean / x_mean
+    variance = (
+        group.variance
+        - 2 * ratio * _value(group.xy_covariance)
+        + ratio**2 * _value(group.x_variance)
+    ) / x_mean**2
+    return Moments(n=group.n, mean=ratio, variance=np.maximum(variance, 0.0))
 
 
 def welch(control: Moments, treatment: Moments, alpha: float) -> Effect:

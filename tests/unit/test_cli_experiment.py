@@ -471,3 +471,24 @@ def test_the_choices_are_the_engines() -> None:
     from clv.experiments.analysis import METHODS
 
     assert tuple(Method) == METHODS and tuple(Correction) == CORRECTIONS
+
+
+def test_a_ratio_metric_is_analysed_per_denominator(tmp_path: Path, runner: CliRunner) -> None:
+    rng = np.random.default_rng(30)
+    orders = rng.poisson(1.2, 3000)
+    frame = pd.DataFrame(
+        {
+            "variant": np.repeat(["control", "treatment"], 1500),
+            "orders": orders,
+            "revenue": orders * rng.gamma(2.0, 20.0, 3000),
+        }
+    )
+    path = _write(frame, tmp_path / "aov.parquet")
+    ratio = ("--metric", "revenue", "--denominator", "orders")
+
+    as_json = _ok(_analyze(runner, path, *ratio, "--json"))
+    human = _ok(_analyze(runner, path, *ratio))
+
+    expected = analyze(_read_back(path), metric="revenue", denominator="orders").to_dict()
+    assert json.loads(as_json) == expected
+    assert "per 'orders'" in human and "ratio" in human

@@ -359,7 +359,7 @@ def _small() -> pd.DataFrame:
         ),
         (lambda f: f, {"expected_shares": {"control": 1.0}}, "no expected share"),
         (lambda f: f, {"method": "magic"}, "method must be one of"),
-        (lambda f: f, {"correction": "bonferroni"}, "correction must be one of"),
+        (lambda f: f, {"correction": "tukey"}, "correction must be one of"),
         (lambda f: f, {"alpha": 1.5}, "alpha must be between 0 and 1"),
         (lambda f: f.assign(revenue=3.0), {}, "no variance within any variant"),
         (lambda f: f.assign(variant=f["variant"].where(f.index != 3)), {}, "variant is missing"),
@@ -421,3 +421,39 @@ def test_parse_shares_reads_the_cli_syntax_and_rejects_garbage() -> None:
     ]:
         with pytest.raises(ExperimentInputError, match=message):
             parse_shares(text)
+
+
+def test_a_ratio_metric_compares_revenue_per_order() -> None:
+    rng = np.random.default_rng(20)
+    parts = []
+    for name, aov in (("control", 50.0), ("treatment", 60.0)):
+        orders = rng.poisson(1.1, 4000)
+        revenue = np.array([rng.gamma(2.0, aov / 2.0, k).sum() for k in orders])
+        parts.append(pd.DataFrame({"variant": name, "revenue": revenue, "orders": orders}))
+    frame = pd.concat(parts, ignore_index=True)
+
+    result = analyze(frame, metric="revenue", denominator="orders")
+
+    sums = frame.groupby("variant")[["revenue", "orders"]].sum()
+    aov = sums["revenue"] / sums["orders"]
+    treated = result.variant("treatment")
+    assert result.metric_type == "ratio" and result.to_dict()["denominator"] == "orders"
+    assert treated.mean == pytest.approx(aov["treatment"], rel=1e-12)
+    assert result.control_mean == pytest.approx(aov["control"], rel=1e-12)
+    assert treated.relative.estimate == pytest.approx(aov["treatment"] / aov["control"] - 1)
+    assert result.winner == "treatment"
+
+
+def test_a_ratio_with_no_denominator_in_a_variant_is_refused() -> None:
+    frame = pd.DataFrame(
+        {
+            "variant": ["control"] * 4 + ["treatment"] * 4,
+            "revenue": [1.0] * 8,
+            "orders": [1] * 4 + [0] * 4,
+        }
+    )
+
+    with pytest.raises(ExperimentInputError, match="sums to 0 in variant"):
+        analyze(frame, denominator="orders")
+    with pytest.raises(ExperimentInputError, match="not both"):
+        analyze(frame, denominator="orders", covariate="orders")

@@ -26,6 +26,7 @@ from clv.experiments.statistics import (
     moments_by_group,
     pool,
     proportion_difference,
+    ratio_moments,
     relative_lift,
     sample_ratio_p_value,
     welch,
@@ -392,3 +393,47 @@ def test_lower_is_better_flips_the_chance_to_win() -> None:
 
     assert lower.chance_to_win == pytest.approx(1 - higher.chance_to_win, rel=1e-12)
     assert lower.expected_loss < higher.expected_loss
+
+
+def test_ratio_moments_give_the_delta_method_variance_of_a_ratio_of_means() -> None:
+    rng = np.random.default_rng(15)
+    orders = rng.poisson(1.2, 5000).astype(float)
+    revenue = orders * rng.gamma(2.0, 25.0, 5000)
+    (group,) = moments_by_group(np.zeros(5000, dtype=np.intp), 1, revenue, orders)
+    r = revenue.sum() / orders.sum()
+    # Linearisation: R̂ − R ≈ mean(y − R x) / x̄.
+    influence = (revenue - r * orders) / orders.mean()
+
+    ratio = ratio_moments(group)
+
+    assert ratio.mean == pytest.approx(r, rel=1e-12)
+    assert ratio.variance_of_mean == pytest.approx(influence.var(ddof=1) / 5000, rel=1e-9)
+
+
+def test_ratio_metric_intervals_cover_the_true_difference() -> None:
+    rng = np.random.default_rng(16)
+    n = 800
+    true_aov = {"c": 50.0, "t": 55.0}
+    bounds = {}
+    for arm, aov in true_aov.items():
+        orders = rng.poisson(1.0, (SIMULATIONS, n)).astype(float)
+        revenue = rng.gamma(orders * 2.0 + 1e-12, aov / 2.0) * (orders > 0)
+        y, x = revenue, orders
+        xc = x - x.mean(axis=1, keepdims=True)
+        yc = y - y.mean(axis=1, keepdims=True)
+        bounds[arm] = ratio_moments(
+            Moments(
+                n=n,
+                mean=y.mean(axis=1),  # type: ignore[arg-type]
+                variance=y.var(axis=1, ddof=1),  # type: ignore[arg-type]
+                x_mean=x.mean(axis=1),  # type: ignore[arg-type]
+                x_variance=x.var(axis=1, ddof=1),  # type: ignore[arg-type]
+                xy_covariance=(xc * yc).sum(axis=1) / (n - 1),  # type: ignore[arg-type]
+            )
+        )
+
+    effect = welch(bounds["c"], bounds["t"], ALPHA)
+
+    truth = true_aov["t"] - true_aov["c"]
+    covered = (effect.ci_low <= truth) & (truth <= effect.ci_high)
+    assert COVERAGE_BAND[0] <= _coverage(covered) <= COVERAGE_BAND[1]
