@@ -52,6 +52,16 @@ demo: $(STAMP)
 	$(BIN)/clv segment approve --yes --reason "make demo" || \
 		$(BIN)/clv segment approve --yes --override-rules --reason "make demo: rules overridden"
 	$(BIN)/clv segment review
+	@# An A/A experiment on the demo customers: plan, assign by hash, per-unit metrics of the last
+	@# 30 days (pre-period spend for CUPED), and the analysis with a guardrail.
+	$(BIN)/clv experiment size --baseline-rate 0.3 --mde 0.1
+	$(BIN)/clv experiment assign $(CLV_HOME)/demo/data/customers.parquet --key demo-aa \
+		--out $(CLV_HOME)/demo/experiment/assignments.parquet
+	$(BIN)/clv experiment metrics $(CLV_HOME)/demo/experiment/assignments.parquet \
+		--transactions $(CLV_HOME)/demo/data/transactions.parquet --days 30 \
+		--out $(CLV_HOME)/demo/experiment/units.parquet
+	$(BIN)/clv experiment analyze $(CLV_HOME)/demo/experiment/units.parquet --metric revenue \
+		--covariate pre_spend --guardrail converted
 	$(BIN)/clv summary $(CLV_HOME)/demo/data
 	$(BIN)/clv generate --customers $(DEMO_CUSTOMERS) --seed $(DEMO_SEED) --out $(CLV_HOME)/demo/drifted \
 		--drift-start 2025-07-01 --price-level 1.4 --eco-shift 0.3 --channel-mix 0.1,0.7,0.1,0.1
@@ -63,6 +73,7 @@ demo: $(STAMP)
 	@echo "MLflow UI:   $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CLV_HOME)/mlflow/mlflow.db --port 5000"
 	@echo "Prefect UI:  PREFECT_HOME=$(CLV_HOME)/prefect $(BIN)/prefect server start  (then http://127.0.0.1:4200)"
 	@echo "Drift:       $(CLV_HOME)/monitoring/reports  (Evidently HTML; metrics in $(CLV_HOME)/monitoring/metrics/clv.prom)"
+	@echo "Experiment:  $(CLV_HOME)/demo/experiment/units.parquet  ($(BIN)/clv experiment analyze ... --json)"
 	@echo "Backtest:    $(BIN)/clv backtest --transactions $(CLV_HOME)/demo/data/transactions.parquet --horizon-days 90"
 	@echo "Event-driven retraining: start a Prefect server, then 'make deploy' and 'prefect worker start --pool clv-process'"
 

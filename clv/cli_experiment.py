@@ -651,3 +651,207 @@ def size(
                 f"({n * variants:,} units in all); {test}"
             )
         )
+
+
+# --------------------------------------------------------------------------- assign and metrics
+
+
+def _read_ids(uri: str, id_col: str, role: str) -> list[str]:
+    """The unit ids of a CSV or Parquet file, as strings (leading zeros kept)."""
+    import pandas as pd
+
+    from clv.data.io import display_name, local_copy
+
+    name = display_name(uri)
+    kind = _format_of(name)
+    try:
+        with local_copy(uri) as path:
+            try:
+                if kind == "csv":
+                    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+                else:
+                    frame = pd.read_parquet(path)
+            except Exception as err:  # a corrupt file fails in many libraries' own ways
+                detail = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+                raise _fail(f"{name}: cannot be read ({detail})") from None
+    except OSError as err:
+        raise _fail(str(err) if name in str(err) else f"{name}: {err}") from None
+    if id_col not in frame.columns:
+        raise _fail(
+            f"{name}: the {role} need an id column {id_col!r} (columns: "
+            f"{', '.join(map(str, frame.columns[:20]))}); name it with --id-col"
+        )
+    ids = frame[id_col]
+    blank = ids.isna() | (ids.astype(str).str.strip() == "")
+    if blank.any():
+        row = int(blank.to_numpy().argmax())
+        raise _fail(f"{name}: row {row + 1}, column {id_col!r}: the id is missing")
+    return [str(value) for value in ids]
+
+
+def _parse_variants(text: str) -> list[str] | dict[str, float]:
+    from clv.experiments.analysis import parse_shares
+    from clv.experiments.errors import ExperimentInputError
+
+    if "=" not in text:
+        names = [part.strip() for part in text.split(",") if part.strip()]
+        if not names:
+            raise typer.BadParameter("name at least one variant", param_hint="--variants")
+        return names
+    try:
+        return parse_shares(text)
+    except ExperimentInputError as err:
+        raise typer.BadParameter(
+            str(err).replace("expected shares", "variants"), param_hint="--variants"
+        ) from None
+
+
+@experiment_app.command("assign")
+def assign_command(
+    units: Annotated[
+        str,
+        typer.Argument(
+            help="Units to assign: .csv or .parquet with an id column (e.g. customers.parquet).",
+            show_default=False,
+        ),
+    ],
+    key: Annotated[
+        str, typer.Option(help="The experiment's key: it seeds the hash.", show_default=False)
+    ],
+    out: Annotated[
+        str, typer.Option(help="Where to write customer_id,variant (.csv or .parquet).")
+    ],
+    id_col: Annotated[str, typer.Option(help="The id column of UNITS.")] = "customer_id",
+    variants: Annotated[
+        str,
+        typer.Option(
+            help="Variant names with equal weights (control,treatment) or weights "
+            "(control=0.5,treatment=0.3,bold=0.2)."
+        ),
+    ] = "control,treatment",
+    holdout: Annotated[
+        float, typer.Option(help="Share kept out of every variant first (e.g. 0.1).")
+    ] = 0.0,
+    salt: Annotated[str, typer.Option(help="Extra salt, to re-randomise the same key.")] = "",
+    exclude: Annotated[
+        str | None,
+        typer.Option(help="A .csv/.parquet of ids (same --id-col) to leave out."),
+    ] = None,
+) -> None:
+    """Assign units to variants by a salted hash: the same key and id give the same variant.
+
+    The holdout is carved out before the variants, so changing the weights later never moves a
+    unit into or out of it. Re-running writes the same file.
+    """
+    import pandas as pd
+
+    from clv.data.io import write_table
+    from clv.experiments.assignment import assign
+    from clv.experiments.errors import ExperimentInputError
+
+    if not out.lower().endswith((*_CSV_SUFFIXES, *_PARQUET_SUFFIXES)):
+        raise typer.BadParameter(f"{out}: use a .csv or .parquet name", param_hint="--out")
+    parsed = _parse_variants(variants)
+    ids = _read_ids(units, id_col, "units")
+    excluded = _read_ids(exclude, id_col, "exclusions") if exclude else None
+    try:
+        result = assign(
+            ids, key, variants=parsed, holdout_share=holdout, salt=salt, exclude=excluded
+        )
+    except ExperimentInputError as err:
+        raise _refused(f"{units}: {err}") from None
+    frame = pd.DataFrame({"customer_id": result.index.astype(str), "variant": result.to_numpy()})
+    write_table(frame, out)
+    counts = frame["variant"].value_counts()
+    table = Table(title=f"experiment {key!r}: {len(frame):,} units assigned")
+    table.add_column("variant")
+    table.add_column("units", justify="right")
+    table.add_column("share", justify="right")
+    for name, count in counts.sort_index().items():
+        table.add_row(str(name), f"{count:,}", f"{count / max(len(frame), 1):.1%}")
+    console = _cli().console
+    console.print(table)
+    if excluded:
+        console.print(f"excluded: {len(ids) - len(frame):,} units")
+    console.print(f"written: {out}")
+
+
+@experiment_app.command("metrics")
+def metrics_command(
+    assignments: Annotated[
+        str,
+        typer.Argument(
+            help="customer_id,variant (.csv or .parquet), e.g. from `clv experiment assign`.",
+            show_default=False,
+        ),
+    ],
+    transactions: Annotated[
+        str, typer.Option(help="Contract transactions (.csv or .parquet, local or s3://).")
+    ],
+    out: Annotated[str, typer.Option(help="One row per unit (.csv or .parquet).")],
+    start: Annotated[
+        str | None, typer.Option(help="First day of the experiment (default: END - DAYS).")
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(help="Day after the last one (default: the day after the last transaction)."),
+    ] = None,
+    days: Annotated[float, typer.Option(help="Window length when --start is not given.")] = 30,
+    pre_days: Annotated[
+        float | None,
+        typer.Option(help="Pre-period length for pre_spend (default: the window's length)."),
+    ] = None,
+) -> None:
+    """Per-unit revenue, orders and conversion in the window, and pre-period spend for CUPED.
+
+    The output feeds ``clv experiment analyze OUT --metric revenue --covariate pre_spend``.
+    """
+    import pandas as pd
+
+    from clv.data.io import display_name, local_copy, read_table, write_table
+    from clv.data.validation import ContractError
+    from clv.experiments.errors import ExperimentInputError
+    from clv.experiments.metrics import unit_metrics
+
+    if not out.lower().endswith((*_CSV_SUFFIXES, *_PARQUET_SUFFIXES)):
+        raise typer.BadParameter(f"{out}: use a .csv or .parquet name", param_hint="--out")
+    if not days > 0:
+        raise typer.BadParameter(f"must be positive (got {days})", param_hint="--days")
+    name = display_name(assignments)
+    kind = _format_of(name)
+    try:
+        with local_copy(assignments) as path:
+            frame = (
+                pd.read_csv(path, dtype=str, keep_default_na=False)
+                if kind == "csv"
+                else _read(path, name, kind)
+            )
+    except OSError as err:
+        raise _fail(str(err) if name in str(err) else f"{name}: {err}") from None
+    err_console = _cli().err_console
+    try:
+        with err_console.status("reading and validating transactions ..."):
+            tx = read_table(transactions, "transactions")
+    except (ContractError, FileNotFoundError, ValueError, OSError) as err:
+        raise _fail(str(err)) from None
+    try:
+        finish = (
+            pd.Timestamp(end)
+            if end is not None
+            else (tx["timestamp"].max().normalize() + pd.Timedelta(days=1))
+        )
+        begin = pd.Timestamp(start) if start is not None else finish - pd.Timedelta(days=days)
+    except (TypeError, ValueError) as err:
+        raise typer.BadParameter(f"not a date ({err})", param_hint="--start/--end") from None
+    try:
+        metrics = unit_metrics(frame, tx, start=begin, end=finish, pre_period_days=pre_days)
+    except ExperimentInputError as err:
+        raise _refused(f"{name}: {err}") from None
+    write_table(metrics, out)
+    console = _cli().console
+    console.print(
+        f"{len(metrics):,} units, window {begin:%Y-%m-%d} to {finish:%Y-%m-%d} (exclusive), "
+        f"pre-period {pre_days if pre_days is not None else (finish - begin).days:g} days: "
+        f"{int(metrics['converted'].sum()):,} bought, revenue {metrics['revenue'].sum():,.2f}"
+    )
+    console.print(f"written: {out}")

@@ -492,3 +492,158 @@ def test_a_ratio_metric_is_analysed_per_denominator(tmp_path: Path, runner: CliR
     expected = analyze(_read_back(path), metric="revenue", denominator="orders").to_dict()
     assert json.loads(as_json) == expected
     assert "per 'orders'" in human and "ratio" in human
+
+
+# --------------------------------------------------------------------------- assign and metrics
+
+
+def _customers(path: Path, n: int = 3000) -> Path:
+    frame = pd.DataFrame({"customer_id": [f"{i:06d}" for i in range(n)]})
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_assign_writes_the_library_assignment_and_is_repeatable(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    from clv.experiments.assignment import assign
+
+    units = _customers(tmp_path / "customers.csv")
+    out = tmp_path / "assignments.parquet"
+    args = ["experiment", "assign", str(units), "--key", "spring", "--out", str(out)]
+    first = _ok(
+        runner.invoke(app, [*args, "--variants", "control=0.6,treatment=0.4", "--holdout", "0.1"])
+    )
+    content = out.read_bytes()
+    _ok(runner.invoke(app, [*args, "--variants", "control=0.6,treatment=0.4", "--holdout", "0.1"]))
+
+    written = pd.read_parquet(out)
+    expected = assign(
+        [f"{i:06d}" for i in range(3000)],
+        "spring",
+        variants={"control": 0.6, "treatment": 0.4},
+        holdout_share=0.1,
+    )
+    assert out.read_bytes() == content
+    assert written["customer_id"].tolist()[:2] == ["000000", "000001"]  # leading zeros kept
+    assert written["variant"].tolist() == expected.tolist()
+    assert "holdout" in first and "written" in first
+
+
+def test_assign_leaves_out_the_excluded_ids(tmp_path: Path, runner: CliRunner) -> None:
+    units = _customers(tmp_path / "customers.csv", 100)
+    exclude = tmp_path / "suppressed.csv"
+    pd.DataFrame({"customer_id": ["000003", "000007"]}).to_csv(exclude, index=False)
+    out = tmp_path / "a.csv"
+
+    _ok(
+        runner.invoke(
+            app,
+            [
+                "experiment",
+                "assign",
+                str(units),
+                "--key",
+                "k",
+                "--out",
+                str(out),
+                "--exclude",
+                str(exclude),
+            ],
+        )
+    )
+
+    ids = pd.read_csv(out, dtype=str)["customer_id"]
+    assert len(ids) == 98 and "000003" not in set(ids)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--id-col", "user"], "id column 'user'"),
+        (["--variants", "a=x"], "is not a number"),
+        (["--holdout", "1.5"], "holdout"),
+    ],
+    ids=["absent-id-column", "bad-weights", "holdout-out-of-range"],
+)
+def test_assign_refuses_bad_input_with_a_message(
+    tmp_path: Path, runner: CliRunner, extra: list[str], message: str
+) -> None:
+    units = _customers(tmp_path / "customers.csv", 50)
+    args = ["experiment", "assign", str(units), "--key", "k", "--out", str(tmp_path / "o.csv")]
+
+    assert message in _refused(runner.invoke(app, [*args, *extra]))
+
+
+def test_metrics_build_the_analysis_input_from_transactions(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    from clv.experiments.metrics import unit_metrics
+
+    assignments = pd.DataFrame(
+        {"customer_id": ["a", "b", "c", "d"], "variant": ["control", "treatment"] * 2}
+    )
+    assignments.to_csv(tmp_path / "assign.csv", index=False)
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "c", "d"],
+            "timestamp": ["2025-05-20", "2025-06-10", "2025-06-12", "2025-06-29", "2025-04-01"],
+            "amount": [10.0, 20.0, 30.0, 40.0, 50.0],
+        }
+    )
+    tx.to_csv(tmp_path / "tx.csv", index=False)
+    out = tmp_path / "units.parquet"
+
+    _ok(
+        runner.invoke(
+            app,
+            [
+                "experiment",
+                "metrics",
+                str(tmp_path / "assign.csv"),
+                "--transactions",
+                str(tmp_path / "tx.csv"),
+                "--out",
+                str(out),
+            ],
+        )
+    )
+
+    written = pd.read_parquet(out)
+    # Defaults: the window is the 30 days up to the day after the last transaction.
+    expected = unit_metrics(
+        assignments,
+        tx.assign(timestamp=pd.to_datetime(tx["timestamp"])),
+        start="2025-05-31",
+        end="2025-06-30",
+    )
+    pd.testing.assert_frame_equal(written, expected)
+    assert written.set_index("customer_id").loc["a", "pre_spend"] == 10.0
+
+
+def test_metrics_refuse_transactions_that_break_the_contract(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    pd.DataFrame({"customer_id": ["a"], "variant": ["control"]}).to_csv(
+        tmp_path / "assign.csv", index=False
+    )
+    pd.DataFrame({"customer_id": ["a"], "timestamp": ["not a date"], "amount": [1.0]}).to_csv(
+        tmp_path / "tx.csv", index=False
+    )
+
+    message = _refused(
+        runner.invoke(
+            app,
+            [
+                "experiment",
+                "metrics",
+                str(tmp_path / "assign.csv"),
+                "--transactions",
+                str(tmp_path / "tx.csv"),
+                "--out",
+                str(tmp_path / "o.csv"),
+            ],
+        )
+    )
+
+    assert "tx.csv" in message and "timestamp" in message
