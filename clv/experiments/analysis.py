@@ -401,6 +401,29 @@ def _compare(
     alpha: float,
     tuning: float,
 ) -> _Comparison:
+    # A comparison without variance divides 0 by 0 on the way; _without_nan settles it.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _compare_raw(
+            control,
+            treatment,
+            kind=kind,
+            adjusted=adjusted,
+            method=method,
+            alpha=alpha,
+            tuning=tuning,
+        )
+
+
+def _compare_raw(
+    control: Moments,
+    treatment: Moments,
+    *,
+    kind: str,
+    adjusted: bool,
+    method: str,
+    alpha: float,
+    tuning: float,
+) -> _Comparison:
     if kind == "proportion" and not adjusted:
         absolute = proportion_difference(control, treatment, alpha)
         c, t = _proportion_moments(control), _proportion_moments(treatment)
@@ -415,7 +438,24 @@ def _compare(
         absolute = confidence_sequence(absolute, n_total, alpha, tuning)
         if relative is not None:
             relative = confidence_sequence(relative, n_total, alpha, tuning)
+    absolute = _without_nan(absolute)
+    relative = None if relative is None else _without_nan(relative)
     return _Comparison(absolute, relative, float(absolute.p_value))
+
+
+def _without_nan(effect: Effect) -> Effect:
+    """A comparison with no sampling variance at all is exact, not undefined.
+
+    Two variants whose units all have the same value (no conversions in either, say, while a
+    third variant has some) give a standard error of 0: the observed difference is the whole
+    story, so the p-value is 1 when it is 0 and 0 otherwise, and the interval is the point.
+    """
+    if float(effect.standard_error) > 0 and all(
+        math.isfinite(float(v)) for v in (effect.ci_low, effect.ci_high, effect.p_value)
+    ):
+        return effect
+    estimate = float(effect.estimate)
+    return Effect(estimate, 0.0, estimate, estimate, 1.0 if estimate == 0 else 0.0)
 
 
 def _summary(effect: Effect | None) -> EffectSummary:

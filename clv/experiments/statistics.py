@@ -148,40 +148,42 @@ def moments_by_group(
     head = slice(0, min(len(y), 4096))
     y_shift = float(np.mean(y[head])) if len(y) else 0.0
     x_shift = float(np.mean(x[head])) if x is not None and len(x) else 0.0
-    width = 5 if x is not None else 2
+    width = 7 if x is not None else 3
     sums = np.zeros((width, groups))
     # Chunks of a million rows: the centred copies and products stay small (about 8 MB each)
-    # whatever the number of units, and the sums are the same.
+    # whatever the number of units, and the sums are the same. Means come from the raw sums (a
+    # group of zeros has mean exactly 0), variances from the sums around the shift.
     for begin in range(0, len(y), _CHUNK):
         chunk = slice(begin, begin + _CHUNK)
         c = codes[chunk]
         yc = y[chunk] - y_shift
         sums[0] += np.bincount(c, weights=yc, minlength=groups)
         sums[1] += np.bincount(c, weights=yc * yc, minlength=groups)
+        sums[2] += np.bincount(c, weights=y[chunk], minlength=groups)
         if x is not None:
             xc = x[chunk] - x_shift
-            sums[2] += np.bincount(c, weights=xc, minlength=groups)
-            sums[3] += np.bincount(c, weights=xc * xc, minlength=groups)
-            sums[4] += np.bincount(c, weights=xc * yc, minlength=groups)
+            sums[3] += np.bincount(c, weights=xc, minlength=groups)
+            sums[4] += np.bincount(c, weights=xc * xc, minlength=groups)
+            sums[5] += np.bincount(c, weights=xc * yc, minlength=groups)
+            sums[6] += np.bincount(c, weights=x[chunk], minlength=groups)
     n = np.bincount(codes, minlength=groups).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_c = sums[0] / n
+        mean_y = sums[2] / n
         var_y = (sums[1] - sums[0] * mean_c) / (n - 1)
     if x is None:
-        return [
-            Moments(n=n[g], mean=y_shift + mean_c[g], variance=max(var_y[g], 0.0))
-            for g in range(groups)
-        ]
+        return [Moments(n=n[g], mean=mean_y[g], variance=max(var_y[g], 0.0)) for g in range(groups)]
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_x = sums[2] / n
-        var_x = (sums[3] - sums[2] * mean_x) / (n - 1)
-        cov_xy = (sums[4] - sums[2] * mean_c) / (n - 1)
+        mean_xc = sums[3] / n
+        var_x = (sums[4] - sums[3] * mean_xc) / (n - 1)
+        cov_xy = (sums[5] - sums[3] * mean_c) / (n - 1)
+        mean_x = sums[6] / n
     return [
         Moments(
             n=n[g],
-            mean=y_shift + mean_c[g],
+            mean=mean_y[g],
             variance=max(var_y[g], 0.0),
-            x_mean=x_shift + mean_x[g],
+            x_mean=mean_x[g],
             x_variance=max(var_x[g], 0.0),
             xy_covariance=cov_xy[g],
         )
@@ -481,6 +483,9 @@ def bayesian_effect(
         sd = np.sqrt(1 / precision)
     z = stats.norm.ppf(1 - alpha / 2)
     signed = -mean if lower_is_better else mean
+    if np.ndim(sd) == 0 and not sd > 0:  # no uncertainty at all: the sign decides
+        chance0 = 1.0 if signed > 0 else 0.0 if signed < 0 else 0.5
+        return BayesianEffect(mean, 0.0, mean, mean, chance0, float(max(-signed, 0.0)))
     ratio = signed / sd
     chance = stats.norm.cdf(ratio)
     # E[max(0, -D)] for D ~ N(signed, sd²): the loss of shipping when the variant is worse.

@@ -457,3 +457,22 @@ def test_a_ratio_with_no_denominator_in_a_variant_is_refused() -> None:
         analyze(frame, denominator="orders")
     with pytest.raises(ExperimentInputError, match="not both"):
         analyze(frame, denominator="orders", covariate="orders")
+
+
+def test_two_variants_without_any_conversion_compare_exactly_not_as_nan() -> None:
+    frame = pd.DataFrame(
+        {
+            "variant": ["control"] * 200 + ["a"] * 200 + ["b"] * 200,
+            "converted": [0] * 400 + [0, 1] * 100,
+        }
+    )
+
+    for method in ("frequentist", "sequential"):
+        result = analyze(frame, metric="converted", method=method)  # type: ignore[arg-type]
+        json.dumps(result.to_dict(), allow_nan=False)
+        a = result.variant("a")
+        assert a.absolute.p_value == 1.0 and a.absolute.ci_low == a.absolute.ci_high == 0.0
+        assert a.relative.estimate is None  # the control's rate is 0
+        assert result.variant("b").absolute.estimate == pytest.approx(0.5)
+    with pytest.raises(ExperimentInputError, match="needs a control mean other than 0"):
+        analyze(frame, metric="converted", method="bayesian")
