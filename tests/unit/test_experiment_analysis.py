@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
@@ -476,3 +478,38 @@ def test_two_variants_without_any_conversion_compare_exactly_not_as_nan() -> Non
         assert result.variant("b").absolute.estimate == pytest.approx(0.5)
     with pytest.raises(ExperimentInputError, match="needs a control mean other than 0"):
         analyze(frame, metric="converted", method="bayesian")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(st.integers(2, 12), min_size=2, max_size=4),
+    values=st.lists(
+        st.one_of(
+            st.just(0.0), st.just(1.0), st.floats(0, 1e6, allow_nan=False, allow_subnormal=False)
+        ),
+        min_size=48,
+        max_size=48,
+    ),
+    method=st.sampled_from(["frequentist", "sequential", "bayesian"]),
+    with_covariate=st.booleans(),
+)
+def test_analyze_either_refuses_clearly_or_answers_without_nan(
+    sizes: list[int], values: list[float], method: str, with_covariate: bool
+) -> None:
+    names = ["control", *[f"v{i}" for i in range(1, len(sizes))]]
+    variant = [name for name, size in zip(names, sizes, strict=True) for _ in range(size)]
+    n = len(variant)
+    frame = pd.DataFrame({"variant": variant, "revenue": values[:n], "pre": values[::-1][:n]})
+
+    try:
+        result = analyze(
+            frame,
+            method=method,  # type: ignore[arg-type]
+            covariate="pre" if with_covariate else None,
+            guardrails=["pre"] if not with_covariate else None,
+        )
+    except ExperimentInputError as err:
+        assert str(err)
+        return
+    json.dumps(result.to_dict(), allow_nan=False)
+    assert result.reason
