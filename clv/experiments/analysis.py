@@ -391,30 +391,9 @@ def _proportion_moments(m: Moments) -> Moments:
     return Moments(n=m.n, mean=m.mean, variance=m.mean * (1 - m.mean))
 
 
+# A comparison without variance divides 0 by 0 on the way; _without_nan settles it.
+@np.errstate(divide="ignore", invalid="ignore")
 def _compare(
-    control: Moments,
-    treatment: Moments,
-    *,
-    kind: str,
-    adjusted: bool,
-    method: str,
-    alpha: float,
-    tuning: float,
-) -> _Comparison:
-    # A comparison without variance divides 0 by 0 on the way; _without_nan settles it.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return _compare_raw(
-            control,
-            treatment,
-            kind=kind,
-            adjusted=adjusted,
-            method=method,
-            alpha=alpha,
-            tuning=tuning,
-        )
-
-
-def _compare_raw(
     control: Moments,
     treatment: Moments,
     *,
