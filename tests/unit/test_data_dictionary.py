@@ -273,3 +273,16 @@ def test_segmentation_tables_list_the_columns_the_store_writes() -> None:
         assert documented == [c.name for c in metadata.tables[name].columns if c.name != "id"] or (
             documented == [c.name for c in metadata.tables[name].columns]
         ), name
+
+
+def test_experiment_tables_list_the_columns_the_commands_write() -> None:
+    from clv.experiments.assignment import assign
+    from clv.experiments.metrics import METRIC_COLUMNS
+
+    documented = [row.name for row in _table("experiment unit metrics")]
+    assert documented == list(METRIC_COLUMNS)
+    assigned = assign(["a", "b"], "key")
+    assert [row.name for row in _table("experiment assignments")] == [
+        "customer_id",
+        assigned.name,
+    ]
