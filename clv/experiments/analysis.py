@@ -10,6 +10,7 @@ CLI, campaigns and the API share.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -56,6 +57,10 @@ Kind = Literal["mean", "proportion", "ratio"]
 METHODS: tuple[str, ...] = ("frequentist", "sequential", "bayesian")
 CORRECTIONS: tuple[str, ...] = tuple(CORRECTION_METHODS)
 _SHARE_TOLERANCE = 1e-6
+#: Larger magnitudes would overflow the sums of squares; no real metric comes near it.
+_MAX_ABS = 1e100
+#: A covariate whose within-variant variance is below this share of its scale is constant.
+_CONSTANT_TOLERANCE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,12 @@ def _numeric(frame: pd.DataFrame, name: str, role: str) -> np.ndarray:
             )
         values = converted.to_numpy(dtype=float, na_value=np.nan)
     finite = np.isfinite(values)
+    if finite.all() and values.size and np.abs(values).max() > _MAX_ABS:
+        position = int(np.flatnonzero(np.abs(values) > _MAX_ABS)[0])
+        raise ExperimentInputError(
+            f"row {position + 1}, {role} column {name!r}: {values[position]:g} is too large to "
+            f"analyse (|value| > {_MAX_ABS:g}); rescale the column (e.g. to thousands)"
+        )
     if not finite.all():
         position = int(np.flatnonzero(~finite)[0])
         value = values[position]
@@ -318,7 +329,7 @@ def _variant_codes(frame: pd.DataFrame, variant_col: str) -> tuple[np.ndarray, l
 
 
 def _check_scalar(alpha: float, correction: str, method: str, srm_threshold: float) -> None:
-    if not (isinstance(alpha, int | float) and 0 < alpha < 1):
+    if not (isinstance(alpha, numbers.Real) and 0 < float(alpha) < 1):
         raise ExperimentInputError(f"alpha must be between 0 and 1 (got {alpha!r})")
     if correction not in CORRECTIONS:
         raise ExperimentInputError(
@@ -410,7 +421,9 @@ def _compare(
         absolute = welch(control, treatment, alpha)
         c, t = control, treatment
     relative: Effect | None = None
-    if control.mean != 0:
+    # As gbstats: a lift relative to a control mean that is 0 or negative (net refunds) has no
+    # meaning (its sign would contradict the difference's), so it is left undefined.
+    if control.mean > 0:
         relative = relative_lift(c.mean, c.variance_of_mean, t.mean, t.variance_of_mean, alpha)
     if method == "sequential":
         n_total = control.n + treatment.n
@@ -429,12 +442,17 @@ def _without_nan(effect: Effect) -> Effect:
     third variant has some) give a standard error of 0: the observed difference is the whole
     story, so the p-value is 1 when it is 0 and 0 otherwise, and the interval is the point.
     """
-    if float(effect.standard_error) > 0 and all(
-        math.isfinite(float(v)) for v in (effect.ci_low, effect.ci_high, effect.p_value)
-    ):
+    se = float(effect.standard_error)
+    values = (effect.estimate, effect.ci_low, effect.ci_high, effect.p_value)
+    if se > 0 and all(math.isfinite(float(v)) for v in values):
         return effect
     estimate = float(effect.estimate)
-    return Effect(estimate, 0.0, estimate, estimate, 1.0 if estimate == 0 else 0.0)
+    if se == 0 and math.isfinite(estimate):
+        return Effect(estimate, 0.0, estimate, estimate, 1.0 if estimate == 0 else 0.0)
+    raise ExperimentInputError(
+        "the values are too extreme for a numerically sound test (an intermediate result "
+        "overflowed); rescale the metric"
+    )
 
 
 def _summary(effect: Effect | None) -> EffectSummary:
@@ -446,18 +464,13 @@ def _summary(effect: Effect | None) -> EffectSummary:
 
 
 def _check_variance(groups: Mapping[str, Moments], metric: str, kind: str) -> None:
-    if kind == "proportion":
-        if all(m.mean in (0.0, 1.0) for m in groups.values()):
-            value = next(iter(groups.values())).mean
-            raise ExperimentInputError(
-                f"metric {metric!r} is {value:g} for every unit in every variant: "
-                "there is nothing to compare"
-            )
-        return
-    if all(m.variance == 0 for m in groups.values()):
+    # Constant within every variant *and* the same everywhere: nothing to compare. Constant
+    # within variants but different between them is an exact difference (see _without_nan).
+    means = {float(m.mean) for m in groups.values()}
+    if all(m.variance == 0 for m in groups.values()) and len(means) == 1:
         raise ExperimentInputError(
-            f"metric {metric!r} has no variance within any variant (every unit in a variant has "
-            "the same value): a t-test is not defined"
+            f"metric {metric!r} is {means.pop():g} for every unit in every variant: "
+            "there is nothing to compare"
         )
 
 
@@ -553,6 +566,10 @@ def analyze(
         raise ExperimentInputError(
             f"chance_to_win_threshold must be between 0 and 1 (got {chance_to_win_threshold!r})"
         )
+    if not math.isfinite(prior_mean):
+        raise ExperimentInputError(f"prior_mean must be a finite number (got {prior_mean!r})")
+    if not (isinstance(power, numbers.Real) and 0 < float(power) < 1):
+        raise ExperimentInputError(f"power must be between 0 and 1 (got {power!r})")
     if prior_sd is not None and not (math.isfinite(prior_sd) and prior_sd > 0):
         raise ExperimentInputError(f"prior_sd must be positive (got {prior_sd!r})")
     if not (math.isfinite(sequential_tuning) and sequential_tuning > 0):
@@ -622,13 +639,16 @@ def analyze(
     analysed = moments
     if x is not None and kind != "ratio":
         everyone = pool(list(moments.values()))
-        if not everyone.x_variance or everyone.x_variance <= 0:
+        within_x = sum((m.n - 1) * float(m.x_variance or 0) for m in moments.values())
+        within_x /= max(everyone.n - len(moments), 1)
+        scale = float(everyone.x_mean or 0) ** 2 + float(everyone.x_variance or 0)
+        if not within_x > _CONSTANT_TOLERANCE * scale:
             raise ExperimentInputError(
-                f"covariate {covariate!r} has no variance (every unit has the same value): "
-                "it cannot reduce variance; drop --covariate"
+                f"covariate {covariate!r} has no variance within the variants (every unit of "
+                "a variant has the same value): it cannot reduce variance; drop --covariate"
             )
         theta = cuped_theta(everyone)
-        x_bar = float(everyone.x_mean)  # type: ignore[arg-type]
+        x_bar = float(everyone.x_mean or 0.0)
         analysed = {n: cuped_adjust(m, theta, x_bar) for n, m in moments.items()}
         within = sum((m.n - 1) * m.variance for m in moments.values())
         within_adjusted = sum((m.n - 1) * m.variance for m in analysed.values())
@@ -661,7 +681,7 @@ def analyze(
         if method == "bayesian":
             if comparison.relative is None:
                 raise ExperimentInputError(
-                    f"Bayesian analysis of {metric!r} needs a control mean other than 0 "
+                    f"Bayesian analysis of {metric!r} needs a control mean above 0 "
                     "(the prior is on the relative effect); use --method frequentist"
                 )
             posterior = bayesian_effect(
@@ -792,8 +812,8 @@ def _guardrail_results(
         y = _numeric(frame, metric, "guardrail")
         kind = _metric_kind(y, "auto", metric)
         moments = dict(zip(names, moments_by_group(codes, len(names), y), strict=True))
-        flat = all(m.variance == 0 for m in moments.values()) or (
-            kind == "proportion" and all(m.mean in (0.0, 1.0) for m in moments.values())
+        flat = all(m.variance == 0 for m in moments.values()) and (
+            len({float(m.mean) for m in moments.values()}) == 1
         )
         if flat:  # a constant guardrail cannot be harmed: nothing moved
             for name in treatments:
@@ -891,6 +911,10 @@ def winner_rule(
     direction = "lower" if lower_is_better else "higher"
 
     def score(v: VariantResult) -> float:
+        # The direction a decision is made in: the posterior's in Bayesian mode (chance to win
+        # above or below one half), the estimate's otherwise.
+        if v.chance_to_win is not None:
+            return v.chance_to_win - 0.5
         return sign * float(v.absolute.estimate or 0.0)
 
     better = [v for v in variants if v.significant and score(v) > 0]
@@ -987,7 +1011,11 @@ def _remaining(
     if sign * estimate <= 0 or se == 0:
         return None
     level = alpha / variants if correction != "none" and variants > 1 else alpha
-    z = stats.norm.ppf(1 - level / 2) + stats.norm.ppf(power)
-    factor = (z * se / abs(estimate)) ** 2
-    current = (control_n + leader.n) / 2
-    return math.ceil(max(factor - 1, 0.0) * current)
+    current = control_n + leader.n
+    factor = 1.0
+    for _ in range(4):  # t quantiles at the grown sample's degrees of freedom: a fixed point
+        df = max(factor * current - 2, 1.0)
+        z = stats.t.ppf(1 - level / 2, df) + stats.t.ppf(power, df)
+        factor = max((z * se / abs(estimate)) ** 2, 1.0)
+    # Both arms grow by the same factor; the larger arm's increase is the one to plan for.
+    return math.ceil((factor - 1) * max(control_n, leader.n))

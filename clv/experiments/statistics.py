@@ -142,42 +142,50 @@ def moments_by_group(
 
     Notes
     -----
-    Sums are taken around a shift (the mean of the first rows) so that squares of large values do
-    not cancel catastrophically; the result agrees with two-pass ``numpy.var`` to about 1e-12.
+    The rows are read once, in chunks of a million. Within a chunk each group's sums of squares
+    and cross-products are taken around that chunk's own group mean (so large levels do not
+    cancel catastrophically, whatever the row order), and chunks are merged with Chan et al.'s
+    parallel update. Variances agree with two-pass ``numpy.var`` to about 1e-12 relative, and a
+    group of zeros has mean and variance exactly 0.
     """
-    head = slice(0, min(len(y), 4096))
-    y_shift = float(np.mean(y[head])) if len(y) else 0.0
-    x_shift = float(np.mean(x[head])) if x is not None and len(x) else 0.0
-    width = 7 if x is not None else 3
-    sums = np.zeros((width, groups))
-    # Chunks of a million rows: the centred copies and products stay small (about 8 MB each)
-    # whatever the number of units, and the sums are the same. Means come from the raw sums (a
-    # group of zeros has mean exactly 0), variances from the sums around the shift.
+    n = np.zeros(groups)
+    mean_y = np.zeros(groups)
+    m2_y = np.zeros(groups)
+    mean_x = np.zeros(groups)
+    m2_x = np.zeros(groups)
+    c_xy = np.zeros(groups)
     for begin in range(0, len(y), _CHUNK):
         chunk = slice(begin, begin + _CHUNK)
         c = codes[chunk]
-        yc = y[chunk] - y_shift
-        sums[0] += np.bincount(c, weights=yc, minlength=groups)
-        sums[1] += np.bincount(c, weights=yc * yc, minlength=groups)
-        sums[2] += np.bincount(c, weights=y[chunk], minlength=groups)
+        n_k = np.bincount(c, minlength=groups).astype(float)
+        seen = n_k > 0
+        safe = np.where(seen, n_k, 1.0)
+        yk = y[chunk]
+        my_k = np.bincount(c, weights=yk, minlength=groups) / safe
+        yc = yk - my_k[c]
+        m2y_k = np.bincount(c, weights=yc * yc, minlength=groups)
+        total = n + n_k
+        weight = np.where(seen, n_k / np.where(total > 0, total, 1.0), 0.0)
+        dy = my_k - mean_y
+        m2_y += m2y_k + dy * dy * n * weight
+        mean_y = np.where(seen, mean_y + dy * weight, mean_y)
         if x is not None:
-            xc = x[chunk] - x_shift
-            sums[3] += np.bincount(c, weights=xc, minlength=groups)
-            sums[4] += np.bincount(c, weights=xc * xc, minlength=groups)
-            sums[5] += np.bincount(c, weights=xc * yc, minlength=groups)
-            sums[6] += np.bincount(c, weights=x[chunk], minlength=groups)
-    n = np.bincount(codes, minlength=groups).astype(float)
+            xk = x[chunk]
+            mx_k = np.bincount(c, weights=xk, minlength=groups) / safe
+            xc = xk - mx_k[c]
+            m2_x += np.bincount(c, weights=xc * xc, minlength=groups)
+            c_xy += np.bincount(c, weights=xc * yc, minlength=groups)
+            dx = mx_k - mean_x
+            m2_x += dx * dx * n * weight
+            c_xy += dx * dy * n * weight
+            mean_x = np.where(seen, mean_x + dx * weight, mean_x)
+        n = total
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_c = sums[0] / n
-        mean_y = sums[2] / n
-        var_y = (sums[1] - sums[0] * mean_c) / (n - 1)
+        var_y = m2_y / (n - 1)
+        var_x = m2_x / (n - 1)
+        cov_xy = c_xy / (n - 1)
     if x is None:
         return [Moments(n=n[g], mean=mean_y[g], variance=max(var_y[g], 0.0)) for g in range(groups)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_xc = sums[3] / n
-        var_x = (sums[4] - sums[3] * mean_xc) / (n - 1)
-        cov_xy = (sums[5] - sums[3] * mean_c) / (n - 1)
-        mean_x = sums[6] / n
     return [
         Moments(
             n=n[g],

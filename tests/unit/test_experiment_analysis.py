@@ -363,7 +363,7 @@ def _small() -> pd.DataFrame:
         (lambda f: f, {"method": "magic"}, "method must be one of"),
         (lambda f: f, {"correction": "tukey"}, "correction must be one of"),
         (lambda f: f, {"alpha": 1.5}, "alpha must be between 0 and 1"),
-        (lambda f: f.assign(revenue=3.0), {}, "no variance within any variant"),
+        (lambda f: f.assign(revenue=3.0), {}, "is 3 for every unit in every variant"),
         (lambda f: f.assign(variant=f["variant"].where(f.index != 3)), {}, "variant is missing"),
         (
             lambda f: pd.concat([f, f.head(1)]),
@@ -476,7 +476,7 @@ def test_two_variants_without_any_conversion_compare_exactly_not_as_nan() -> Non
         assert a.absolute.p_value == 1.0 and a.absolute.ci_low == a.absolute.ci_high == 0.0
         assert a.relative.estimate is None  # the control's rate is 0
         assert result.variant("b").absolute.estimate == pytest.approx(0.5)
-    with pytest.raises(ExperimentInputError, match="needs a control mean other than 0"):
+    with pytest.raises(ExperimentInputError, match="needs a control mean above 0"):
         analyze(frame, metric="converted", method="bayesian")
 
 
@@ -513,3 +513,110 @@ def test_analyze_either_refuses_clearly_or_answers_without_nan(
         return
     json.dumps(result.to_dict(), allow_nan=False)
     assert result.reason
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_a_negative_control_mean_leaves_the_lift_undefined_and_bayes_refuses() -> None:
+    rng = np.random.default_rng(40)
+    frame = pd.DataFrame(
+        {
+            "variant": ["control"] * 500 + ["treatment"] * 500,
+            "profit": [*rng.normal(-10, 2, 500), *rng.normal(-9.5, 2, 500)],
+        }
+    )
+
+    result = analyze(frame, metric="profit")
+
+    assert result.variant("treatment").relative.estimate is None
+    assert result.winner == "treatment"  # the difference (+0.5) is what counts
+    with pytest.raises(ExperimentInputError, match="needs a control mean above 0"):
+        analyze(frame, metric="profit", method="bayesian")
+
+
+def test_bayesian_direction_comes_from_the_posterior_not_the_raw_estimate() -> None:
+    frame = _experiment({"control": 3000, "treatment": 3000}, {"treatment": -0.3}, seed=41)
+
+    # A strong prior of +20% overrules a worse observed result: whichever way the posterior
+    # points, the verdict and the reason must agree with it.
+    result = analyze(frame, method="bayesian", prior_mean=0.2, prior_sd=0.01)
+    chance = result.variant("treatment").chance_to_win
+
+    assert chance is not None and chance > 0.95
+    assert result.winner == "treatment"
+    assert "significantly worse" not in result.reason
+
+
+def test_values_too_large_to_square_are_refused_not_reported_as_certain() -> None:
+    frame = pd.DataFrame(
+        {"variant": ["control"] * 3 + ["t"] * 3, "y": [1.0, 2.0, 3.0, 1.5e308, 1.5e308, 1.0]}
+    )
+
+    with pytest.raises(ExperimentInputError, match="too large to analyse"):
+        analyze(frame, metric="y", control="control")
+
+
+def test_a_covariate_constant_up_to_rounding_is_refused() -> None:
+    frame = _experiment({"control": 5000, "treatment": 4000}, {"treatment": 0.1}, seed=42)
+
+    with pytest.raises(ExperimentInputError, match="no variance within the variants"):
+        analyze(frame.assign(pre_spend=9.99), covariate="pre_spend")
+    per_variant = np.where(frame["variant"] == "control", 1.0, 2.0)
+    with pytest.raises(ExperimentInputError, match="no variance within the variants"):
+        analyze(frame.assign(pre_spend=per_variant), covariate="pre_spend")
+
+
+def test_a_guardrail_that_moves_from_all_zero_to_all_one_is_harmed() -> None:
+    frame = _experiment({"control": 3000, "treatment": 3000}, {"treatment": 0.5}, seed=43)
+    frame["complaint"] = (frame["variant"] == "treatment").astype(int)
+
+    result = analyze(frame, guardrails={"complaint": "lower"})
+
+    assert [g.harmed for g in result.guardrails] == [True]
+    assert result.winner is None
+
+
+def test_a_metric_constant_within_but_different_between_variants_is_an_exact_difference() -> None:
+    frame = pd.DataFrame({"variant": ["control"] * 20 + ["t"] * 20, "y": [0] * 20 + [1] * 20})
+
+    result = analyze(frame, metric="y", control="control")
+
+    assert result.variant("t").absolute.p_value == 0.0
+    assert result.winner == "t"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"power": 1.0}, "power must be between 0 and 1"),
+        ({"power": float("nan")}, "power must be between 0 and 1"),
+        ({"method": "bayesian", "prior_mean": float("nan"), "prior_sd": 0.1}, "prior_mean"),
+        ({"method": "bayesian", "prior_mean": float("inf"), "prior_sd": 0.1}, "prior_mean"),
+    ],
+    ids=["power-one", "power-nan", "prior-mean-nan", "prior-mean-inf"],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ExperimentInputError, match=message):
+        analyze(_small(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_alpha_may_be_any_real_number_type() -> None:
+    assert analyze(_small(), alpha=np.float32(0.05)).alpha == pytest.approx(0.05)  # type: ignore[arg-type]
+
+
+def test_the_remaining_sample_uses_t_quantiles_for_small_samples() -> None:
+    frame = pd.DataFrame(
+        {"variant": ["control"] * 3 + ["t"] * 3, "y": [1.0, 2.0, 3.0, 4.5, 5.0, 9.0]}
+    )
+
+    result = analyze(frame, metric="y", control="control")
+    extra = result.remaining_n_per_variant
+    assert extra is not None
+    c, t = np.array([1.0, 2.0, 3.0]), np.array([4.5, 5.0, 9.0])
+    n = 3 + extra
+    # At the recommended size, with the same means and variances, Welch's test has 80% power.
+    se = np.sqrt(c.var(ddof=1) / n + t.var(ddof=1) / n)
+    df = 2 * n - 2
+    achieved = stats.nct.sf(stats.t.ppf(0.975, df), df, (t.mean() - c.mean()) / se)
+    assert achieved >= 0.8 - 1e-3

@@ -437,3 +437,31 @@ def test_ratio_metric_intervals_cover_the_true_difference() -> None:
     truth = true_aov["t"] - true_aov["c"]
     covered = (effect.ci_low <= truth) & (truth <= effect.ci_high)
     assert COVERAGE_BAND[0] <= _coverage(covered) <= COVERAGE_BAND[1]
+
+
+def test_moments_stay_exact_when_rows_are_sorted_by_variant_at_very_different_levels() -> None:
+    rng = np.random.default_rng(17)
+    y = np.r_[rng.normal(0, 1, 5000), rng.normal(1e8, 1, 5000)]
+    codes = np.r_[np.zeros(5000, dtype=np.intp), np.ones(5000, dtype=np.intp)]
+
+    control, treatment = moments_by_group(codes, 2, y)
+
+    assert control.variance == pytest.approx(y[:5000].var(ddof=1), rel=1e-9)
+    assert treatment.variance == pytest.approx(y[5000:].var(ddof=1), rel=1e-9)
+
+
+def test_moments_are_the_same_whatever_the_chunking(monkeypatch: pytest.MonkeyPatch) -> None:
+    import clv.experiments.statistics as module
+
+    rng = np.random.default_rng(18)
+    y, x = _skewed(rng, 7001), rng.gamma(1.0, 10.0, 7001)
+    codes = rng.integers(0, 3, 7001)
+    whole = moments_by_group(codes, 3, y, x)
+    monkeypatch.setattr(module, "_CHUNK", 1000)
+
+    chunked = moments_by_group(codes, 3, y, x)
+
+    for a, b in zip(whole, chunked, strict=True):
+        assert b.mean == pytest.approx(a.mean, rel=1e-12)
+        assert b.variance == pytest.approx(a.variance, rel=1e-10)
+        assert b.xy_covariance == pytest.approx(a.xy_covariance, rel=1e-9)
