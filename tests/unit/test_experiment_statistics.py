@@ -465,3 +465,19 @@ def test_moments_are_the_same_whatever_the_chunking(monkeypatch: pytest.MonkeyPa
         assert b.mean == pytest.approx(a.mean, rel=1e-12)
         assert b.variance == pytest.approx(a.variance, rel=1e-10)
         assert b.xy_covariance == pytest.approx(a.xy_covariance, rel=1e-9)
+
+
+def test_the_sample_ratio_check_rarely_cries_wolf_and_catches_a_small_leak() -> None:
+    rng = np.random.default_rng(19)
+    shares = [0.2, 0.3, 0.5]
+    healthy = rng.multinomial(200_000, shares, size=SIMULATIONS)
+    # 2% of the treatment's units lost on the way (a redirect that drops some visitors).
+    leaky = healthy.copy()
+    leaky[:, 2] = np.round(leaky[:, 2] * 0.98).astype(int)
+
+    false_alarms = np.mean([sample_ratio_p_value(c, shares) < 0.001 for c in healthy])
+    caught = np.mean([sample_ratio_p_value(c, shares) < 0.001 for c in leaky])
+
+    # Rare events: the allowance is the binomial's 99.9% quantile, not a normal approximation.
+    assert false_alarms <= stats.binom.ppf(0.999, SIMULATIONS, 0.001) / SIMULATIONS
+    assert caught > 0.75  # a 1% shortfall overall is found in most runs
