@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,25 @@ class Settings(BaseSettings):
         SQLAlchemy URL of the platform's own database (``CLV_DATABASE_URL``): segment versions,
         assignment history, approvals and scores, e.g. ``postgresql+psycopg://user@host/clv``.
         ``None``: SQLite at ``home/clv.db``.
+    smtp_host : str or None
+        SMTP server for the campaigns' email channel (``CLV_SMTP_HOST``). ``None``: no email
+        channel (:func:`clv.campaigns.channels.providers_from_settings` says so when asked).
+    smtp_port : int
+        Its port (``CLV_SMTP_PORT``): 25, or 587 for submission with STARTTLS.
+    smtp_user : str or None
+        Login for SMTP AUTH (``CLV_SMTP_USER``); ``None``: no AUTH.
+    smtp_password : SecretStr or None
+        Password for SMTP AUTH (``CLV_SMTP_PASSWORD``); never shown in reprs or logs.
+    smtp_starttls : bool
+        Upgrade the SMTP connection with STARTTLS before AUTH and sending
+        (``CLV_SMTP_STARTTLS``); the server certificate is verified.
+    smtp_from : str
+        The From address of campaign emails (``CLV_SMTP_FROM``), e.g. ``Shop <news@shop.example>``.
+    sms_webhook_url : str or None
+        HTTP(S) endpoint that sends SMS (``CLV_SMS_WEBHOOK_URL``); ``None``: no SMS channel.
+    inapp_webhook_url : str or None
+        HTTP(S) endpoint that delivers in-app messages (``CLV_INAPP_WEBHOOK_URL``);
+        ``None``: no in-app channel.
     """
 
     model_config = SettingsConfigDict(env_prefix="CLV_", extra="ignore")
@@ -48,6 +67,14 @@ class Settings(BaseSettings):
     optuna_storage: str | None = None
     future_tolerance_days: float = Field(default=1.0, ge=0.0)
     database_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65_535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "clv@localhost"
+    sms_webhook_url: str | None = None
+    inapp_webhook_url: str | None = None
 
     @property
     def warehouse(self) -> Path:
