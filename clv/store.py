@@ -1,4 +1,4 @@
-"""The platform database: segment versions, their assignment history, approvals and scores.
+"""The platform database: segment versions, their history, approvals, scores and campaigns.
 
 This is the only module that talks SQL (SQLAlchemy 2.0 Core). The schema is created and upgraded
 by Alembic migrations (``clv/store_migrations/``), run programmatically by :class:`Store` on first
@@ -15,6 +15,24 @@ Scores
     ``clv score`` writes each scoring run's scores here too (``scoring_runs`` + ``scores``); the
     same scores twice are one run.
 
+Campaigns
+    A campaign is planned once per content (``content_hash``): its plan (one row per customer,
+    ``holdout`` or a variant) and its outbox (one rendered message per contacted customer) are
+    stored with it in one transaction. Status: ``planned`` → ``sending`` → ``sent``, or
+    ``cancelled``. Measured uplift per (segment, channel, metric) goes to ``campaign_results``
+    and comes back, the latest per cell, through :meth:`Store.measured_uplift`.
+
+Exactly-once sending
+    Each outbox row is keyed by :func:`idempotency_key` (SHA-256 of campaign, customer and
+    channel). Senders :meth:`~Store.claim_messages` (``pending`` → ``sending``, atomically;
+    concurrent claimers get disjoint rows), deliver with the key passed to the provider, and
+    record the outcome (:meth:`~Store.mark_sent`, :meth:`~Store.mark_failed`,
+    :meth:`~Store.release`); a ``sent`` row is never claimed or counted again. A sender that
+    crashes leaves its rows ``sending``: once the claim's lease expires another sender claims
+    them again (``retry``), and since the previous attempt may have been delivered, the
+    provider side drops the duplicate by its idempotency key. Every claim and outcome is
+    logged in ``outbox_events``.
+
 Timestamps
     Stored as naive UTC. Arguments may be timezone-aware (any zone; converted to UTC) or naive
     (taken as UTC). Everything returned is timezone-aware UTC: ``datetime`` objects in
@@ -24,7 +42,8 @@ Concurrency
     Every write is one transaction that first takes the store's write lock (SQLite:
     ``BEGIN IMMEDIATE``; PostgreSQL: ``LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE``), so version
     numbers, the single active version and idempotency hold with several writers. Readers are not
-    blocked (SQLite runs in WAL mode).
+    blocked (SQLite runs in WAL mode). The outbox's claims and outcomes lock only the rows they
+    change on PostgreSQL (``SELECT ... FOR UPDATE [SKIP LOCKED]``), so senders run in parallel.
 """
 
 from __future__ import annotations
@@ -38,7 +57,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -265,6 +284,175 @@ scores_table = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# --- campaigns ----------------------------------------------------------------------------------
+
+#: Campaign statuses: ``planned`` → ``sending`` → ``sent``; ``planned`` or ``sending`` →
+#: ``cancelled``.
+PLANNED, SENDING, SENT, CANCELLED = "planned", "sending", "sent", "cancelled"
+CAMPAIGN_STATUSES = (PLANNED, SENDING, SENT, CANCELLED)
+#: The status changes :meth:`Store.set_campaign_status` allows.
+CAMPAIGN_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    PLANNED: (SENDING, CANCELLED),
+    SENDING: (SENT, CANCELLED),
+    SENT: (),
+    CANCELLED: (),
+}
+#: The plan's group of customers kept out of the campaign (the other groups are variants).
+HOLDOUT_GROUP = "holdout"
+#: Outbox statuses: ``pending`` → ``sending`` (claimed) → ``sent``, ``failed`` or ``dry_run``;
+#: ``sending`` → ``pending`` when released, or re-claimed once its lease expired.
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "dry_run")
+#: What the outbox event log records: a claim, a re-claim after an expired lease (``retry``),
+#: an outcome, or a release back to ``pending``.
+OUTBOX_EVENTS = ("claimed", "retry", "sent", "failed", "dry_run", "released")
+#: Columns of a plan frame besides ``customer_id`` and ``group_name`` (each optional).
+PLAN_COLUMNS: dict[str, Literal["float", "text", "time"]] = {
+    "channel": "text",
+    "segment": "text",
+    "send_at": "time",
+    "expected_incremental_value": "float",
+    "cost": "float",
+    "predicted_clv": "float",
+}
+#: Columns of a messages frame (``subject`` may be missing or empty: SMS and in-app have none).
+MESSAGE_COLUMNS = ("customer_id", "channel", "recipient", "subject", "body")
+#: Columns of a results frame (``analysed_at`` is optional).
+RESULT_COLUMNS = (
+    "segment",
+    "channel",
+    "metric",
+    "uplift",
+    "standard_error",
+    "n_treated",
+    "n_holdout",
+)
+
+
+def _in(values: Sequence[str]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+campaigns_table = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("campaign_id", sa.String(128), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("planned_at", UTCDateTime, nullable=False),
+    sa.Column("budget", sa.Float, nullable=False),
+    sa.Column("holdout_share", sa.Float, nullable=False),
+    sa.Column("segment_version", sa.Integer),
+    sa.Column("scores_as_of", UTCDateTime),
+    sa.Column("n_targeted", sa.Integer, nullable=False),
+    sa.Column("n_holdout", sa.Integer, nullable=False),
+    sa.Column("total_cost", sa.Float, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.CheckConstraint(f"status IN ({_in(CAMPAIGN_STATUSES)})", name="status"),
+    sa.CheckConstraint("budget >= 0 AND total_cost >= 0", name="money"),
+    sa.CheckConstraint("holdout_share >= 0 AND holdout_share < 1", name="holdout_share"),
+    sa.CheckConstraint("n_targeted >= 0 AND n_holdout >= 0", name="counts"),
+)
+
+campaign_plan_table = sa.Table(
+    "campaign_plan",
+    metadata,
+    sa.Column(
+        "campaign_id",
+        sa.String(128),
+        sa.ForeignKey("campaigns.campaign_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("group_name", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text),
+    sa.Column("segment", sa.Text),
+    sa.Column("send_at", UTCDateTime),
+    sa.Column("expected_incremental_value", sa.Float),
+    sa.Column("cost", sa.Float),
+    sa.Column("predicted_clv", sa.Float),
+    # A contacted customer has a channel and a cost; a holdout customer may carry the channel
+    # (and cost) they would have had, which the per-channel measurement compares against.
+    sa.CheckConstraint(
+        "group_name = 'holdout' OR (channel IS NOT NULL AND cost IS NOT NULL)", name="targeted"
+    ),
+    sa.CheckConstraint("cost >= 0", name="cost"),
+    sqlite_with_rowid=False,
+)
+
+outbox_table = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("idempotency_key", sa.String(64), primary_key=True),
+    sa.Column(
+        "campaign_id",
+        sa.String(128),
+        sa.ForeignKey("campaigns.campaign_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_response", sa.Text),
+    sa.Column("subject", sa.Text),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("claimed_at", UTCDateTime),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(f"status IN ({_in(OUTBOX_STATUSES)})", name="status"),
+    sa.CheckConstraint("attempts >= 0", name="attempts"),
+    sa.CheckConstraint(
+        "(status <> 'sending' OR claimed_at IS NOT NULL)"
+        " AND (status <> 'sent' OR sent_at IS NOT NULL)",
+        name="times",
+    ),
+    # The claim query's range: a campaign's pending (and stale sending) rows.
+    sa.Index("ix_outbox_campaign_id_status", "campaign_id", "status"),
+)
+
+outbox_events_table = sa.Table(
+    "outbox_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "idempotency_key",
+        sa.String(64),
+        sa.ForeignKey("outbox.idempotency_key", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("response", sa.Text),
+    sa.CheckConstraint(f"event IN ({_in(OUTBOX_EVENTS)})", name="event"),
+)
+
+campaign_results_table = sa.Table(
+    "campaign_results",
+    metadata,
+    sa.Column(
+        "campaign_id",
+        sa.String(128),
+        sa.ForeignKey("campaigns.campaign_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("segment", sa.Text, primary_key=True),
+    sa.Column("channel", sa.Text, primary_key=True),
+    sa.Column("metric", sa.Text, primary_key=True),
+    sa.Column("uplift", sa.Float, nullable=False),
+    sa.Column("standard_error", sa.Float),
+    sa.Column("n_treated", sa.Integer, nullable=False),
+    sa.Column("n_holdout", sa.Integer, nullable=False),
+    sa.Column("analysed_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("standard_error >= 0", name="standard_error"),
+    sa.CheckConstraint("n_treated >= 0 AND n_holdout >= 0", name="counts"),
+)
+
 #: The view ``segment_history`` (created by the migrations): every assignment of an activated
 #: version with its validity ``[valid_from, valid_to)``; ``valid_to`` is NULL while active.
 segment_history = sa.table(
@@ -280,6 +468,9 @@ segment_history = sa.table(
 # PostgreSQL write locks: they conflict with each other and with row changes, never with SELECT.
 _LOCK_VERSIONS = sa.text("LOCK TABLE segment_versions IN SHARE ROW EXCLUSIVE MODE")
 _LOCK_SCORING_RUNS = sa.text("LOCK TABLE scoring_runs IN SHARE ROW EXCLUSIVE MODE")
+_LOCK_CAMPAIGNS = sa.text("LOCK TABLE campaigns IN SHARE ROW EXCLUSIVE MODE")
+#: Keys per ``IN (...)`` list of the claim's statements (well under SQLite's variable limit).
+_KEYS_PER_STATEMENT = 1_000
 
 
 @dataclass(frozen=True)
@@ -338,6 +529,59 @@ class VersionInfo:
     automatic: bool
     config: dict[str, Any]
     model: str | None
+
+
+@dataclass(frozen=True)
+class CampaignInfo:
+    """One campaign as stored.
+
+    Attributes
+    ----------
+    campaign_id : str
+        E.g. ``winback-1a2b3c4d``: the definition's slug and the start of its content hash.
+    name : str
+        The definition's name.
+    content_hash : str
+        SHA-256 of the definition and its inputs: planning the same again returns this campaign.
+    status : str
+        ``planned``, ``sending``, ``sent`` or ``cancelled``.
+    created_at : datetime
+        When it was stored (aware UTC, as every time here).
+    planned_at : datetime
+        The instant the plan was computed for.
+    budget : float
+        The definition's budget.
+    holdout_share : float
+        Share of the audience kept out, in ``[0, 1)``.
+    segment_version : int or None
+        The segmentation version the audience was drawn from.
+    scores_as_of : datetime or None
+        The cut-off of the scores the plan used.
+    n_targeted, n_holdout : int
+        Customers contacted, and kept out (plan rows of a variant, of ``holdout``).
+    total_cost : float
+        Cost of the contacted customers' messages.
+    definition : dict
+        The campaign definition as planned.
+    summary : dict
+        What the planner reported: customers excluded by reason, counts per variant and channel.
+    """
+
+    campaign_id: str
+    name: str
+    content_hash: str
+    status: str
+    created_at: datetime
+    planned_at: datetime
+    budget: float
+    holdout_share: float
+    segment_version: int | None
+    scores_as_of: datetime | None
+    n_targeted: int
+    n_holdout: int
+    total_cost: float
+    definition: dict[str, Any]
+    summary: dict[str, Any]
 
 
 # --- engine and migrations --------------------------------------------------------------------
@@ -526,7 +770,7 @@ def _column_values(frame: pd.DataFrame, name: str, kind: str, what: str) -> list
 
 
 class Store:
-    """The platform database: segment versions, their history, approvals and scores.
+    """The platform database: segment versions, their history, approvals, scores and campaigns.
 
     Parameters
     ----------
@@ -628,10 +872,14 @@ class Store:
     # --- transactions ---------------------------------------------------------------------
 
     @contextmanager
-    def _write(self, lock: sa.TextClause = _LOCK_VERSIONS) -> Iterator[Connection]:
-        """One write transaction holding the store's write lock; rolled back on any error."""
+    def _write(self, lock: sa.TextClause | None = _LOCK_VERSIONS) -> Iterator[Connection]:
+        """One write transaction holding the store's write lock; rolled back on any error.
+
+        ``lock=None``: on PostgreSQL no table lock; the transaction locks the rows it changes
+        (the outbox's claims and outcomes). SQLite always takes its one write lock.
+        """
         with self._writer.connect() as conn, conn.begin():
-            if self._postgresql:
+            if self._postgresql and lock is not None:
                 conn.execute(lock)
             yield conn
 
@@ -772,6 +1020,22 @@ class Store:
         self, conn: Connection, table: sa.Table, columns: list[str], values: list[list[Any]]
     ) -> None:
         """Insert column-wise ``values``: COPY on PostgreSQL (psycopg), else ``executemany``."""
+        # The two fast paths hand values to the driver: times are converted here, as
+        # UTCDateTime converts them on SQLAlchemy's own path (naive UTC; SQLite's text form).
+        fast = self._copy or conn.dialect.paramstyle == "qmark"
+        if fast and any(isinstance(table.c[c].type, UTCDateTime) for c in columns):
+            values = list(values)
+            for i, name in enumerate(columns):
+                kind = table.c[name].type
+                if not isinstance(kind, UTCDateTime):
+                    continue
+                convert = (
+                    functools.partial(kind.process_bind_param, dialect=conn.dialect)
+                    if self._copy
+                    else kind.bind_processor(conn.dialect)
+                )
+                if convert is not None:
+                    values[i] = [convert(v) for v in values[i]]
         if self._copy:
             from psycopg import sql
 
@@ -1254,6 +1518,792 @@ class Store:
             frame["model_version"] = run.model_version
         return frame
 
+    # --- campaigns ------------------------------------------------------------------------
+
+    def create_campaign(
+        self,
+        campaign_id: str,
+        name: str,
+        content_hash: str,
+        definition: Mapping[str, Any],
+        plan: pd.DataFrame,
+        *,
+        budget: float,
+        holdout_share: float,
+        segment_version: int | None,
+        scores_as_of: Any,
+        summary: Mapping[str, Any],
+        messages: pd.DataFrame,
+        planned_at: Any = None,
+    ) -> CampaignInfo:
+        """Store a planned campaign, its plan and its outbox, in one transaction.
+
+        Parameters
+        ----------
+        campaign_id : str
+            E.g. ``winback-1a2b3c4d`` (at most 128 characters, no ``|``).
+        name : str
+            The definition's name.
+        content_hash : str
+            SHA-256 of the definition and its inputs.
+        definition : mapping
+            The campaign definition, stored as JSON.
+        plan : DataFrame
+            One row per customer of the audience: ``customer_id``, ``group_name``
+            (``holdout`` or a variant), and optionally :data:`PLAN_COLUMNS` (``send_at`` naive
+            means UTC). A contacted customer needs a channel and a cost; a holdout customer may
+            carry the channel and cost they would have had. Other columns are not stored.
+        budget : float
+            The definition's budget (≥ 0).
+        holdout_share : float
+            Share of the audience kept out, in ``[0, 1)``.
+        segment_version : int or None
+            The segmentation version the audience came from.
+        scores_as_of : datetime-like or None
+            The scores' cut-off.
+        summary : mapping
+            The planner's counts (excluded by reason, per variant and channel), stored as JSON.
+        messages : DataFrame
+            One rendered message per contacted customer: :data:`MESSAGE_COLUMNS`
+            (``subject`` optional). Each becomes a ``pending`` outbox row keyed by
+            :func:`idempotency_key`.
+        planned_at : datetime-like, optional
+            The instant the plan was computed for (default: now).
+
+        Returns
+        -------
+        CampaignInfo
+            The new campaign (``planned``); or, when a campaign with the same
+            ``content_hash`` exists, that campaign as it is (and nothing is stored).
+
+        Raises
+        ------
+        StoreError
+            On missing columns or values, repeated customers, a message for a customer the
+            plan does not contact (a holdout customer above all) or a contacted customer
+            without a message, or a ``campaign_id`` taken by other content. Nothing is stored
+            then, nor when anything else fails during the transaction.
+        """
+        key = _campaign_key(campaign_id)
+        title = str(name or "").strip()
+        if not title:
+            raise StoreError(f"campaign {key!r} needs a name")
+        if not content_hash:
+            raise StoreError("a campaign needs its content hash (SHA-256 of definition and inputs)")
+        money = _finite(budget, "the budget")
+        share = _finite(holdout_share, "the holdout share")
+        if money < 0:
+            raise StoreError(f"the budget must not be negative (got {money!r})")
+        if not 0 <= share < 1:
+            raise StoreError(f"the holdout share must be in [0, 1) (got {share!r})")
+        t = campaigns_table
+        same_content = sa.select(t).where(t.c.content_hash == content_hash)
+        with self._read() as conn:  # planned before: skip the checks (checked again below)
+            existing = conn.execute(same_content).one_or_none()
+        if existing is not None:
+            logger.info("campaign %s has the same content; nothing stored", existing.campaign_id)
+            return _campaign_info(existing)
+        plan_columns, plan_values = _plan_values(plan)
+        by_name = dict(zip(plan_columns, plan_values, strict=True))
+        customers, groups, costs = by_name["customer_id"], by_name["group_name"], by_name["cost"]
+        contacted = {
+            c: channel
+            for c, group, channel in zip(customers, groups, by_name["channel"], strict=True)
+            if group != HOLDOUT_GROUP
+        }
+        outbox_columns, outbox_values = _message_values(messages, key, contacted, set(customers))
+        total_cost = math.fsum(
+            cost for group, cost in zip(groups, costs, strict=True) if group != HOLDOUT_GROUP
+        )
+        with self._write(_LOCK_CAMPAIGNS) as conn:
+            existing = conn.execute(same_content).one_or_none()
+            if existing is not None:  # stored by a concurrent writer meanwhile
+                logger.info(
+                    "campaign %s has the same content; nothing stored", existing.campaign_id
+                )
+                return _campaign_info(existing)
+            if conn.execute(sa.select(t.c.campaign_id).where(t.c.campaign_id == key)).first():
+                raise StoreError(
+                    f"campaign id {key!r} is taken by a campaign with other content; give this "
+                    "one another id (its content hash's first characters make one)"
+                )
+            now = _now()
+            conn.execute(
+                t.insert().values(
+                    campaign_id=key,
+                    name=title,
+                    content_hash=content_hash,
+                    definition=_json(dict(definition)),
+                    status=PLANNED,
+                    created_at=now,
+                    planned_at=now if planned_at is None else _naive_utc(planned_at),
+                    budget=money,
+                    holdout_share=share,
+                    segment_version=None if segment_version is None else int(segment_version),
+                    scores_as_of=_optional_time(scores_as_of),
+                    n_targeted=len(contacted),
+                    n_holdout=len(customers) - len(contacted),
+                    total_cost=total_cost,
+                    summary=_json(dict(summary)),
+                )
+            )
+            rows = len(customers)
+            self._bulk_insert(
+                conn,
+                campaign_plan_table,
+                ["campaign_id", *plan_columns],
+                [[key] * rows, *plan_values],
+            )
+            messages_n = len(outbox_values[0])
+            constant: dict[str, Any] = {
+                "campaign_id": key,
+                "status": "pending",
+                "attempts": 0,
+                "updated_at": now,
+            }
+            self._bulk_insert(
+                conn,
+                outbox_table,
+                [*constant, *outbox_columns],
+                [*([v] * messages_n for v in constant.values()), *outbox_values],
+            )
+            info = _campaign_info(_campaign_row(conn, key))
+        self._analyze("campaign_plan", "outbox")
+        logger.info(
+            "stored campaign %s: %s contacted, %s held out, %s messages pending",
+            key,
+            f"{info.n_targeted:,}",
+            f"{info.n_holdout:,}",
+            f"{messages_n:,}",
+        )
+        return info
+
+    def _analyze(self, *tables: str) -> None:
+        """Refresh PostgreSQL's statistics after a bulk load (autovacuum may come much later).
+
+        Without them the planner guesses the sizes of freshly loaded tables, and the claim
+        query may scan instead of using the outbox's index. After the commit, so no lock is
+        held for it; a failure only costs the statistics.
+        """
+        if not self._postgresql:
+            return
+        try:
+            with self._reader.connect() as conn:
+                conn.exec_driver_sql(f"ANALYZE {', '.join(tables)}")
+        except sa.exc.DBAPIError as err:  # pragma: no cover - e.g. not the tables' owner
+            logger.warning("ANALYZE %s failed (statistics left as they were): %s", tables, err)
+
+    def campaign(self, campaign_id: str) -> CampaignInfo:
+        """One campaign.
+
+        Parameters
+        ----------
+        campaign_id : str
+            Its id.
+
+        Returns
+        -------
+        CampaignInfo
+            As stored.
+
+        Raises
+        ------
+        StoreError
+            When there is no such campaign (the message names some there are).
+        """
+        with self._read() as conn:
+            return _campaign_info(_campaign_row(conn, campaign_id))
+
+    def campaigns(self) -> list[CampaignInfo]:
+        """Every campaign, oldest first (empty when none was planned yet)."""
+        t = campaigns_table
+        with self._read() as conn:
+            rows = conn.execute(sa.select(t).order_by(t.c.created_at, t.c.campaign_id)).all()
+        return [_campaign_info(r) for r in rows]
+
+    def campaign_plan(self, campaign_id: str) -> pd.DataFrame:
+        """A campaign's plan, sorted by ``customer_id``.
+
+        Parameters
+        ----------
+        campaign_id : str
+            The campaign.
+
+        Returns
+        -------
+        DataFrame
+            ``customer_id``, ``group_name``, ``channel``, ``segment``, ``send_at``
+            (``datetime64[ns, UTC]``), ``expected_incremental_value``, ``cost``,
+            ``predicted_clv`` (float64).
+
+        Raises
+        ------
+        StoreError
+            When there is no such campaign.
+        """
+        t = campaign_plan_table
+        columns = ["customer_id", "group_name", *PLAN_COLUMNS]
+        with self._read() as conn:
+            _campaign_row(conn, campaign_id)
+            rows = conn.execute(
+                sa.select(*(t.c[c] for c in columns))
+                .where(t.c.campaign_id == campaign_id)
+                .order_by(t.c.customer_id)
+            ).all()
+        floats = [c for c, kind in PLAN_COLUMNS.items() if kind == "float"]
+        return _frame(rows, columns, floats=floats, times=["send_at"])
+
+    def outbox(self, campaign_id: str, status: str | None = None) -> pd.DataFrame:
+        """A campaign's outbox rows, sorted by ``customer_id`` and ``channel``.
+
+        Parameters
+        ----------
+        campaign_id : str
+            The campaign.
+        status : str, optional
+            Only rows of this status (one of :data:`OUTBOX_STATUSES`).
+
+        Returns
+        -------
+        DataFrame
+            Every column of the ``outbox`` table; ``attempts`` int64, the times
+            ``datetime64[ns, UTC]``.
+
+        Raises
+        ------
+        StoreError
+            When there is no such campaign, or ``status`` is not an outbox status.
+        """
+        if status is not None and status not in OUTBOX_STATUSES:
+            raise StoreError(f"unknown outbox status {status!r}; use one of {OUTBOX_STATUSES}")
+        t = outbox_table
+        statement = sa.select(t).where(t.c.campaign_id == campaign_id)
+        if status is not None:
+            statement = statement.where(t.c.status == status)
+        with self._read() as conn:
+            _campaign_row(conn, campaign_id)
+            rows = conn.execute(statement.order_by(t.c.customer_id, t.c.channel)).all()
+        return _frame(
+            rows,
+            [c.name for c in t.columns],
+            ints=["attempts"],
+            times=["claimed_at", "sent_at", "updated_at"],
+        )
+
+    def outbox_counts(self, campaign_id: str) -> dict[str, int]:
+        """How many of a campaign's messages are in each outbox status.
+
+        Parameters
+        ----------
+        campaign_id : str
+            The campaign.
+
+        Returns
+        -------
+        dict
+            Every status of :data:`OUTBOX_STATUSES` (zero included) → count.
+
+        Raises
+        ------
+        StoreError
+            When there is no such campaign.
+        """
+        with self._read() as conn:
+            _campaign_row(conn, campaign_id)
+            return _outbox_counts(conn, campaign_id)
+
+    def outbox_events(self, campaign_id: str) -> pd.DataFrame:
+        """The event log of a campaign's messages, in the order it was written.
+
+        Parameters
+        ----------
+        campaign_id : str
+            The campaign.
+
+        Returns
+        -------
+        DataFrame
+            ``id``, ``idempotency_key``, ``customer_id``, ``channel``, ``at``
+            (``datetime64[ns, UTC]``), ``event`` (one of :data:`OUTBOX_EVENTS`), ``attempt``
+            (the message's attempts after the event), ``response``.
+
+        Raises
+        ------
+        StoreError
+            When there is no such campaign.
+        """
+        e, o = outbox_events_table, outbox_table
+        columns = ["id", "idempotency_key", "customer_id", "channel", "at", "event", "attempt"]
+        statement = (
+            sa.select(
+                e.c.id,
+                e.c.idempotency_key,
+                o.c.customer_id,
+                o.c.channel,
+                e.c.at,
+                e.c.event,
+                e.c.attempt,
+                e.c.response,
+            )
+            .join(o, o.c.idempotency_key == e.c.idempotency_key)
+            .where(o.c.campaign_id == campaign_id)
+            .order_by(e.c.id)
+        )
+        with self._read() as conn:
+            _campaign_row(conn, campaign_id)
+            rows = conn.execute(statement).all()
+        return _frame(rows, [*columns, "response"], ints=["id", "attempt"], times=["at"])
+
+    def set_campaign_status(self, campaign_id: str, status: str) -> CampaignInfo:
+        """Move a campaign along ``planned`` → ``sending`` → ``sent``, or to ``cancelled``.
+
+        Setting the status it has is a no-op. ``sent`` needs every message to have an outcome
+        (none ``pending`` or ``sending``). A cancelled campaign's messages are never claimed
+        again; outcomes of messages already claimed are still recorded.
+
+        Parameters
+        ----------
+        campaign_id : str
+            The campaign.
+        status : str
+            The new status: see :data:`CAMPAIGN_TRANSITIONS`.
+
+        Returns
+        -------
+        CampaignInfo
+            The campaign, as it now is.
+
+        Raises
+        ------
+        StoreError
+            When there is no such campaign, the change is not allowed, or messages are still
+            waiting for an outcome.
+        """
+        if status not in CAMPAIGN_STATUSES:
+            raise StoreError(f"unknown campaign status {status!r}; use one of {CAMPAIGN_STATUSES}")
+        with self._write(None) as conn:
+            row = _campaign_row(conn, campaign_id, lock="update" if self._postgresql else None)
+            current = row._mapping["status"]
+            if current == status:
+                return _campaign_info(row)
+            allowed = CAMPAIGN_TRANSITIONS[current]
+            if status not in allowed:
+                to = f"only to {' or '.join(allowed)}" if allowed else "no further"
+                raise StoreError(
+                    f"campaign {campaign_id!r} is {current}: it can go {to}, not to {status}"
+                )
+            if status == SENT:
+                counts = _outbox_counts(conn, campaign_id)
+                waiting = {s: counts[s] for s in ("pending", "sending") if counts[s]}
+                if waiting:
+                    shown = ", ".join(f"{n:,} {s}" for s, n in waiting.items())
+                    raise StoreError(
+                        f"campaign {campaign_id!r} still has messages without an outcome "
+                        f"({shown}): send them, or cancel the campaign"
+                    )
+            t = campaigns_table
+            conn.execute(t.update().where(t.c.campaign_id == campaign_id).values(status=status))
+            info = _campaign_info(_campaign_row(conn, campaign_id))
+        logger.info("campaign %s: %s → %s", campaign_id, current, status)
+        return info
+
+    # --- the outbox: claims and outcomes --------------------------------------------------
+
+    def claim_messages(
+        self,
+        campaign_id: str,
+        limit: int,
+        *,
+        lease_seconds: float = 300.0,
+        now: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Claim up to ``limit`` of a sending campaign's messages for one sender, atomically.
+
+        A message is claimable when it is ``pending``, or ``sending`` under a claim older than
+        the lease (its sender crashed, or gave no outcome in time). The claimed rows become
+        ``sending`` with ``claimed_at = now``, and a ``claimed`` (or, for an expired claim,
+        ``retry``) event is logged, all in one transaction. Concurrent claimers get disjoint
+        rows: PostgreSQL locks the rows it picks (``FOR UPDATE SKIP LOCKED``: a claimer skips
+        rows another is claiming rather than waiting; a row another claimer has just taken is
+        re-checked and is no longer claimable), SQLite claims inside ``BEGIN IMMEDIATE`` (one
+        writer at a time).
+
+        Parameters
+        ----------
+        campaign_id : str
+            A campaign with status ``sending``.
+        limit : int
+            The most rows to claim (≥ 0).
+        lease_seconds : float
+            How long a claim holds (> 0); after that another sender may claim the row again.
+        now : datetime, optional
+            The claim's instant (default: now; naive means UTC).
+
+        Returns
+        -------
+        DataFrame
+            ``idempotency_key``, ``campaign_id``, ``customer_id``, ``channel``, ``variant``
+            (the plan's group), ``recipient``, ``subject``, ``body``, ``attempts`` (before this
+            claim), ``claimed_at``; sorted by ``customer_id`` and ``channel``. Empty when
+            nothing is claimable, or the campaign is ``cancelled`` or ``sent``.
+
+        Raises
+        ------
+        StoreError
+            When there is no such campaign, it is still ``planned``, or ``limit`` or
+            ``lease_seconds`` is out of range.
+        """
+        count, lease = int(limit), float(lease_seconds)
+        if count < 0:
+            raise StoreError(f"the claim limit must not be negative (got {limit!r})")
+        if not (math.isfinite(lease) and lease > 0):
+            raise StoreError(f"the lease must be a positive number of seconds (got {lease!r})")
+        when = _now() if now is None else _naive_utc(now)
+        expired = when - timedelta(seconds=lease)
+        o, p = outbox_table, campaign_plan_table
+        with self._write(None) as conn:
+            # FOR SHARE: a concurrent status change waits for the claim, and the claim for it.
+            row = _campaign_row(conn, campaign_id, lock="share" if self._postgresql else None)
+            status = row._mapping["status"]
+            if status == PLANNED:
+                raise StoreError(
+                    f"campaign {campaign_id!r} is planned, not sending: set its status to "
+                    "sending first"
+                )
+            if status != SENDING or count == 0:
+                return _frame([], list(_CLAIM_COLUMNS), ints=["attempts"], times=["claimed_at"])
+            query = (
+                sa.select(
+                    o.c.idempotency_key,
+                    o.c.customer_id,
+                    o.c.channel,
+                    o.c.status,
+                    o.c.attempts,
+                    o.c.recipient,
+                    o.c.subject,
+                    o.c.body,
+                    p.c.group_name,
+                )
+                .join(
+                    p,
+                    sa.and_(p.c.campaign_id == o.c.campaign_id, p.c.customer_id == o.c.customer_id),
+                )
+                .where(
+                    o.c.campaign_id == campaign_id,
+                    sa.or_(
+                        o.c.status == "pending",
+                        sa.and_(o.c.status == "sending", o.c.claimed_at < expired),
+                    ),
+                )
+                .limit(count)
+            )
+            if self._postgresql:
+                query = query.with_for_update(skip_locked=True, of=o)
+            picked = conn.execute(query).all()
+            keys = [r.idempotency_key for r in picked]
+            for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+                conn.execute(
+                    o.update()
+                    .where(o.c.idempotency_key.in_(keys[start : start + _KEYS_PER_STATEMENT]))
+                    .values(status="sending", claimed_at=when, updated_at=when)
+                )
+            if picked:
+                conn.execute(
+                    outbox_events_table.insert(),
+                    [
+                        {
+                            "idempotency_key": r.idempotency_key,
+                            "at": when,
+                            "event": "claimed" if r.status == "pending" else "retry",
+                            "attempt": int(r.attempts),
+                            "response": None,
+                        }
+                        for r in picked
+                    ],
+                )
+        claimed = [
+            (
+                r.idempotency_key,
+                campaign_id,
+                r.customer_id,
+                r.channel,
+                r.group_name,
+                r.recipient,
+                r.subject,
+                r.body,
+                int(r.attempts),
+                when.replace(tzinfo=UTC),
+            )
+            for r in sorted(picked, key=lambda r: (r.customer_id, r.channel))
+        ]
+        retried = sum(r.status == "sending" for r in picked)
+        if picked:
+            logger.info(
+                "campaign %s: claimed %s message(s)%s",
+                campaign_id,
+                f"{len(picked):,}",
+                f", {retried:,} after an expired lease" if retried else "",
+            )
+        return _frame(claimed, list(_CLAIM_COLUMNS), ints=["attempts"], times=["claimed_at"])
+
+    def mark_sent(self, key: str, response: str | None, attempts: int) -> bool:
+        """Record that the provider accepted a message.
+
+        Accepted from ``sending``, and also from ``pending`` or ``failed``: a late report of a
+        sender whose claim had expired or been released is still a delivery. A message that is
+        already ``sent`` (or was a dry run) is left alone, so a delivery is never counted twice.
+
+        Parameters
+        ----------
+        key : str
+            The message's idempotency key.
+        response : str or None
+            The provider's reply.
+        attempts : int
+            The message's delivery attempts so far: the claimed row's ``attempts`` plus this
+            sender's tries (the stored count never decreases).
+
+        Returns
+        -------
+        bool
+            True when the message became ``sent``; False when it already had that outcome.
+
+        Raises
+        ------
+        StoreError
+            When there is no such message, or ``attempts`` is negative.
+        """
+        return self._outcome(
+            key, "sent", "sent", response, attempts, allowed=("sending", "pending", "failed")
+        )
+
+    def mark_failed(self, key: str, response: str | None, attempts: int) -> bool:
+        """Record that a claimed message failed for good (it is never claimed again).
+
+        Parameters
+        ----------
+        key : str
+            The message's idempotency key.
+        response : str or None
+            What went wrong (the provider's reply).
+        attempts : int
+            The message's delivery attempts so far: the claimed row's ``attempts`` plus this
+            sender's tries (the stored count never decreases).
+
+        Returns
+        -------
+        bool
+            True when the message became ``failed``; False when it is not ``sending`` (it was
+            sent — a delivery is never undone —, or another sender has it, or it was released).
+
+        Raises
+        ------
+        StoreError
+            When there is no such message, or ``attempts`` is negative.
+        """
+        return self._outcome(key, "failed", "failed", response, attempts, allowed=("sending",))
+
+    def mark_dry_run(self, key: str, response: str | None = None) -> bool:
+        """Record that a claimed message was rendered but deliberately not delivered.
+
+        Parameters
+        ----------
+        key : str
+            The message's idempotency key.
+        response : str, optional
+            A note for the log.
+
+        Returns
+        -------
+        bool
+            True when the message became ``dry_run``; False when it is not ``sending``.
+
+        Raises
+        ------
+        StoreError
+            When there is no such message.
+        """
+        return self._outcome(key, "dry_run", "dry_run", response, 0, allowed=("sending",))
+
+    def release(self, key: str, response: str | None, *, attempts: int = 0) -> bool:
+        """Give a claimed message back (``pending``): a transient failure to retry later.
+
+        Parameters
+        ----------
+        key : str
+            The message's idempotency key.
+        response : str or None
+            The transient failure.
+        attempts : int
+            The message's delivery attempts so far: the claimed row's ``attempts`` plus this
+            sender's tries (the stored count never decreases).
+
+        Returns
+        -------
+        bool
+            True when the message became ``pending``; False when it is not ``sending``.
+
+        Raises
+        ------
+        StoreError
+            When there is no such message, or ``attempts`` is negative.
+        """
+        return self._outcome(key, "pending", "released", response, attempts, allowed=("sending",))
+
+    def _outcome(
+        self,
+        key: str,
+        status: str,
+        event_name: str,
+        response: str | None,
+        attempts: int,
+        *,
+        allowed: tuple[str, ...],
+    ) -> bool:
+        """Move one message to ``status`` (from one of ``allowed``) and log the event."""
+        tries = int(attempts)
+        if tries < 0:
+            raise StoreError(f"attempts must not be negative (got {attempts!r})")
+        reply = None if response is None else str(response)
+        o = outbox_table
+        with self._write(None) as conn:
+            query = sa.select(o.c.status, o.c.attempts).where(o.c.idempotency_key == key)
+            if self._postgresql:
+                query = query.with_for_update()  # concurrent outcomes of one message queue up
+            row = conn.execute(query).one_or_none()
+            if row is None:
+                raise StoreError(f"no outbox message with idempotency key {key!r}")
+            if row.status not in allowed:
+                logger.info("outbox %s is %s: %s not recorded", key, row.status, event_name)
+                return False
+            now = _now()
+            total = max(int(row.attempts), tries)  # a stale report never lowers the count
+            values: dict[str, Any] = {
+                "status": status,
+                "attempts": total,
+                "last_response": reply,
+                "updated_at": now,
+            }
+            if status == "sent":
+                values["sent_at"] = now
+            conn.execute(o.update().where(o.c.idempotency_key == key).values(**values))
+            conn.execute(
+                outbox_events_table.insert().values(
+                    idempotency_key=key, at=now, event=event_name, attempt=total, response=reply
+                )
+            )
+        return True
+
+    # --- measured results -----------------------------------------------------------------
+
+    def record_results(
+        self, campaign_id: str, results: pd.DataFrame, *, analysed_at: Any = None
+    ) -> int:
+        """Store a campaign's measured uplift; a cell measured again is replaced (upsert).
+
+        Parameters
+        ----------
+        campaign_id : str
+            The campaign.
+        results : DataFrame
+            One row per (``segment``, ``channel``, ``metric``): :data:`RESULT_COLUMNS`
+            (``uplift`` relative to the holdout, e.g. 0.05 for +5 %; ``standard_error`` may be
+            missing), and optionally ``analysed_at``.
+        analysed_at : datetime-like, optional
+            When it was measured, for rows without their own (default: now).
+
+        Returns
+        -------
+        int
+            The rows written.
+
+        Raises
+        ------
+        StoreError
+            When there is no such campaign, a column or value is missing or out of range, or a
+            cell repeats.
+        """
+        rows = _result_rows(results, _now() if analysed_at is None else _naive_utc(analysed_at))
+        t = campaign_results_table
+        if self._postgresql:
+            from sqlalchemy.dialects.postgresql import insert as upsert_pg
+
+            statement: Any = upsert_pg(t)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert_sqlite
+
+            statement = upsert_sqlite(t)
+        keys = [c.name for c in t.primary_key.columns]
+        statement = statement.on_conflict_do_update(
+            index_elements=keys,
+            set_={c.name: statement.excluded[c.name] for c in t.columns if c.name not in keys},
+        )
+        with self._write(None) as conn:
+            _campaign_row(conn, campaign_id)
+            if rows:
+                conn.execute(statement, [{"campaign_id": campaign_id, **r} for r in rows])
+        logger.info("campaign %s: %s measured result(s) stored", campaign_id, len(rows))
+        return len(rows)
+
+    def measured_uplift(self, metric: str = "revenue") -> pd.DataFrame:
+        """The latest measured uplift per (segment, channel), for the planner's shrinkage.
+
+        "Latest" is the most recently planned campaign that measured the cell (then the most
+        recent analysis): re-analysing an old campaign does not hide a newer one's result.
+
+        Parameters
+        ----------
+        metric : str
+            The metric measured (``revenue``, ``conversion``, ...).
+
+        Returns
+        -------
+        DataFrame
+            ``segment``, ``channel``, ``uplift``, ``standard_error`` (float64; NaN when not
+            measured), ``n_treated``, ``n_holdout`` (int64), ``campaign_id``, ``analysed_at``
+            (``datetime64[ns, UTC]``); sorted by segment and channel. Empty when nothing was
+            measured for ``metric``.
+        """
+        r, c = campaign_results_table, campaigns_table
+        rank = (
+            sa.func.row_number()
+            .over(
+                partition_by=(r.c.segment, r.c.channel),
+                order_by=(c.c.planned_at.desc(), r.c.analysed_at.desc(), r.c.campaign_id.desc()),
+            )
+            .label("rank")
+        )
+        columns = [
+            "segment",
+            "channel",
+            "uplift",
+            "standard_error",
+            "n_treated",
+            "n_holdout",
+            "campaign_id",
+            "analysed_at",
+        ]
+        ranked = (
+            sa.select(*(r.c[name] for name in columns), rank)
+            .join(c, c.c.campaign_id == r.c.campaign_id)
+            .where(r.c.metric == metric)
+            .subquery()
+        )
+        statement = (
+            sa.select(*(ranked.c[name] for name in columns))
+            .where(ranked.c.rank == 1)
+            .order_by(ranked.c.segment, ranked.c.channel)
+        )
+        with self._read() as conn:
+            rows = conn.execute(statement).all()
+        return _frame(
+            rows,
+            columns,
+            floats=["uplift", "standard_error"],
+            ints=["n_treated", "n_holdout"],
+            times=["analysed_at"],
+        )
+
 
 # --- queries and helpers ----------------------------------------------------------------------
 
@@ -1540,3 +2590,357 @@ def _scores_hash(frame: pd.DataFrame, run: Mapping[str, Any]) -> str:
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     digest.update(_json(dict(run)).encode())
     return digest.hexdigest()
+
+
+# --- campaign helpers -------------------------------------------------------------------------
+
+_CLAIM_COLUMNS = (
+    "idempotency_key",
+    "campaign_id",
+    "customer_id",
+    "channel",
+    "variant",
+    "recipient",
+    "subject",
+    "body",
+    "attempts",
+    "claimed_at",
+)
+
+
+def idempotency_key(campaign_id: str, customer_id: str, channel: str) -> str:
+    """The outbox key of one message: SHA-256 hex of ``campaign_id|customer_id|channel``.
+
+    The same message always gets the same key, in any process: the outbox's primary key (one
+    row per message, however often a campaign is planned) and what the providers pass on
+    (``Message-ID``, ``Idempotency-Key``) so that the receiving side can drop a duplicate.
+
+    Parameters
+    ----------
+    campaign_id : str
+        The campaign (no ``|``).
+    customer_id : str
+        The customer.
+    channel : str
+        ``email``, ``sms``, ``in_app`` (no ``|``).
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+
+    Raises
+    ------
+    StoreError
+        When ``campaign_id`` or ``channel`` contains ``|`` (the key would be ambiguous).
+    """
+    for what, part in (("campaign id", campaign_id), ("channel", channel)):
+        if "|" in str(part):
+            raise StoreError(f"the {what} {part!r} contains '|', which the outbox key separates on")
+    return hashlib.sha256(f"{campaign_id}|{customer_id}|{channel}".encode()).hexdigest()
+
+
+def _campaign_key(campaign_id: Any) -> str:
+    text = str(campaign_id if campaign_id is not None else "")
+    if not text.strip() or text != text.strip():
+        raise StoreError(f"not a campaign id: {campaign_id!r} (non-empty, no surrounding spaces)")
+    if len(text) > campaigns_table.c.campaign_id.type.length:  # type: ignore[attr-defined]
+        raise StoreError(f"the campaign id {text[:40]!r}... is longer than 128 characters")
+    if "|" in text:
+        raise StoreError(
+            f"the campaign id {text!r} contains '|', which the outbox key separates on"
+        )
+    return text
+
+
+def _finite(value: Any, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise StoreError(f"{what} must be a number (got {value!r})") from None
+    if not math.isfinite(number):
+        raise StoreError(f"{what} must be a finite number (got {value!r})")
+    return number
+
+
+def _time_values(values: pd.Series, what: str) -> list[datetime | None]:
+    """Times as naive UTC datetimes (naive input means UTC); missing ones as None."""
+    try:
+        stamps = pd.to_datetime(values, utc=True)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise StoreError(f"{what} must hold times ({err})") from None
+    naive = stamps.dt.tz_localize(None).dt.floor("us")
+    return [None if pd.isna(v) else v.to_pydatetime() for v in naive]
+
+
+def _example(values: Sequence[Any]) -> str:
+    return f"{len(values):,} (e.g. {values[0]!r})"
+
+
+def _plan_values(plan: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    """The plan's stored columns and their values, column-wise; refuse what cannot be stored."""
+    missing = [c for c in ("customer_id", "group_name") if c not in plan.columns]
+    if missing:
+        raise StoreError(
+            f"the plan lacks the column(s) {', '.join(missing)}; it has "
+            f"{', '.join(map(str, plan.columns))}"
+        )
+    ignored = [
+        str(c) for c in plan.columns if c not in ("customer_id", "group_name", *PLAN_COLUMNS)
+    ]
+    if ignored:
+        logger.debug("plan columns not stored: %s", ", ".join(ignored))
+    for name in ("customer_id", "group_name"):
+        if plan[name].isna().any():
+            raise StoreError(f"the plan misses the {name} in {int(plan[name].isna().sum())} rows")
+    customers = plan["customer_id"].astype(str)
+    repeated = customers[customers.duplicated()]
+    if len(repeated):
+        raise StoreError(
+            f"the plan repeats customer(s) {_example(repeated.tolist())}: a campaign plans each "
+            "customer once, in one group"
+        )
+    n = len(plan)
+    values: list[list[Any]] = [customers.tolist(), plan["group_name"].astype(str).tolist()]
+    for name, kind in PLAN_COLUMNS.items():
+        if name not in plan.columns:
+            values.append([None] * n)
+        elif kind == "float":
+            values.append(_floats(plan[name], f"plan column {name}"))
+        elif kind == "time":
+            values.append(_time_values(plan[name], f"plan column {name}"))
+        else:
+            values.append(_texts(plan[name]))
+    columns = ["customer_id", "group_name", *PLAN_COLUMNS]
+    by_name = dict(zip(columns, values, strict=True))
+    contacted = [g != HOLDOUT_GROUP for g in by_name["group_name"]]
+    for name in ("channel", "cost"):
+        lacking = [
+            c
+            for c, value, sent in zip(by_name["customer_id"], by_name[name], contacted, strict=True)
+            if sent and value is None
+        ]
+        if lacking:
+            raise StoreError(
+                f"{_example(lacking)} contacted customer(s) have no {name} in the plan; only "
+                "holdout customers may go without"
+            )
+    negative = [
+        c
+        for c, cost in zip(by_name["customer_id"], by_name["cost"], strict=True)
+        if cost is not None and cost < 0
+    ]
+    if negative:
+        raise StoreError(f"{_example(negative)} customer(s) have a negative cost in the plan")
+    piped = sorted({ch for ch in by_name["channel"] if ch is not None and "|" in ch})
+    if piped:
+        raise StoreError(f"channel {piped[0]!r} contains '|', which the outbox key separates on")
+    return columns, values
+
+
+def _message_values(
+    messages: pd.DataFrame, campaign_id: str, contacted: Mapping[str, str], planned: set[str]
+) -> tuple[list[str], list[list[Any]]]:
+    """The outbox's per-message columns (keyed), checked against the plan's contacts."""
+    required = ("customer_id", "channel", "recipient", "body")
+    missing = [c for c in required if c not in messages.columns]
+    if missing:
+        raise StoreError(
+            f"the messages lack the column(s) {', '.join(missing)}; they have "
+            f"{', '.join(map(str, messages.columns))}"
+        )
+    for name in required:
+        if messages[name].isna().any():
+            count = int(messages[name].isna().sum())
+            raise StoreError(f"the messages miss the {name} in {count} rows")
+    customers = messages["customer_id"].astype(str).tolist()
+    channels = messages["channel"].astype(str).tolist()
+    seen: set[tuple[str, str]] = set()
+    repeated: list[str] = []
+    unknown: list[str] = []
+    held_out: list[str] = []
+    elsewhere: list[str] = []
+    for customer, channel in zip(customers, channels, strict=True):
+        if (customer, channel) in seen:
+            repeated.append(customer)
+        seen.add((customer, channel))
+        expected = contacted.get(customer)
+        if expected is None:
+            (held_out if customer in planned else unknown).append(customer)
+        elif expected != channel:
+            elsewhere.append(f"{customer} by {channel}, planned: {expected}")
+    problems = [
+        (repeated, "repeat a customer and channel: a customer gets one message per campaign"),
+        (unknown, "are for customers the plan does not hold"),
+        (held_out, "are for holdout customers, who are never contacted"),
+        (elsewhere, "use another channel than the plan gives the customer"),
+    ]
+    for found, what in problems:
+        if found:
+            raise StoreError(f"{_example(found)} message(s) {what}")
+    unsent = sorted(set(contacted) - set(customers))
+    if unsent:
+        raise StoreError(
+            f"{_example(unsent)} contacted customer(s) have no message: render one for every "
+            "customer of a variant"
+        )
+    subjects = (
+        _texts(messages["subject"]) if "subject" in messages.columns else [None] * len(customers)
+    )
+    keys = [
+        idempotency_key(campaign_id, customer, channel)
+        for customer, channel in zip(customers, channels, strict=True)
+    ]
+    columns = ["idempotency_key", "customer_id", "channel", "recipient", "subject", "body"]
+    values = [
+        keys,
+        customers,
+        channels,
+        messages["recipient"].astype(str).tolist(),
+        subjects,
+        messages["body"].astype(str).tolist(),
+    ]
+    return columns, values
+
+
+def _result_rows(results: pd.DataFrame, default_time: datetime) -> list[dict[str, Any]]:
+    """Measured results as rows; refuse what cannot be stored."""
+    required = [c for c in RESULT_COLUMNS if c != "standard_error"]
+    missing = [c for c in required if c not in results.columns]
+    if missing:
+        raise StoreError(
+            f"the results lack the column(s) {', '.join(missing)}; they have "
+            f"{', '.join(map(str, results.columns))}"
+        )
+    n = len(results)
+    for name in ("segment", "channel", "metric"):
+        if results[name].isna().any():
+            count = int(results[name].isna().sum())
+            raise StoreError(f"the results miss the {name} in {count} rows")
+    uplift = _floats(results["uplift"], "results column uplift")
+    errors = (
+        _floats(results["standard_error"], "results column standard_error")
+        if "standard_error" in results.columns
+        else [None] * n
+    )
+    if any(u is None or not math.isfinite(u) for u in uplift):
+        raise StoreError("the results' uplift must be a finite number in every row")
+    if any(e is not None and not (math.isfinite(e) and e >= 0) for e in errors):
+        raise StoreError("the results' standard_error must be a finite number ≥ 0 (or missing)")
+    counts = {
+        name: _ints(results[name], f"results column {name}") for name in ("n_treated", "n_holdout")
+    }
+    for name, values in counts.items():
+        if any(v is None or v < 0 for v in values):
+            raise StoreError(f"the results' {name} must be a count ≥ 0 in every row")
+    times: list[datetime | None] = (
+        _time_values(results["analysed_at"], "results column analysed_at")
+        if "analysed_at" in results.columns
+        else [None] * n
+    )
+    rows = [
+        {
+            "segment": segment,
+            "channel": channel,
+            "metric": metric,
+            "uplift": u,
+            "standard_error": e,
+            "n_treated": treated,
+            "n_holdout": holdout,
+            "analysed_at": default_time if at is None else at,
+        }
+        for segment, channel, metric, u, e, treated, holdout, at in zip(
+            results["segment"].astype(str),
+            results["channel"].astype(str),
+            results["metric"].astype(str),
+            uplift,
+            errors,
+            counts["n_treated"],
+            counts["n_holdout"],
+            times,
+            strict=True,
+        )
+    ]
+    seen: set[tuple[str, str, str]] = set()
+    for row in rows:
+        cell = (row["segment"], row["channel"], row["metric"])
+        if cell in seen:
+            raise StoreError(
+                f"the results repeat the cell (segment, channel, metric) = {cell!r}; each is "
+                "measured once per campaign"
+            )
+        seen.add(cell)
+    return rows
+
+
+def _campaign_row(
+    conn: Connection, campaign_id: str, lock: Literal["share", "update"] | None = None
+) -> sa.Row[Any]:
+    """The campaign's row (locked on PostgreSQL when asked), or a StoreError naming some."""
+    t = campaigns_table
+    query = sa.select(t).where(t.c.campaign_id == str(campaign_id))
+    if lock is not None:
+        query = query.with_for_update(read=lock == "share")
+    row = conn.execute(query).one_or_none()
+    if row is not None:
+        return row
+    latest = conn.execute(
+        sa.select(t.c.campaign_id).order_by(t.c.created_at.desc(), t.c.campaign_id).limit(3)
+    ).scalars()
+    known = ", ".join(map(repr, latest))
+    if not known:
+        raise StoreError(f"no campaign {campaign_id!r}: no campaign was planned yet")
+    total = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+    raise StoreError(f"no campaign {campaign_id!r}; the latest are {known} ({total} in all)")
+
+
+def _campaign_info(row: sa.Row[Any]) -> CampaignInfo:
+    m = row._mapping
+    return CampaignInfo(
+        campaign_id=m["campaign_id"],
+        name=m["name"],
+        content_hash=m["content_hash"],
+        status=m["status"],
+        created_at=m["created_at"],
+        planned_at=m["planned_at"],
+        budget=float(m["budget"]),
+        holdout_share=float(m["holdout_share"]),
+        segment_version=None if m["segment_version"] is None else int(m["segment_version"]),
+        scores_as_of=m["scores_as_of"],
+        n_targeted=int(m["n_targeted"]),
+        n_holdout=int(m["n_holdout"]),
+        total_cost=float(m["total_cost"]),
+        definition=json.loads(m["definition"]),
+        summary=json.loads(m["summary"]),
+    )
+
+
+def _outbox_counts(conn: Connection, campaign_id: str) -> dict[str, int]:
+    o = outbox_table
+    found = conn.execute(
+        sa.select(o.c.status, sa.func.count())
+        .where(o.c.campaign_id == campaign_id)
+        .group_by(o.c.status)
+    ).all()
+    counts = dict.fromkeys(OUTBOX_STATUSES, 0)
+    counts.update({status: int(n) for status, n in found})
+    return counts
+
+
+def _frame(
+    rows: Sequence[Any],
+    columns: list[str],
+    *,
+    floats: Sequence[str] = (),
+    ints: Sequence[str] = (),
+    times: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Rows as a frame: float64 / int64 columns, times as ``datetime64[ns, UTC]``."""
+    frame = pd.DataFrame(list(rows), columns=columns)
+    for name in floats:
+        frame[name] = frame[name].astype("float64")
+    for name in ints:
+        frame[name] = frame[name].astype("int64")
+    for name in times:
+        frame[name] = pd.to_datetime(frame[name], utc=True).astype("datetime64[ns, UTC]")
+    return frame

@@ -275,6 +275,18 @@ def test_segmentation_tables_list_the_columns_the_store_writes() -> None:
         ), name
 
 
+@pytest.mark.parametrize(
+    "name", ["campaigns", "campaign_plan", "outbox", "outbox_events", "campaign_results"]
+)
+def test_campaign_tables_list_the_columns_the_store_writes(name: str) -> None:
+    from clv.store import metadata
+
+    documented = [r.name for r in _table(name)]
+    assert documented == [c.name for c in metadata.tables[name].columns], name
+    campaigns = _sections("##")["Campaigns"]
+    assert f"### {name}\n" in campaigns, f"'### {name}' is not under '## Campaigns'"
+
+
 def test_experiment_tables_list_the_columns_the_commands_write() -> None:
     from clv.experiments.assignment import assign
     from clv.experiments.metrics import METRIC_COLUMNS
