@@ -1424,11 +1424,13 @@ def status(
     console.print(table)
 
 
+from clv.cli_campaign import campaign_app  # noqa: E402 (it reads this module's helpers)
 from clv.cli_experiment import experiment_app  # noqa: E402 (it reads this module's helpers)
 from clv.cli_segment import segment_app  # noqa: E402 (it reads this module's helpers)
 
 app.add_typer(segment_app, name="segment")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(campaign_app, name="campaign")
 
 
 def main() -> None:

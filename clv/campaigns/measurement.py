@@ -55,7 +55,12 @@ def attributed_metrics(
         customers without transactions.
     """
     window = pd.Timedelta(days=window_days)
-    keys = plan[["customer_id", "send_at"]].assign(customer_id=plan["customer_id"].astype(str))
+    send_at = pd.to_datetime(plan["send_at"])
+    if getattr(send_at.dt, "tz", None) is not None:  # the store gives aware UTC
+        send_at = send_at.dt.tz_convert("UTC").dt.tz_localize(None)
+    keys = pd.DataFrame(
+        {"customer_id": plan["customer_id"].astype(str).to_numpy(), "send_at": send_at.to_numpy()}
+    )
     tx = transactions.assign(customer_id=transactions["customer_id"].astype(str))
     tx = tx[tx["customer_id"].isin(keys["customer_id"])].merge(keys, on="customer_id")
     offset = tx["timestamp"] - tx["send_at"]
