@@ -282,18 +282,7 @@ def _load(path: Path, model: type[_Model]) -> _Model:
         raise FileNotFoundError(f"no such configuration file: {path}")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a configuration file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (UTF-8 YAML expected)") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    node, data = _parse_yaml(path, ConfigError)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -314,6 +303,41 @@ def _load(path: Path, model: type[_Model]) -> _Model:
 def _line_number(problem: str) -> int:
     found = re.search(r", line (\d+)", problem)
     return int(found.group(1)) if found else 0
+
+
+def _parse_yaml(
+    path: Path, error: type[Exception], *, column: bool = False
+) -> tuple[yaml.Node | None, Any]:
+    """A YAML file's node tree (for line numbers) and its data; ``error`` says what is wrong.
+
+    Parameters
+    ----------
+    path : Path
+        An existing file.
+    error : type of Exception
+        Raised, with the file and the line (and ``column``, when asked), for a file that is not
+        UTF-8 text or not valid YAML.
+    column : bool
+        Whether the message also gives the column of a syntax error.
+
+    Returns
+    -------
+    tuple
+        The composed root node (``None`` for an empty file) and the loaded data.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file (UTF-8 YAML expected)") from None
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = ""
+        if mark is not None:
+            where = f", line {mark.line + 1}" + (f", column {mark.column + 1}" if column else "")
+        problem = getattr(err, "problem", None) or str(err)
+        raise error(f"{path}{where}: not valid YAML ({problem})") from None
 
 
 def _duplicate_keys(path: Path, node: yaml.Node | None) -> list[str]:

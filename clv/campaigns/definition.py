@@ -50,7 +50,7 @@ from pydantic_core import PydanticCustomError
 from clv.campaigns.errors import CampaignError
 
 # The YAML-location helpers of the configuration files: one way of pointing at a line.
-from clv.config import _duplicate_keys, _key_node, _message, _node_at
+from clv.config import _duplicate_keys, _key_node, _message, _node_at, _parse_yaml
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -592,18 +592,7 @@ def load_campaign(path: str | Path, *, fields: Iterable[str] | None = None) -> C
         raise CampaignError(f"no such campaign file: {path}")
     if path.is_dir():
         raise CampaignError(f"{path} is a folder, not a campaign file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CampaignError(f"{path}: not a text file (UTF-8 YAML expected)") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise CampaignError(f"{path}{where}: not valid YAML ({problem})") from None
+    root, data = _parse_yaml(path, CampaignError, column=True)
     if data is None:
         raise CampaignError(f"{path}: the file is empty; see examples/campaign.yaml for a campaign")
     if not isinstance(data, dict):

@@ -8,9 +8,7 @@ PostgreSQL (COPY bulk loads, ``FOR UPDATE SKIP LOCKED`` claims) by overriding ``
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -32,6 +30,7 @@ from clv.store import (
     idempotency_key,
     metadata,
 )
+from tests.unit.test_store import backend, store, store_url  # noqa: F401 (the shared fixtures)
 
 __all__ = [
     "store",
@@ -56,28 +55,6 @@ __all__ = [
 JAN, FEB, MAR = (datetime(2024, month, 1, tzinfo=UTC) for month in (1, 2, 3))
 CAMPAIGN_TABLES = ("campaigns", "campaign_plan", "outbox", "outbox_events", "campaign_results")
 SEGMENT_TABLES = ("segment_versions", "segments", "segment_assignments", "rule_results")
-
-
-@pytest.fixture(params=["sqlite"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """The database the shared checks run on (the PostgreSQL tests override it)."""
-    return str(request.param)
-
-
-@pytest.fixture
-def store_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A URL of an empty database on ``backend``."""
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'db' / 'clv.db'}"
-    name = request.getfixturevalue("postgres_database")
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    """A store on a fresh database."""
-    with Store(store_url) as opened:
-        yield opened
 
 
 def _plan(n: int = 10) -> pd.DataFrame:
