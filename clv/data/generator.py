@@ -295,7 +295,9 @@ class SyntheticData:
 class _Clock:
     """Seasonal intensity on a daily grid and the maps between calendar and operational time."""
 
-    def __init__(self, start: date, last_day: date, strength: float) -> None:
+    def __init__(
+        self, start: date, last_day: date, strength: float, *, normalise_days: int | None = None
+    ) -> None:
         n_days = (last_day - start).days + 1
         days = pd.date_range(start, periods=n_days, freq="D")
         weekly = np.asarray(WEEKDAY_PROFILE)[days.dayofweek]
@@ -313,7 +315,9 @@ class _Clock:
         holiday[(month == 12) & (dom >= 8) & (dom <= 23)] = 1.6
         holiday[(month == 1) & (dom >= 2) & (dom <= 10)] = 1.25  # January sales
         raw = weekly * yearly * holiday
-        raw = raw / raw.mean()
+        # The mean over the first `normalise_days` days is 1: a longer clock (a campaign simulated
+        # after the horizon) keeps the generator's intensities on the days they share.
+        raw = raw / raw[: normalise_days or n_days].mean()
         self.intensity = 1 + strength * (raw - 1)
         self.grid = np.arange(n_days + 1, dtype=np.float64)
         self.cumulative = np.concatenate([[0.0], np.cumsum(self.intensity)])
@@ -374,6 +378,67 @@ def _clock(config: GeneratorConfig) -> _Clock:
     return _Clock(
         config.start, config.end + timedelta(days=config.horizon_days), config.seasonality
     )
+
+
+def extended_clock(config: GeneratorConfig, last_day: date) -> _Clock:
+    """``config``'s seasonal clock, continued to ``last_day`` when that is past the horizon.
+
+    The generator's operational time on the days of its observation period and horizon is kept
+    exactly; the days after follow the same weekly, yearly and holiday pattern.
+    """
+    own_last = config.end + timedelta(days=config.horizon_days)
+    return _Clock(
+        config.start,
+        max(own_last, last_day),
+        config.seasonality,
+        normalise_days=(own_last - config.start).days + 1,
+    )
+
+
+def config_from_population(population: dict[str, object]) -> GeneratorConfig:
+    """The :class:`GeneratorConfig` written to ``truth.json`` by :func:`write_synthetic`.
+
+    Parameters
+    ----------
+    population : dict
+        The parsed ``truth.json`` (``{"seed": ..., "config": {...}}``) or its ``config`` part.
+
+    Returns
+    -------
+    GeneratorConfig
+        The configuration the data were generated with.
+
+    Raises
+    ------
+    ValueError
+        If a field is missing or has the wrong type.
+    """
+    raw = population.get("config", population)
+    if not isinstance(raw, dict):
+        raise ValueError("truth.json: 'config' must be a mapping")
+    try:
+        fields = dict(raw)
+        for key in ("start", "end"):
+            fields[key] = date.fromisoformat(str(fields[key]))
+        fields["segments"] = tuple(
+            SegmentParams(**{**s, "category_mix": tuple(s["category_mix"])})
+            for s in fields["segments"]
+        )
+        fields["channel_mix"] = tuple(fields["channel_mix"])
+        if fields.get("drift") is not None:
+            drift = dict(fields["drift"])
+            drift["start"] = date.fromisoformat(str(drift["start"]))
+            if drift.get("channel_mix") is not None:
+                drift["channel_mix"] = tuple(drift["channel_mix"])
+            fields["drift"] = DriftScenario(**drift)
+        if fields.get("campaign") is not None:
+            campaign = dict(fields["campaign"])
+            for key in ("start", "end"):
+                campaign[key] = date.fromisoformat(str(campaign[key]))
+            fields["campaign"] = CampaignUplift(**campaign)
+        return GeneratorConfig(**fields)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"truth.json: not a generator configuration ({err})") from None
 
 
 def _pad_ids(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
