@@ -101,18 +101,6 @@ def _messages(
     return pd.DataFrame(rows, columns=["customer_id", "channel", "recipient", "subject", "body"])
 
 
-def _history(store: Any) -> pd.DataFrame:
-    """Messages sent by earlier campaigns, for the frequency cap."""
-    import pandas as pd
-
-    parts = []
-    for info in store.campaigns():
-        sent = store.outbox(info.campaign_id, status="sent")
-        if len(sent):
-            parts.append(sent[["customer_id", "sent_at"]])
-    return pd.concat(parts) if parts else pd.DataFrame(columns=["customer_id", "sent_at"])
-
-
 @campaign_app.command("plan")
 def plan_command(
     definition_path: Annotated[
@@ -136,109 +124,46 @@ def plan_command(
     ] = None,
 ) -> None:
     """Choose who gets which variant on which channel when, under the budget, with a holdout."""
-    from clv.campaigns.definition import load_campaign
+    from clv.campaigns import service
     from clv.campaigns.errors import CampaignError
-    from clv.campaigns.personalisation import CONTENT_FIELDS
-    from clv.campaigns.planning import plan_campaign
-    from clv.data.io import read_table, sha256_of, write_table
     from clv.data.validation import ContractError
-    from clv.store import Store, StoreError
+    from clv.store import StoreError
 
-    try:
-        definition = load_campaign(definition_path, fields=CONTENT_FIELDS)
-    except CampaignError as err:
-        raise _refused(str(err)) from None
-    store = Store()
-    store.migrate()
     if scores is not None and latest:
         raise typer.BadParameter("give --scores or --latest, not both", param_hint="--scores")
-    if scores is not None:
-        score_frame = _read(scores, "scores")
-        source = {"scores": sha256_of(scores)}
-    else:
-        stored = store.latest_scores()
-        if stored is None:
-            raise _fail("no scores stored yet: run `clv score`, or pass --scores")
-        score_frame = stored.assign(customer_id=stored["customer_id"].astype(str))
-        source = {"scores": "latest", "as_of": str(score_frame["as_of"].max())}
-    segments = None
-    segment_version = None
-    active = store.active()
-    if active is not None:
-        assigned = store.assignments(active.version)
-        segments = assigned.set_index(assigned["customer_id"].astype(str))["segment"]
-        segment_version = active.version
     try:
-        with _cli().err_console.status("reading and validating inputs ..."):
-            tx = read_table(transactions, "transactions")
-            people = read_table(customers, "customers")
-    except (ContractError, FileNotFoundError, ValueError, OSError) as err:
-        raise _fail(str(err)) from None
-    book = _read(contacts, "contacts") if contacts else None
-    suppressed: list[str] = (
-        _read(suppress, "suppression list")["customer_id"].tolist() if suppress else []
-    )
-    inputs = {
-        **source,
-        "transactions": sha256_of(transactions),
-        "customers": sha256_of(customers),
-        "contacts": sha256_of(contacts) if contacts else None,
-        "segment_version": segment_version,
-    }
-    try:
-        with _cli().err_console.status("planning ..."):
-            plan = plan_campaign(
-                definition,
-                scores=score_frame,
-                customers=people,
-                transactions=tx,
-                segments=segments,
-                contacts=book,
-                suppressed=suppressed,
-                history=_history(store),
-                measured_uplift=store.measured_uplift(),
-                inputs=inputs,
+        with _cli().err_console.status("reading, validating and planning ..."):
+            planned = service.plan(
+                definition_path,
+                transactions=transactions,
+                customers=customers,
+                out=out,
+                scores=scores,
+                contacts=contacts,
+                suppress=suppress,
             )
-            messages = _messages(definition, plan.rows, plan.fields, book)
-        info = store.create_campaign(
-            plan.campaign_id,
-            definition.name,
-            plan.content_hash,
-            definition.model_dump(mode="json"),
-            plan.rows.rename(columns={"group": "group_name"}),
-            budget=float(definition.budget),
-            holdout_share=float(definition.holdout_share),
-            segment_version=segment_version,
-            scores_as_of=score_frame["as_of"].max() if "as_of" in score_frame else None,
-            summary=plan.summary,
-            messages=messages,
-        )
     except CampaignError as err:
         raise _refused(str(err)) from None
-    except StoreError as err:
+    except (ContractError, FileNotFoundError, ValueError, OSError, StoreError) as err:
         raise _fail(str(err)) from None
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(plan.rows, out / "plan.parquet")
-    (out / "summary.json").write_text(
-        json.dumps({"campaign_id": info.campaign_id, **plan.summary}, indent=2, default=str)
-    )
+    info, summary = planned.info, planned.summary
     console = _cli().console
     table = Table(title=f"campaign {info.campaign_id} ({info.status})")
     table.add_column("group")
     table.add_column("customers", justify="right")
-    for group, count in plan.summary["groups"].items():
+    for group, count in summary["groups"].items():
         table.add_row(group, f"{count:,}")
     console.print(table)
-    excluded = ", ".join(f"{r}: {n:,}" for r, n in plan.summary["excluded"].items() if n)
+    excluded = ", ".join(f"{r}: {n:,}" for r, n in summary["excluded"].items() if n)
     console.print(
-        f"audience {plan.summary['audience']:,}, eligible {plan.summary['eligible']:,}"
+        f"audience {summary['audience']:,}, eligible {summary['eligible']:,}"
         + (f" (excluded — {excluded})" if excluded else "")
     )
     console.print(
-        f"cost {plan.summary['total_cost']:,.2f} of budget {plan.summary['budget']:,.2f}; "
-        f"expected incremental margin {plan.summary['expected_incremental_value']:,.2f}"
+        f"cost {summary['total_cost']:,.2f} of budget {summary['budget']:,.2f}; "
+        f"expected incremental margin {summary['expected_incremental_value']:,.2f}"
     )
-    console.print(f"written: {out / 'plan.parquet'}")
+    console.print(f"written: {planned.paths['plan']}")
     typer.echo(info.campaign_id)
 
 
@@ -271,27 +196,19 @@ def send_command(
     limit: Annotated[int | None, typer.Option(help="Send at most N messages (a canary).")] = None,
 ) -> None:
     """Send a planned campaign's messages exactly once (a rerun sends nothing new)."""
-    from clv.campaigns.channels import ChannelConfigError, providers_from_settings
+    from clv.campaigns import service
+    from clv.campaigns.channels import ChannelConfigError
     from clv.campaigns.errors import CampaignError
-    from clv.campaigns.sending import preview_messages, send_campaign
-    from clv.store import Store, StoreError
+    from clv.store import StoreError
 
     campaign_id = _campaign_id(target)
-    store = Store()
     try:
-        info = store.campaign(campaign_id)
         if dry_run:
             folder = Path(target) if Path(target).is_dir() else Path()
-            written = preview_messages(store, campaign_id, folder / "preview.jsonl", limit=limit)
+            written = service.preview(campaign_id, folder / "preview.jsonl", limit=limit)
             _cli().console.print(f"dry run: {written:,} messages in {folder / 'preview.jsonl'}")
             return
-        kinds = {n: c["kind"] for n, c in info.definition["channels"].items()}
-        providers = providers_from_settings(channels=sorted(set(kinds.values())))
-        try:
-            report = send_campaign(store, campaign_id, providers, limit=limit, channel_kinds=kinds)
-        finally:
-            for provider in providers.values():
-                provider.close()
+        report = service.send(campaign_id, limit=limit)
     except (CampaignError, ChannelConfigError) as err:
         raise _refused(str(err)) from None
     except StoreError as err:
@@ -313,47 +230,19 @@ def analyze_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Measure a sent campaign against its holdout: incremental revenue and ROI with CIs."""
-    import pandas as pd
-
-    from clv.campaigns.definition import CampaignDefinition
+    from clv.campaigns import service
     from clv.campaigns.errors import CampaignError
-    from clv.campaigns.measurement import analyze_campaign
-    from clv.data.io import read_table
     from clv.data.validation import ContractError
-    from clv.store import Store, StoreError
+    from clv.store import StoreError
 
-    store = Store()
     try:
-        info = store.campaign(campaign_id)
-        definition = CampaignDefinition.model_validate(info.definition)
-        plan = store.campaign_plan(campaign_id).rename(columns={"group_name": "group"})
-        tx = read_table(transactions, "transactions")
-        outbox = store.outbox(campaign_id, status="sent")
-        spent = float(plan.loc[plan["customer_id"].isin(outbox["customer_id"]), "cost"].sum())
-        result = analyze_campaign(campaign_id, definition, plan, tx, cost=spent or None)
+        result = service.analyze(campaign_id, transactions=transactions)
     except (ContractError, FileNotFoundError, ValueError, OSError) as err:
         raise _fail(str(err)) from None
     except CampaignError as err:
         raise _refused(str(err)) from None
     except StoreError as err:
         raise _fail(str(err)) from None
-    results = pd.DataFrame(
-        [
-            {
-                "segment": s["segment"],
-                "channel": "all",
-                "metric": "revenue",
-                "uplift": s["relative"]["estimate"],
-                "standard_error": _se(s["relative"]),
-                "n_treated": s["n_treated"],
-                "n_holdout": s["n_holdout"],
-            }
-            for s in result.segments
-            if s["relative"]["estimate"] is not None
-        ]
-    )
-    if len(results):
-        store.record_results(campaign_id, results)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), default=str))
         return
@@ -368,11 +257,6 @@ def analyze_command(
             f"ROI {roi['estimate']:+.1%} (95% CI {roi['ci_low']:+.1%} to {roi['ci_high']:+.1%})"
         )
     console.print(f"verdict: {result.winner or 'no winner'} — {result.reason}")
-
-
-def _se(summary: dict[str, Any]) -> float:
-    # The normal interval's half-width over 1.96 is the standard error.
-    return float((summary["ci_high"] - summary["ci_low"]) / (2 * 1.959963984540054))
 
 
 @campaign_app.command("list")
