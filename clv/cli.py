@@ -1425,6 +1425,7 @@ def status(
 
 
 from clv.cli_campaign import campaign_app  # noqa: E402 (it reads this module's helpers)
+from clv.cli_campaign_events import events_command  # noqa: E402,F401 (registers the command)
 from clv.cli_campaign_simulate import simulate_command  # noqa: E402,F401 (registers the command)
 from clv.cli_experiment import experiment_app  # noqa: E402 (it reads this module's helpers)
 from clv.cli_segment import segment_app  # noqa: E402 (it reads this module's helpers)

@@ -228,15 +228,35 @@ def analyze_command(
     campaign_id: Annotated[str, typer.Argument(help="The campaign id.", show_default=False)],
     transactions: Annotated[str, typer.Option(help="Transactions covering the window.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Folder for report.md, report.html and the PNGs."),
+    ] = None,
 ) -> None:
     """Measure a sent campaign against its holdout: incremental revenue and ROI with CIs."""
     from clv.campaigns import service
     from clv.campaigns.errors import CampaignError
+    from clv.data.io import read_table
     from clv.data.validation import ContractError
-    from clv.store import StoreError
+    from clv.store import Store, StoreError
 
+    written: dict[str, Path] = {}
     try:
-        result = service.analyze(campaign_id, transactions=transactions)
+        tx = read_table(transactions, "transactions")
+        store = Store()
+        result = service.analyze(campaign_id, transactions=tx, store=store)
+        if report is not None:
+            from clv.campaigns.report import write_report
+
+            info = store.campaign(campaign_id)
+            plan = store.campaign_plan(campaign_id).rename(columns={"group_name": "group"})
+            written = write_report(
+                result,
+                plan,
+                tx,
+                report,
+                window_days=int(info.definition["attribution_window_days"]),
+            )
     except (ContractError, FileNotFoundError, ValueError, OSError) as err:
         raise _fail(str(err)) from None
     except CampaignError as err:
@@ -257,6 +277,31 @@ def analyze_command(
             f"ROI {roi['estimate']:+.1%} (95% CI {roi['ci_low']:+.1%} to {roi['ci_high']:+.1%})"
         )
     console.print(f"verdict: {result.winner or 'no winner'} — {result.reason}")
+    table = Table(title="all treated against the holdout")
+    for column in ("metric", "treated mean", "difference (95% CI)", "p"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for entry in result.metrics:
+        if "error" in entry:
+            table.add_row(entry["metric"], "", entry["error"], "")
+            continue
+        a = entry["absolute"]
+        table.add_row(
+            entry["metric"] + (" (primary)" if entry["primary"] else ""),
+            f"{entry['mean']:,.4g}",
+            f"{a['estimate']:+,.4g} ({a['ci_low']:+,.4g} to {a['ci_high']:+,.4g})",
+            f"{a['p_value']:.3g}",
+        )
+    console.print(table)
+    if result.engagement:
+        total = result.engagement["total"]
+        rates = ", ".join(
+            f"{name.replace('_', ' ')} {total[name]:.1%}"
+            for name in ("open_rate", "click_rate", "conversion_rate")
+            if total.get(name) is not None
+        )
+        console.print(f"engagement of {total['sent']:,} messages: {rates}")
+    if written:
+        console.print(f"report: {written['html']} (and {written['markdown'].name}, PNGs)")
 
 
 @campaign_app.command("list")

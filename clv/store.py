@@ -33,6 +33,13 @@ Exactly-once sending
     provider side drops the duplicate by its idempotency key. Every claim and outcome is
     logged in ``outbox_events``.
 
+Engagement events
+    What recipients did with a message (delivered, open, click, conversion, bounce, unsubscribe,
+    complaint), reported by the provider, goes to ``campaign_events``, one row per ``event_id``:
+    :meth:`Store.record_events` inserts only ids not recorded yet, so ingesting the same events
+    twice records them once. An event must belong to a message in its campaign's outbox (a
+    holdout customer has none).
+
 Timestamps
     Stored as naive UTC. Arguments may be timezone-aware (any zone; converted to UTC) or naive
     (taken as UTC). Everything returned is timezone-aware UTC: ``datetime`` objects in
@@ -305,6 +312,28 @@ OUTBOX_STATUSES = ("pending", "sending", "sent", "failed", "dry_run")
 #: What the outbox event log records: a claim, a re-claim after an expired lease (``retry``),
 #: an outcome, or a release back to ``pending``.
 OUTBOX_EVENTS = ("claimed", "retry", "sent", "failed", "dry_run", "released")
+#: What a provider reports a recipient did with a message (``campaign_events.event``).
+CAMPAIGN_EVENT_KINDS = (
+    "delivered",
+    "open",
+    "click",
+    "conversion",
+    "bounce",
+    "unsubscribe",
+    "complaint",
+)
+#: Columns of an events frame for :meth:`Store.record_events` (``value`` is optional).
+CAMPAIGN_EVENT_COLUMNS = (
+    "event_id",
+    "campaign_id",
+    "customer_id",
+    "channel",
+    "event",
+    "occurred_at",
+    "value",
+)
+#: Longest ``event_id`` kept (providers' own ids are far shorter; the default is 64 hex digits).
+MAX_EVENT_ID_LENGTH = 200
 #: Columns of a plan frame besides ``customer_id`` and ``group_name`` (each optional).
 PLAN_COLUMNS: dict[str, Literal["float", "text", "time"]] = {
     "channel": "text",
@@ -453,6 +482,27 @@ campaign_results_table = sa.Table(
     sa.CheckConstraint("n_treated >= 0 AND n_holdout >= 0", name="counts"),
 )
 
+campaign_events_table = sa.Table(
+    "campaign_events",
+    metadata,
+    sa.Column("event_id", sa.String(MAX_EVENT_ID_LENGTH), primary_key=True),
+    sa.Column(
+        "campaign_id",
+        sa.String(128),
+        sa.ForeignKey("campaigns.campaign_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("value", sa.Float),
+    sa.Column("ingested_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(f"event IN ({_in(CAMPAIGN_EVENT_KINDS)})", name="event"),
+    # A campaign's events in time order (Store.campaign_events).
+    sa.Index("ix_campaign_events_campaign_id_occurred_at", "campaign_id", "occurred_at"),
+)
+
 #: The view ``segment_history`` (created by the migrations): every assignment of an activated
 #: version with its validity ``[valid_from, valid_to)``; ``valid_to`` is NULL while active.
 segment_history = sa.table(
@@ -469,6 +519,7 @@ segment_history = sa.table(
 _LOCK_VERSIONS = sa.text("LOCK TABLE segment_versions IN SHARE ROW EXCLUSIVE MODE")
 _LOCK_SCORING_RUNS = sa.text("LOCK TABLE scoring_runs IN SHARE ROW EXCLUSIVE MODE")
 _LOCK_CAMPAIGNS = sa.text("LOCK TABLE campaigns IN SHARE ROW EXCLUSIVE MODE")
+_LOCK_CAMPAIGN_EVENTS = sa.text("LOCK TABLE campaign_events IN SHARE ROW EXCLUSIVE MODE")
 #: Keys per ``IN (...)`` list of the claim's statements (well under SQLite's variable limit).
 _KEYS_PER_STATEMENT = 1_000
 
@@ -2245,6 +2296,20 @@ class Store:
         logger.info("campaign %s: %s measured result(s) stored", campaign_id, len(rows))
         return len(rows)
 
+    def campaign_analysed_at(self) -> dict[str, pd.Timestamp]:
+        """When each analysed campaign was last analysed (aware UTC), by campaign id."""
+        r = campaign_results_table
+        statement = sa.select(r.c.campaign_id, sa.func.max(r.c.analysed_at)).group_by(
+            r.c.campaign_id
+        )
+        with self._read() as conn:
+            rows = conn.execute(statement).all()
+        stamps = {str(cid): pd.Timestamp(at) for cid, at in rows}
+        return {
+            cid: at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+            for cid, at in stamps.items()
+        }
+
     def measured_uplift(self, metric: str = "revenue") -> pd.DataFrame:
         """The latest measured uplift per (segment, channel), for the planner's shrinkage.
 
@@ -2303,6 +2368,121 @@ class Store:
             ints=["n_treated", "n_holdout"],
             times=["analysed_at"],
         )
+
+    # --- engagement events ----------------------------------------------------------------
+
+    def record_events(self, events: pd.DataFrame) -> int:
+        """Store engagement events; an ``event_id`` recorded before is skipped (idempotent).
+
+        Parameters
+        ----------
+        events : DataFrame
+            :data:`CAMPAIGN_EVENT_COLUMNS`, e.g. from
+            :func:`clv.campaigns.engagement.read_events`: ``event`` one of
+            :data:`CAMPAIGN_EVENT_KINDS`, ``occurred_at`` (or ``timestamp``; naive means UTC),
+            ``value`` optional (a conversion's value). Other columns are not stored.
+
+        Returns
+        -------
+        int
+            How many events were new (the rest were recorded already).
+
+        Raises
+        ------
+        StoreError
+            On a missing column or value, an unknown event kind, one ``event_id`` for two
+            different events, an event of an unknown campaign, or of a customer and channel
+            the campaign's outbox has no message for (a holdout customer above all). The
+            message names the first offending event, and nothing is written: the events are
+            one transaction.
+        """
+        columns, values = _event_values(events)
+        by_name = dict(zip(columns, values, strict=True))
+        ids: list[str] = by_name["event_id"]
+        if not ids:
+            return 0
+        e = campaign_events_table
+        with self._write(_LOCK_CAMPAIGN_EVENTS) as conn:
+            _check_event_messages(conn, by_name)
+            known: set[str] = set()
+            for start in range(0, len(ids), _KEYS_PER_STATEMENT):
+                chunk = ids[start : start + _KEYS_PER_STATEMENT]
+                known.update(
+                    conn.execute(sa.select(e.c.event_id).where(e.c.event_id.in_(chunk))).scalars()
+                )
+            new = [i for i, event_id in enumerate(ids) if event_id not in known]
+            if new:
+                self._bulk_insert(
+                    conn,
+                    e,
+                    [*columns, "ingested_at"],
+                    [*([column[i] for i in new] for column in values), [_now()] * len(new)],
+                )
+        logger.info(
+            "campaign events: %s new, %s recorded before", f"{len(new):,}", f"{len(known):,}"
+        )
+        return len(new)
+
+    def campaign_events(self, campaign_id: str) -> pd.DataFrame:
+        """A campaign's engagement events, in the order they happened.
+
+        Parameters
+        ----------
+        campaign_id : str
+            The campaign.
+
+        Returns
+        -------
+        DataFrame
+            ``event_id``, ``campaign_id``, ``customer_id``, ``channel``, ``event``,
+            ``occurred_at`` (``datetime64[ns, UTC]``), ``value`` (float64; NaN when none),
+            ``ingested_at`` (``datetime64[ns, UTC]``); sorted by ``occurred_at`` and
+            ``event_id``. Empty when none was recorded.
+
+        Raises
+        ------
+        StoreError
+            When there is no such campaign.
+        """
+        e = campaign_events_table
+        columns = [c.name for c in e.columns]
+        with self._read() as conn:
+            _campaign_row(conn, campaign_id)
+            rows = conn.execute(
+                sa.select(e)
+                .where(e.c.campaign_id == campaign_id)
+                .order_by(e.c.occurred_at, e.c.event_id)
+            ).all()
+        return _frame(rows, columns, floats=["value"], times=["occurred_at", "ingested_at"])
+
+    def messages_for_keys(self, keys: Sequence[str]) -> pd.DataFrame:
+        """The outbox messages sent with these idempotency keys (a provider's callbacks carry
+        them), to resolve a key to its campaign, customer and channel.
+
+        Parameters
+        ----------
+        keys : sequence of str
+            Idempotency keys (:func:`idempotency_key`); repeats and unknown ones are fine.
+
+        Returns
+        -------
+        DataFrame
+            ``idempotency_key``, ``campaign_id``, ``customer_id``, ``channel``, ``status``: one
+            row per key found, sorted by key; keys no message has are absent.
+        """
+        o = outbox_table
+        columns = ["idempotency_key", "campaign_id", "customer_id", "channel", "status"]
+        unique = sorted({str(k) for k in keys})
+        rows: list[Any] = []
+        with self._read() as conn:
+            for start in range(0, len(unique), _KEYS_PER_STATEMENT):
+                chunk = unique[start : start + _KEYS_PER_STATEMENT]
+                rows.extend(
+                    conn.execute(
+                        sa.select(*(o.c[c] for c in columns)).where(o.c.idempotency_key.in_(chunk))
+                    ).all()
+                )
+        return _frame(sorted(rows, key=lambda r: r[0]), columns)
 
 
 # --- queries and helpers ----------------------------------------------------------------------
@@ -2944,3 +3124,134 @@ def _frame(
     for name in times:
         frame[name] = pd.to_datetime(frame[name], utc=True).astype("datetime64[ns, UTC]")
     return frame
+
+
+# --- engagement event helpers ---------------------------------------------------------------
+
+
+def _event_text(by_name: Mapping[str, list[Any]], i: int) -> str:
+    """One event as a person recognises it, for messages."""
+    at = by_name["occurred_at"][i]
+    return (
+        f"the {by_name['event'][i]!r} event of customer {by_name['customer_id'][i]!r} by "
+        f"{by_name['channel'][i]} at {at:%Y-%m-%d %H:%M:%S} UTC (campaign "
+        f"{by_name['campaign_id'][i]!r}, event_id {str(by_name['event_id'][i])[:20]!r})"
+    )
+
+
+def _event_values(events: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    """The events' columns, column-wise, without exact repeats; refuse what cannot be kept."""
+    frame = events
+    if "occurred_at" not in frame.columns and "timestamp" in frame.columns:
+        frame = frame.rename(columns={"timestamp": "occurred_at"})
+    required = [c for c in CAMPAIGN_EVENT_COLUMNS if c != "value"]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise StoreError(
+            f"the events lack the column(s) {', '.join(missing)}; they have "
+            f"{', '.join(map(str, frame.columns))} (clv.campaigns.engagement.read_events gives "
+            "every one)"
+        )
+    for name in required:
+        if frame[name].isna().any():
+            count = int(frame[name].isna().sum())
+            raise StoreError(f"the events miss the {name} in {count:,} row(s)")
+    n = len(frame)
+    values: dict[str, list[Any]] = {
+        name: [str(v) for v in frame[name].astype(object)]
+        for name in ("event_id", "campaign_id", "customer_id", "channel", "event")
+    }
+    values["occurred_at"] = _time_values(frame["occurred_at"], "the events' occurred_at")
+    values["value"] = (
+        _floats(frame["value"], "the events' value") if "value" in frame.columns else [None] * n
+    )
+    if any(v is not None and not math.isfinite(v) for v in values["value"]):
+        raise StoreError("the events' value must be a finite number (or missing)")
+    for i, kind in enumerate(values["event"]):
+        if kind not in CAMPAIGN_EVENT_KINDS:
+            raise StoreError(
+                f"unknown event kind {kind!r} (event_id {values['event_id'][i][:20]!r}); use "
+                f"one of {', '.join(CAMPAIGN_EVENT_KINDS)}"
+            )
+    for event_id in values["event_id"]:
+        if not event_id.strip() or len(event_id) > MAX_EVENT_ID_LENGTH:
+            raise StoreError(
+                f"not an event id: {event_id[:40]!r} (1 to {MAX_EVENT_ID_LENGTH} characters)"
+            )
+    columns = list(CAMPAIGN_EVENT_COLUMNS)
+    rows = list(zip(*(values[c] for c in columns), strict=True))
+    first: dict[str, tuple[Any, ...]] = {}
+    keep: list[int] = []
+    for i, row in enumerate(rows):
+        earlier = first.get(row[0])
+        if earlier is None:
+            first[row[0]] = row
+            keep.append(i)
+        elif earlier != row:
+            raise StoreError(
+                f"the event_id {row[0][:20]!r} is given to two different events; give each "
+                "event its own id"
+            )
+    if len(keep) < n:
+        values = {c: [values[c][i] for i in keep] for c in columns}
+    return columns, [values[c] for c in columns]
+
+
+def _check_event_messages(conn: Connection, by_name: Mapping[str, list[Any]]) -> None:
+    """Refuse events of unknown campaigns, or of messages their campaign's outbox lacks."""
+    campaigns = sorted(set(by_name["campaign_id"]))
+    t, o, p = campaigns_table, outbox_table, campaign_plan_table
+    found: set[str] = set()
+    for start in range(0, len(campaigns), _KEYS_PER_STATEMENT):
+        chunk = campaigns[start : start + _KEYS_PER_STATEMENT]
+        found.update(
+            conn.execute(sa.select(t.c.campaign_id).where(t.c.campaign_id.in_(chunk))).scalars()
+        )
+    for i, campaign in enumerate(by_name["campaign_id"]):
+        if campaign not in found:
+            try:
+                _campaign_row(conn, campaign)
+            except StoreError as err:
+                raise StoreError(
+                    f"{_event_text(by_name, i)} is for an unknown campaign: {err}; nothing was "
+                    "recorded"
+                ) from None
+    keys = [
+        idempotency_key(c, customer, channel)
+        for c, customer, channel in zip(
+            by_name["campaign_id"], by_name["customer_id"], by_name["channel"], strict=True
+        )
+    ]
+    unique = sorted(set(keys))
+    sent: set[str] = set()
+    for start in range(0, len(unique), _KEYS_PER_STATEMENT):
+        chunk = unique[start : start + _KEYS_PER_STATEMENT]
+        sent.update(
+            conn.execute(
+                sa.select(o.c.idempotency_key).where(o.c.idempotency_key.in_(chunk))
+            ).scalars()
+        )
+    unknown = [i for i, key in enumerate(keys) if key not in sent]
+    if not unknown:
+        return
+    i = unknown[0]
+    campaign, customer = by_name["campaign_id"][i], by_name["customer_id"][i]
+    planned = conn.execute(
+        sa.select(p.c.group_name, p.c.channel).where(
+            p.c.campaign_id == campaign, p.c.customer_id == customer
+        )
+    ).one_or_none()
+    if planned is None:
+        why = f"customer {customer!r} is not in the campaign's plan"
+    elif planned.group_name == HOLDOUT_GROUP:
+        why = f"customer {customer!r} is in the holdout, which is never contacted"
+    else:
+        why = (
+            f"the campaign's outbox has no {by_name['channel'][i]} message for customer "
+            f"{customer!r} (planned: {planned.channel})"
+        )
+    more = f" ({len(unknown) - 1:,} more such event(s))" if len(unknown) > 1 else ""
+    raise StoreError(
+        f"{_event_text(by_name, i)} is for no message the campaign sent: {why}{more}; "
+        "nothing was recorded"
+    )

@@ -30,7 +30,7 @@ def plan_task(
     definition: str,
     transactions: str,
     customers: str,
-    out: str,
+    out: str | None,
     scores: str | None,
     contacts: str | None,
     suppress: str | None,
@@ -51,6 +51,7 @@ def plan_task(
         "campaign_id": planned.campaign_id,
         "status": planned.info.status,
         "plan": str(planned.paths["plan"]),
+        "folder": str(planned.paths["plan"].parent),
         "groups": planned.summary["groups"],
         "eligible": planned.summary["eligible"],
         "total_cost": planned.summary["total_cost"],
@@ -129,7 +130,7 @@ def campaign_flow(
     definition: str,
     transactions: str,
     customers: str,
-    out: str,
+    out: str | None = None,
     scores: str | None = None,
     contacts: str | None = None,
     suppress: str | None = None,
@@ -145,8 +146,9 @@ def campaign_flow(
         The campaign's YAML file.
     transactions, customers : str
         Contract files (local or ``s3://``).
-    out : str
-        Folder for ``plan.parquet`` and ``summary.json``.
+    out : str, optional
+        Folder for ``plan.parquet``, ``summary.json`` (and a dry run's ``preview.jsonl``);
+        default ``$CLV_HOME/campaigns/<campaign id>``.
     scores : str, optional
         Scores file; default the newest scores in the platform database.
     contacts : str, optional
@@ -170,7 +172,7 @@ def campaign_flow(
     print(f"campaign {campaign_id}: {planned['eligible']:,} eligible, groups {planned['groups']}")
     result: dict[str, Any] = {"campaign_id": campaign_id, "plan": planned}
     if dry_run:
-        result["preview"] = preview_task(campaign_id, out, limit)
+        result["preview"] = preview_task(campaign_id, planned["folder"], limit)
         print(f"dry run: {result['preview']:,} messages rendered, none sent")
         return result
     sent = send_task(campaign_id, limit)

@@ -13,7 +13,7 @@ a linear function of the difference, so its interval is the same transform of th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -112,10 +112,13 @@ class CampaignAnalysis:
     segments: list[dict[str, Any]]
     winner: str | None
     reason: str
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    engagement: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``campaign_id``, ``incremental_revenue``, ``roi``, ``srm``, ``variants``,
-        ``segments``, ``winner``, ``reason`` (and ``metric``, ``cost``, ``cuped``)."""
+        ``segments``, ``winner``, ``reason`` (and ``metric``, ``cost``, ``cuped``, ``metrics``:
+        every metric of all treated against the holdout, and ``engagement`` when known)."""
         return {
             "campaign_id": self.campaign_id,
             "metric": self.metric,
@@ -128,6 +131,8 @@ class CampaignAnalysis:
             "segments": list(self.segments),
             "winner": self.winner,
             "reason": self.reason,
+            "metrics": list(self.metrics),
+            "engagement": self.engagement,
         }
 
 
@@ -226,6 +231,17 @@ def analyze_campaign(
         inc, variant_roi = _incremental(n, revenue_variant.absolute.to_dict(), variant_cost, margin)
         entry.update(incremental_revenue=inc, roi=variant_roi, cost=variant_cost)
         variants.append(entry)
+    metrics = []
+    for name, column in METRICS.items():
+        # Conversion, retention and eco adoption beside revenue: all treated against the
+        # holdout through the same engine (CUPED on pre-period spend for revenue only).
+        try:
+            effect = run(pooled, column, None).variant("treated").to_dict()
+        except ExperimentInputError as err:
+            metrics.append({"metric": name, "primary": name == definition.primary_metric,
+                            "error": str(err)})  # fmt: skip
+            continue
+        metrics.append({"metric": name, "primary": name == definition.primary_metric, **effect})
     segments = []
     for segment, part in units.groupby("segment", sort=True):
         pooled_part = part.assign(group=np.where(part["group"] == HOLDOUT, HOLDOUT, "treated"))
@@ -262,4 +278,5 @@ def analyze_campaign(
         segments=segments,
         winner=result.winner,
         reason=result.reason,
+        metrics=metrics,
     )

@@ -124,7 +124,7 @@ def plan(
     *,
     transactions: str,
     customers: str,
-    out: str | Path,
+    out: str | Path | None = None,
     scores: str | None = None,
     contacts: str | None = None,
     suppress: str | None = None,
@@ -138,8 +138,9 @@ def plan(
         The campaign's YAML file.
     transactions, customers : str
         Contract transactions (habits, content fields) and customers (opt-in, region).
-    out : str or Path
-        Folder for ``plan.parquet`` and ``summary.json``.
+    out : str or Path, optional
+        Folder for ``plan.parquet`` and ``summary.json``; default
+        ``$CLV_HOME/campaigns/<campaign id>``.
     scores : str, optional
         A scores file from ``clv score``; default the newest scores stored in the database.
     contacts : str, optional
@@ -194,6 +195,10 @@ def plan(
         "segment_version": segment_version,
     }
     campaign_id, _ = campaign_id_for(definition, inputs)
+    if out is None:
+        from clv.settings import get_settings
+
+        out = Path(get_settings().home) / "campaigns" / campaign_id
     if campaign_id in {info.campaign_id for info in store.campaigns()}:
         # Planned before from the same definition and inputs: that campaign, unchanged (planning
         # again would see its own messages under the frequency cap).
@@ -338,7 +343,9 @@ def analyze(
     Returns
     -------
     CampaignAnalysis
-        Incremental revenue and ROI with intervals, per variant and segment, the verdict.
+        Incremental revenue and ROI with intervals, per variant and segment, every metric
+        (revenue, conversion, retention, eco adoption), the verdict, and the engagement
+        (opens, clicks, conversions) when events were ingested (``clv campaign events``).
     """
     from clv.campaigns.definition import CampaignDefinition
     from clv.campaigns.measurement import analyze_campaign
@@ -353,6 +360,13 @@ def analyze(
     sent = store.outbox(campaign_id, status="sent")
     spent = float(rows.loc[rows["customer_id"].isin(sent["customer_id"]), "cost"].sum())
     result = analyze_campaign(campaign_id, definition, rows, tx, cost=spent or None)
+    events = store.campaign_events(campaign_id)
+    if len(events):
+        from dataclasses import replace
+
+        from clv.campaigns.engagement import engagement_summary
+
+        result = replace(result, engagement=engagement_summary(events, rows, sent))
     if record:
         results = measured_uplift_rows(result, definition)
         if len(results):

@@ -143,6 +143,36 @@ def test_plan_send_analyze_sends_every_message_once(
     assert payload["campaign_id"] == campaign_id
     assert {"estimate", "ci_low", "ci_high"} <= set(payload["incremental_revenue"])
     assert {"estimate", "ci_low", "ci_high"} <= set(payload["roi"])
+    assert {m["metric"] for m in payload["metrics"]} == {
+        "revenue", "conversion", "retention", "eco_adoption"
+    }  # fmt: skip
+    assert payload["engagement"] is None  # no events ingested yet
+
+    # Opens from the provider, then the analysis reports them and writes the report.
+    events = tmp_path / "events.csv"
+    opened = contacted["customer_id"].iloc[:10]
+    pd.DataFrame(
+        {"campaign_id": campaign_id, "customer_id": opened, "channel": "email",
+         "event": "open", "timestamp": "2025-03-09T10:00:00Z"}
+    ).to_csv(events, index=False)  # fmt: skip
+    ingested = runner.invoke(app, ["campaign", "events", str(events)])
+    assert ingested.exit_code == 0, ingested.output
+    reported = runner.invoke(
+        app,
+        ["campaign", "analyze", campaign_id, "--transactions", str(inputs["transactions"]),
+         "--report", str(tmp_path / "report")],
+    )  # fmt: skip
+    assert reported.exit_code == 0, reported.output
+    assert "engagement of" in reported.output and "report:" in reported.output
+    assert (tmp_path / "report" / "report.html").is_file()
+    again_json = runner.invoke(
+        app,
+        ["campaign", "analyze", campaign_id, "--transactions", str(inputs["transactions"]),
+         "--json"],
+    )  # fmt: skip
+    engagement = json.loads(again_json.stdout)["engagement"]
+    assert engagement["total"]["unique_customers"]["open"] == 10
+    assert engagement["total"]["sent"] == len(contacted)
     listed = runner.invoke(app, ["campaign", "list"])
     assert campaign_id[:12] in listed.output
 

@@ -216,6 +216,7 @@ def test_manifests_hold_the_expected_objects() -> None:
         ("PersistentVolumeClaim", "clv-data"),
         ("Role", "clv-prefect-worker"),
         ("RoleBinding", "clv-prefect-worker"),
+        ("Secret", "clv-campaign-channels"),
         ("Secret", "clv-mlflow"),
         ("ServiceAccount", "clv-flow-runner"),
         ("ServiceAccount", "clv-prefect-worker"),
@@ -353,7 +354,9 @@ def test_a_job_rendered_with_the_defaults_needs_only_objects_the_manifests_creat
             ref = entry["valueFrom"]["secretKeyRef"]
             secret = objects[("Secret", ref["name"])]
             assert secret["metadata"]["namespace"] == namespace
-            assert ref["key"] in secret.get("stringData", {}) | secret.get("data", {}), ref
+            # An optional key (a channel's credentials) may be left out of the Secret.
+            keys = (secret.get("stringData") or {}) | (secret.get("data") or {})
+            assert ref["key"] in keys or ref.get("optional") is True, ref
     # CLV_HOME lies on the shared volume, not in the pod's own filesystem.
     home = next(e["value"] for e in container["env"] if e["name"] == "CLV_HOME")
     mounted = {v["name"] for v in pod["volumes"]}
@@ -439,6 +442,20 @@ def test_env_merges_defaults_deployment_values_and_the_mlflow_secret() -> None:
         "name": "MLFLOW_TRACKING_URI",
         "valueFrom": {"secretKeyRef": {"name": "clv-mlflow", "key": "tracking-uri"}},
     }
+    channels_from_secret = [
+        {
+            "name": name,
+            "valueFrom": {
+                "secretKeyRef": {"name": "clv-campaign-channels", "key": key, "optional": True}
+            },
+        }
+        for name, key in (
+            ("CLV_SMTP_USER", "smtp-user"),
+            ("CLV_SMTP_PASSWORD", "smtp-password"),
+            ("CLV_SMS_WEBHOOK_URL", "sms-webhook-url"),
+            ("CLV_INAPP_WEBHOOK_URL", "inapp-webhook-url"),
+        )
+    ]
     template = load_template()
 
     env = render_job_configuration(template)["job_manifest"]["spec"]["template"]["spec"][
@@ -448,6 +465,7 @@ def test_env_merges_defaults_deployment_values_and_the_mlflow_secret() -> None:
         {"name": "CLV_HOME", "value": "/data/clv"},
         {"name": "PREFECT_SERVER_ANALYTICS_ENABLED", "value": "false"},
         mlflow_from_secret,
+        *channels_from_secret,
     ]
 
     # A deployment's env adds to the defaults; a plain MLFLOW_TRACKING_URI replaces the Secret's.
@@ -459,4 +477,5 @@ def test_env_merges_defaults_deployment_values_and_the_mlflow_secret() -> None:
         {"name": "PREFECT_SERVER_ANALYTICS_ENABLED", "value": "false"},
         {"name": "CLV_LOG_LEVEL", "value": "debug"},
         {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow:5000"},
+        *channels_from_secret,
     ]

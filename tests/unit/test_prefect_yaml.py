@@ -49,6 +49,8 @@ def test_both_files_define_the_same_deployments_apart_from_pool_and_code_locatio
             "clv-scoring",
             "clv-segmentation",
             "clv-drift-safety-net",
+            "clv-campaign",
+            "clv-campaign-analysis",
         }
     )
     for name, deployment in local.items():
@@ -132,3 +134,39 @@ def test_no_flow_module_shadows_a_top_level_package() -> None:
     packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
     modules = {p.stem for p in (ROOT / "flows").glob("*.py")}
     assert packages & modules == set()
+
+
+def test_a_campaign_is_sent_one_run_at_a_time_and_its_analysis_has_a_daily_safety_net() -> None:
+    from flows.campaigns import ANALYSIS_DEPLOYMENT
+
+    local = _deployments(LOCAL)
+    campaign, analysis = local["clv-campaign"], local["clv-campaign-analysis"]
+    assert campaign["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+    assert (ROOT / campaign["parameters"]["definition"]).is_file()
+    # The standing campaign's schedule is off until an operator switches it on.
+    assert [s.get("active") for s in campaign["schedules"]] == [False]
+    assert all(s.get("active", True) for s in analysis["schedules"])
+    flow_name, deployment_name = ANALYSIS_DEPLOYMENT.split("/")
+    assert deployment_name == analysis["name"]
+    assert _flow(analysis["entrypoint"]).name == flow_name
+
+
+def test_kubernetes_campaign_runs_get_channel_settings_and_secrets_not_inline_passwords() -> None:
+    production = _deployments(PRODUCTION)["clv-campaign"]
+    env = production["work_pool"]["job_variables"]["env"]
+    assert {"CLV_SMTP_HOST", "CLV_SMTP_PORT", "CLV_SMTP_FROM"} <= set(env)
+    assert not {"CLV_SMTP_PASSWORD", "CLV_SMTP_USER"} & set(env)
+    container = TEMPLATE["job_configuration"]["job_manifest"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    from_secrets = {
+        e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e
+    }
+    for name in (
+        "CLV_SMTP_USER",
+        "CLV_SMTP_PASSWORD",
+        "CLV_SMS_WEBHOOK_URL",
+        "CLV_INAPP_WEBHOOK_URL",
+    ):
+        assert from_secrets[name]["name"] == "clv-campaign-channels"
+        assert from_secrets[name]["optional"] is True  # a campaign without SMS still starts
