@@ -69,11 +69,15 @@ demo: $(STAMP)
 		--customers $(CLV_HOME)/demo/drifted/customers.parquet \
 		--sustainability $(CLV_HOME)/demo/drifted/sustainability.parquet
 	$(BIN)/clv status --scores $(CLV_HOME)/demo/scores.parquet
+	@# A campaign to the demo's customers: plan, send to a local SMTP server and SMS webhook,
+	@# simulate the response from the generator's truth, analyse it against the holdout.
+	$(BIN)/python examples/demo_campaign.py --home $(CLV_HOME)
 	@echo
 	@echo "MLflow UI:   $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CLV_HOME)/mlflow/mlflow.db --port 5000"
 	@echo "Prefect UI:  PREFECT_HOME=$(CLV_HOME)/prefect $(BIN)/prefect server start  (then http://127.0.0.1:4200)"
 	@echo "Drift:       $(CLV_HOME)/monitoring/reports  (Evidently HTML; metrics in $(CLV_HOME)/monitoring/metrics/clv.prom)"
 	@echo "Experiment:  $(CLV_HOME)/demo/experiment/units.parquet  ($(BIN)/clv experiment analyze ... --json)"
+	@echo "Campaign:    $(CLV_HOME)/demo/campaign/report/report.html  (messages in $(CLV_HOME)/demo/campaign/mail)"
 	@echo "Backtest:    $(BIN)/clv backtest --transactions $(CLV_HOME)/demo/data/transactions.parquet --horizon-days 90"
 	@echo "Event-driven retraining: start a Prefect server, then 'make deploy' and 'prefect worker start --pool clv-process'"
 

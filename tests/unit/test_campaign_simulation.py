@@ -242,3 +242,23 @@ def test_writing_a_simulation_leaves_no_partial_files(
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
         p.name for p in paths.values()
     )
+
+
+def test_a_sustainability_campaign_is_judged_on_eco_adoption_with_the_other_metrics_beside(
+    world: GeneratedWorld,
+) -> None:
+    definition = _definition(("plain", "green")).model_copy(
+        update={"primary_metric": "eco_adoption"}
+    )
+    spec = UpliftSpec(default=0.0, rules=[UpliftRule(variant="green", uplift=3.0)])
+    plan = _plan(world, ("plain", "green"), seed=7, n=3000)
+    result = simulate_campaign(plan, world, window_days=WINDOW, spec=spec, seed=7)
+    analysis = analyze_campaign("eco", definition, plan, result.transactions)
+    assert analysis.metric == "eco_adoption"
+    assert analysis.winner == "green", analysis.reason
+    metrics = {m["metric"]: m for m in analysis.metrics}
+    assert set(metrics) == {"revenue", "conversion", "retention", "eco_adoption"}
+    assert [name for name, m in metrics.items() if m["primary"]] == ["eco_adoption"]
+    # Buying faster means more customers buy, and more of them an eco product.
+    assert metrics["conversion"]["absolute"]["estimate"] > 0
+    assert metrics["eco_adoption"]["absolute"]["estimate"] > 0
