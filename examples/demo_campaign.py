@@ -61,7 +61,7 @@ def _webhook_sink(path: Path) -> ThreadingHTTPServer:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with lock, path.open("ab") as out:
                 out.write(body.strip() + b"\n")
@@ -69,7 +69,7 @@ def _webhook_sink(path: Path) -> ThreadingHTTPServer:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -158,13 +158,11 @@ def main() -> None:
             "--transactions", str(response / "transactions.parquet"), "--report", str(report),
             env=env,
         )  # fmt: skip
-        measured = json.loads(
-            _clv(
-                "campaign", "analyze", campaign_id,
-                "--transactions", str(response / "transactions.parquet"), "--json",
-                env=env, capture=True,
-            )  # fmt: skip
-        )
+        analyze_json = (
+            "campaign", "analyze", campaign_id,
+            "--transactions", str(response / "transactions.parquet"), "--json",
+        )  # fmt: skip
+        measured = json.loads(_clv(*analyze_json, env=env, capture=True))
     finally:
         smtp.stop()
         webhook.shutdown()
@@ -172,7 +170,8 @@ def main() -> None:
     inc, roi = measured["incremental_revenue"], measured["roi"]
     sms = len(sms_log.read_text().splitlines()) if sms_log.exists() else 0
     print()
-    print(f"Campaign:    {campaign_id}: {mailbox.count:,} emails in {mail}, {sms:,} SMS in {sms_log}")
+    print(f"Campaign:    {campaign_id}: {mailbox.count:,} emails in {mail}")
+    print(f"             {sms:,} SMS in {sms_log}")
     print(
         f"Measured:    incremental revenue {inc['estimate']:,.0f} "
         f"(95% CI {inc['ci_low']:,.0f} to {inc['ci_high']:,.0f}); "
