@@ -276,7 +276,15 @@ def test_segmentation_tables_list_the_columns_the_store_writes() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["campaigns", "campaign_plan", "outbox", "outbox_events", "campaign_results"]
+    "name",
+    [
+        "campaigns",
+        "campaign_plan",
+        "outbox",
+        "outbox_events",
+        "campaign_results",
+        "campaign_events",
+    ],
 )
 def test_campaign_tables_list_the_columns_the_store_writes(name: str) -> None:
     from clv.store import metadata
@@ -298,3 +306,26 @@ def test_experiment_tables_list_the_columns_the_commands_write() -> None:
         "customer_id",
         assigned.name,
     ]
+
+
+def test_the_simulated_response_table_lists_the_columns_simulate_writes(
+    data: SyntheticData, tmp_path: Path
+) -> None:
+    from clv.campaigns.simulation import load_generated, simulate_campaign
+    from clv.data.generator import write_synthetic
+
+    write_synthetic(data, tmp_path)
+    world = load_generated(tmp_path)
+    ids = world.truth["customer_id"].iloc[:40]
+    plan = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "group": ["holdout", "a"] * 20,
+            "segment": "s",
+            "channel": "email",
+            "send_at": pd.Timestamp(data.config.end) + pd.Timedelta(days=3),
+        }
+    )
+    result = simulate_campaign(plan, world, window_days=7)
+    documented = [row.name for row in _table("simulated response")]
+    assert documented == list(result.customers.columns)
