@@ -179,7 +179,7 @@ def plan(
     active = store.active()
     if active is not None:
         assigned = store.assignments(active.version)
-        segments = assigned.set_index(assigned["customer_id"].astype(str))["segment"]
+        segments = assigned.set_index(assigned["customer_id"].astype(str))["name"]
         segment_version = active.version
     tx = read_table(transactions, "transactions")
     people = read_table(customers, "customers")

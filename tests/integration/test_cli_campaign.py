@@ -16,6 +16,7 @@ from clv.cli import app
 from clv.data.generator import GeneratorConfig, generate
 from clv.settings import get_settings
 from tests.integration.test_campaign_channels import EphemeralPortController
+from tests.unit.test_cli_segment import scores_frame  # noqa: F401 (the shared fixture)
 
 CAMPAIGN = """
 name: email-winback
@@ -203,3 +204,55 @@ def test_a_campaign_file_with_an_error_names_the_line(
     assert result.exit_code == 2
     assert "line 5" in result.output and "budget" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_campaign_to_an_active_segment_plans_only_its_customers(
+    tmp_path: Path,
+    scores_frame: pd.DataFrame,  # noqa: F811
+) -> None:
+    import clv
+    from clv.store import Store
+
+    runner = CliRunner()
+    data = clv.generate(customers=2000, seed=11)  # the customers scores_frame scored
+    paths = {}
+    for kind in ("transactions", "customers"):
+        paths[kind] = tmp_path / f"{kind}.parquet"
+        frame = getattr(data, kind)
+        if kind == "customers":
+            frame = frame.assign(marketing_opt_in=True)
+        frame.to_parquet(paths[kind])
+    scores = tmp_path / "scores.parquet"
+    scores_frame.to_parquet(scores)
+    assert runner.invoke(app, ["segment", "run", "--scores", str(scores)]).exit_code == 0
+    approved = runner.invoke(
+        app, ["segment", "approve", "1", "--yes", "--reason", "r", "--override-rules"]
+    )
+    assert approved.exit_code == 0, approved.output
+    store = Store()
+    names = store.segments(1)["name"].tolist()
+    chosen = names[0]
+    contacts = tmp_path / "contacts.csv"
+    ids = data.customers["customer_id"]
+    pd.DataFrame({"customer_id": ids, "email": [f"{c}@example.org" for c in ids]}).to_csv(
+        contacts, index=False
+    )
+    campaign = tmp_path / "campaign.yaml"
+    campaign.write_text(
+        CAMPAIGN.replace("  rule: predicted_clv > 50", f"  segments: [{chosen!r}]").replace(
+            "{{ first_name }}", "there"
+        )
+    )
+    out = tmp_path / "plan"
+    planned = runner.invoke(
+        app,
+        ["campaign", "plan", str(campaign), "--transactions", str(paths["transactions"]),
+         "--customers", str(paths["customers"]), "--scores", str(scores),
+         "--contacts", str(contacts), "--out", str(out)],
+    )  # fmt: skip
+    assert planned.exit_code == 0, planned.output
+    plan = pd.read_parquet(out / "plan.parquet")
+    assigned = store.assignments(1)
+    members = set(assigned.loc[assigned["name"] == chosen, "customer_id"])
+    assert len(plan) and set(plan["customer_id"]) <= members
+    assert set(plan["segment"]) == {chosen}
