@@ -482,6 +482,24 @@ campaign_results_table = sa.Table(
     sa.CheckConstraint("n_treated >= 0 AND n_holdout >= 0", name="counts"),
 )
 
+#: Every analysis of a campaign, whole (the ``clv campaign analyze --json`` document), newest
+#: last: what the API shows as a campaign's latest analysis, and what tells the scheduler that a
+#: campaign was analysed after its window closed.
+campaign_analyses_table = sa.Table(
+    "campaign_analyses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "campaign_id",
+        sa.String(128),
+        sa.ForeignKey("campaigns.campaign_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("analysed_at", UTCDateTime, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),
+    sa.Index("ix_campaign_analyses_campaign_id_analysed_at", "campaign_id", "analysed_at"),
+)
+
 campaign_events_table = sa.Table(
     "campaign_events",
     metadata,
@@ -2296,9 +2314,67 @@ class Store:
         logger.info("campaign %s: %s measured result(s) stored", campaign_id, len(rows))
         return len(rows)
 
+    def record_analysis(
+        self, campaign_id: str, result: Mapping[str, Any], *, analysed_at: Any = None
+    ) -> None:
+        """Keep one analysis of a campaign whole (the JSON document of ``analyze --json``).
+
+        Parameters
+        ----------
+        campaign_id : str
+            The campaign.
+        result : mapping
+            JSON-able analysis.
+        analysed_at : datetime-like, optional
+            When it was measured (default: now).
+
+        Raises
+        ------
+        StoreError
+            When there is no such campaign, or the result is not JSON-able.
+        """
+        try:
+            text = json.dumps(result, default=str, allow_nan=False, sort_keys=True)
+        except (TypeError, ValueError) as err:
+            raise StoreError(
+                f"campaign {campaign_id!r}: the analysis is not JSON ({err})"
+            ) from None
+        at = _now() if analysed_at is None else _naive_utc(analysed_at)
+        with self._write(_LOCK_CAMPAIGNS) as conn:
+            _campaign_row(conn, campaign_id)
+            conn.execute(
+                campaign_analyses_table.insert().values(
+                    campaign_id=campaign_id, analysed_at=at, result=text
+                )
+            )
+
+    def latest_analysis(self, campaign_id: str) -> dict[str, Any] | None:
+        """A campaign's most recent analysis (with ``analysed_at``), or None if never analysed.
+
+        Raises
+        ------
+        StoreError
+            When there is no such campaign.
+        """
+        t = campaign_analyses_table
+        statement = (
+            sa.select(t.c.analysed_at, t.c.result)
+            .where(t.c.campaign_id == campaign_id)
+            .order_by(t.c.analysed_at.desc(), t.c.id.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            _campaign_row(conn, campaign_id)
+            row = conn.execute(statement).one_or_none()
+        if row is None:
+            return None
+        payload: dict[str, Any] = json.loads(row.result)
+        payload["analysed_at"] = row.analysed_at.isoformat()
+        return payload
+
     def campaign_analysed_at(self) -> dict[str, pd.Timestamp]:
         """When each analysed campaign was last analysed (aware UTC), by campaign id."""
-        r = campaign_results_table
+        r = campaign_analyses_table
         statement = sa.select(r.c.campaign_id, sa.func.max(r.c.analysed_at)).group_by(
             r.c.campaign_id
         )

@@ -371,6 +371,7 @@ def analyze(
         results = measured_uplift_rows(result, definition)
         if len(results):
             store.record_results(campaign_id, results, analysed_at=analysed_at)
+        store.record_analysis(campaign_id, result.to_dict(), analysed_at=analysed_at)
     return result
 
 

@@ -284,6 +284,7 @@ def test_segmentation_tables_list_the_columns_the_store_writes() -> None:
         "outbox_events",
         "campaign_results",
         "campaign_events",
+        "campaign_analyses",
     ],
 )
 def test_campaign_tables_list_the_columns_the_store_writes(name: str) -> None:

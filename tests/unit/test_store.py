@@ -608,7 +608,7 @@ def test_latest_scores_come_back_as_written(store: Store) -> None:
 
 def test_a_fresh_database_is_upgraded_to_head_and_matches_the_tables(store: Store) -> None:
     with store._engine.connect() as conn:
-        assert current_revision(conn) == head_revision() == "0003"
+        assert current_revision(conn) == head_revision() == "0004"
         inspector = sa.inspect(conn)
         assert TABLES | {VERSION_TABLE} <= set(inspector.get_table_names())
         assert "segment_history" in inspector.get_view_names()

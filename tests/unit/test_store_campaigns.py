@@ -606,7 +606,7 @@ def test_the_campaign_migration_upgrades_a_0001_database_keeping_its_segments(
             assert not set(CAMPAIGN_TABLES) & set(sa.inspect(conn).get_table_names())
 
         with Store(store_url) as opened:  # the store upgrades what it finds
-            assert opened.schema_revision() == head_revision() == "0003"
+            assert opened.schema_revision() == head_revision() == "0004"
             assert snapshot() == before
             active = opened.active()
             assert active is not None and active.version == 1

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-17
+Create Date: 2026-12-04
 
 ``campaign_events`` holds one row per ``event_id`` (the provider's, or a SHA-256 of the event's
 content), so ingesting the same events twice records them once. Each event belongs to a campaign
