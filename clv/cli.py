@@ -1334,6 +1334,43 @@ def monitor(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve the API (predictions, segments, customers, campaigns) with uvicorn.
+
+    Needs ``CLV_API_KEYS``; serves ``models:/clv-spend@champion`` (and the churn champion), the
+    latest stored scores and the active segmentation, and picks up a new champion, new scores
+    or a newly activated segmentation without a restart (every ``CLV_API_POLL_SECONDS``).
+    """
+    import uvicorn
+    from pydantic import ValidationError
+
+    from clv.api.settings import ApiSettings
+
+    try:
+        settings = ApiSettings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise _fail(f"CLV_API_{str(first['loc'][0]).upper()}: {first['msg']}") from None
+    if not settings.keys:
+        raise _fail("no API key configured: set CLV_API_KEYS to one or more comma-separated keys")
+    uvicorn.run(
+        "clv.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@app.command()
 def status(
     scores: Annotated[
         Path | None,

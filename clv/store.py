@@ -1549,6 +1549,19 @@ class Store:
         logger.info("stored scoring run %s: %s customers", run_id, f"{len(frame):,}")
         return run_id
 
+    def ping(self) -> None:
+        """Run ``SELECT 1``: raises the driver's error when the database does not answer."""
+        with self._read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def latest_scoring_run_id(self) -> int | None:
+        """The id of the newest scoring run (a cheap check for new scores), None when none."""
+        r = scoring_runs
+        statement = sa.select(r.c.id).order_by(r.c.created_at.desc(), r.c.id.desc()).limit(1)
+        with self._read() as conn:
+            found = conn.execute(statement).scalar_one_or_none()
+        return None if found is None else int(found)
+
     def latest_scores(self) -> pd.DataFrame | None:
         """The newest scoring run's scores, as ``clv score`` wrote them.
 
