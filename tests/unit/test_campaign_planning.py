@@ -58,7 +58,11 @@ def test_the_plan_respects_the_budget_the_audience_and_the_columns(data) -> None
     assert rows.loc[rows["group"] != HOLDOUT, "cost"].sum() <= 5.0 + 1e-9
     assert (rows.loc[rows["group"] == HOLDOUT, "cost"] == 0).all()
     scored = data["scores"].set_index("customer_id").loc[rows["customer_id"]]
-    assert ((scored["churn_probability"] > 0.5) & (scored["predicted_clv"] > 200)).all()
+    from clv.campaigns.definition import AudienceRule
+
+    rule = load_campaign(EXAMPLE).audience.rule
+    assert rule is not None
+    assert AudienceRule(rule).evaluate(scored.reset_index()).all()  # all planned match the rule
     assert set(rows["group"]) == {HOLDOUT, "classic", "eco"}
     assert rows["customer_id"].is_unique
     start = pd.Timestamp(load_campaign(EXAMPLE).start).tz_convert("UTC").tz_localize(None)
