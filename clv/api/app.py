@@ -97,6 +97,10 @@ def _stored(customer_id: str, state: ServingState) -> Prediction | None:
     )
 
 
+def _value(value: float | None) -> float:
+    return np.nan if value is None else float(value)
+
+
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -119,7 +123,10 @@ def _scored(requests: list[PredictRequest], state: ServingState) -> list[Predict
             problems.append({"loc": where, "msg": f"unknown features: {', '.join(unknown)}"})
     if problems:
         raise _Error(422, problems)
-    matrix = np.array([[item.features[c] for c in columns] for item in requests])  # type: ignore[index]
+    matrix = np.array(
+        [[_value(item.features[c]) for c in columns] for item in requests],  # type: ignore[index]
+        dtype="float64",
+    )
     frame = pd.DataFrame(matrix, columns=columns, index=[r.customer_id for r in requests])
     out = models.predict(frame)
     now = datetime.now(UTC)
@@ -217,7 +224,9 @@ def create_app(
         logger.exception("%s %s failed", request.method, request.url.path)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
-    @app.get("/health", response_model=Health, tags=["operations"])
+    @app.get(
+        "/health", response_model=Health, response_model_exclude_none=True, tags=["operations"]
+    )
     async def health() -> Health:
         """Liveness: the process answers."""
         return Health(status="ok")

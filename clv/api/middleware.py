@@ -98,36 +98,34 @@ class BodyLimitMiddleware:
                     await _json(send, 413, f"the request body is over {self.limit:,} bytes")
                     return
                 break
+        # No (or a false) Content-Length: count the body as it arrives. Over the limit, answer
+        # 413 at once, tell the app the client went away, and drop whatever it answers then.
         seen = 0
-        too_big = False
+        started = refused = False
 
         async def counting() -> Message:
-            nonlocal seen, too_big
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    too_big = True
-                    raise _TooLargeError
+                    refused = True
+                    if not started:
+                        await _json(send, 413, f"the request body is over {self.limit:,} bytes")
+                    return {"type": "http.disconnect"}
             return message
 
-        started = False
-
-        async def tracking(message: Message) -> None:
+        async def guarded(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, counting, tracking)
-        except _TooLargeError:
-            if not started:
-                await _json(send, 413, f"the request body is over {self.limit:,} bytes")
-
-
-class _TooLargeError(Exception):
-    pass
+        await self.app(scope, counting, guarded)
 
 
 class MetricsMiddleware:

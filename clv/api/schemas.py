@@ -29,7 +29,7 @@ CustomerId = Annotated[
 ]
 FeatureValue = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Features = Annotated[dict[FeatureName, FeatureValue], Field(max_length=512)]
+Features = Annotated[dict[FeatureName, FeatureValue | None], Field(max_length=512)]
 
 
 class _Strict(BaseModel):
@@ -43,9 +43,9 @@ class PredictRequest(_Strict):
     features: Features | None = Field(
         default=None,
         description=(
-            "The customer's features (every feature the champion reads; see `GET /ready`): "
-            "scored on the fly by the champion. Without them, the customer's stored scores from "
-            "the latest scoring run are returned."
+            "The customer's features (every feature the champion reads; see `GET /ready`; "
+            "null for a missing value): scored on the fly by the champion. Without them, the "
+            "customer's stored scores from the latest scoring run are returned."
         ),
     )
 
