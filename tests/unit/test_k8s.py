@@ -1,15 +1,18 @@
 """Kubernetes manifests and the Prefect work-pool base job template, checked offline.
 
-There is no cluster here. Every manifest is checked with ``kubernetes-validate --strict`` (the
-Python API: strict mode rejects unknown fields, which the lenient mode lets through). The base job
-template is rendered the way the Kubernetes worker renders it and the resulting Job is validated
-the same way. The work pool on a real Prefect server: tests/integration/test_k8s_work_pool.py.
+There is no cluster here. Every manifest of the kustomize base (``k8s/base/``, the files its
+``kustomization.yaml`` lists) is checked with ``kubernetes-validate --strict`` (the Python API:
+strict mode rejects unknown fields, which the lenient mode lets through). The base job template is
+rendered the way the Kubernetes worker renders it and the resulting Job is validated the same way.
+The rendered kustomizations: tests/unit/test_kustomize.py. The work pool on a real Prefect server:
+tests/integration/test_k8s_work_pool.py.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,9 @@ from prefect.utilities.templating import apply_values, find_placeholders
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = ROOT / "k8s"
+BASE_DIR = K8S_DIR / "base"
 TEMPLATE_PATH = K8S_DIR / "base-job-template.json"
+README_PATH = K8S_DIR / "README.md"
 
 #: The oldest Kubernetes minor we target, and the newest kubernetes-validate 1.37 bundles.
 K8S_VERSIONS = ("1.31", "1.37")
@@ -82,6 +87,62 @@ def load_documents(path: Path) -> list[dict[str, Any]]:
     """
     with path.open() as handle:
         return [doc for doc in yaml.safe_load_all(handle) if doc]
+
+
+def kustomization_resources(folder: Path) -> list[Path]:
+    """The local files a ``kustomization.yaml`` lists under ``resources``, in its order.
+
+    Parameters
+    ----------
+    folder : Path
+        A folder holding ``kustomization.yaml``.
+
+    Returns
+    -------
+    list of Path
+        Each listed file (folders, i.e. other kustomizations, are left out).
+    """
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text(encoding="utf-8"))
+    paths = [(folder / entry).resolve() for entry in kustomization.get("resources", [])]
+    return [path for path in paths if path.is_file()]
+
+
+def documented_secrets(readme: Path = README_PATH) -> dict[str, set[str]]:
+    """The Secrets ``k8s/README.md`` tells how to create, with the keys each command sets.
+
+    The manifests hold no Secret (a placeholder in the kustomization would overwrite the real one
+    at every apply): each is created by a command in a fenced shell block of the README,
+    ``kubectl create secret generic NAME --from-literal=KEY=...``. Backslash-continued lines are
+    joined.
+
+    Parameters
+    ----------
+    readme : Path
+        The Markdown file to read.
+
+    Returns
+    -------
+    dict of str to set of str
+        Secret name to the keys its command sets (``--from-literal`` or ``--from-file``).
+    """
+    text = readme.read_text(encoding="utf-8")
+    secrets: dict[str, set[str]] = {}
+    for block in re.findall(
+        r"^```(?:bash|sh|shell)\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL
+    ):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if not line or line.startswith("#"):
+                continue
+            words = shlex.split(line)
+            for i in range(len(words) - 3):
+                if words[i : i + 3] == ["create", "secret", "generic"] and "kubectl" in words[:i]:
+                    keys = secrets.setdefault(words[i + 3], set())
+                    for word in words[i + 4 :]:
+                        option, _, value = word.partition("=")
+                        if option in ("--from-literal", "--from-file") and value:
+                            keys.add(value.split("=", 1)[0])
+    return secrets
 
 
 def strict_errors(doc: dict[str, Any], version: str) -> list[str]:
@@ -199,8 +260,17 @@ def kubernetes_view(manifest: dict[str, Any]) -> dict[str, Any]:
 # Plain manifests
 # ---------------------------------------------------------------------------------------------
 
-#: Kubernetes manifests; k8s/prefect.yaml holds Prefect deployments, not Kubernetes objects.
-MANIFEST_FILES = sorted(p for p in K8S_DIR.glob("*.yaml") if p.name != "prefect.yaml")
+#: The base's Kubernetes manifests: the files k8s/base/kustomization.yaml lists. k8s/prefect.yaml
+#: (Prefect deployments) and the job template are not Kubernetes objects and stay outside it.
+MANIFEST_FILES = kustomization_resources(BASE_DIR)
+
+
+def test_the_base_lists_every_manifest_in_its_folder() -> None:
+    assert sorted(MANIFEST_FILES) == sorted(
+        p.resolve() for p in BASE_DIR.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
+    # Only Prefect's own file stays at the top: every Kubernetes object is in the base.
+    assert [p.name for p in K8S_DIR.glob("*.yaml")] == ["prefect.yaml"]
 
 
 def test_manifests_hold_the_expected_objects() -> None:
@@ -210,17 +280,33 @@ def test_manifests_hold_the_expected_objects() -> None:
         for doc in load_documents(path)
     )
     assert kinds == [
+        ("ConfigMap", "clv-api-config"),
         ("ConfigMap", "clv-config"),
+        ("ConfigMap", "clv-mlflow-config"),
+        ("Deployment", "clv-api"),
+        ("Deployment", "clv-mlflow"),
         ("Deployment", "clv-prefect-worker"),
+        ("HorizontalPodAutoscaler", "clv-api"),
         ("Namespace", "clv"),
+        ("NetworkPolicy", "clv-api"),
+        ("NetworkPolicy", "clv-mlflow"),
         ("PersistentVolumeClaim", "clv-data"),
+        ("PodDisruptionBudget", "clv-api"),
         ("Role", "clv-prefect-worker"),
         ("RoleBinding", "clv-prefect-worker"),
-        ("Secret", "clv-campaign-channels"),
-        ("Secret", "clv-mlflow"),
+        ("Service", "clv-api"),
+        ("Service", "clv-mlflow"),
         ("ServiceAccount", "clv-flow-runner"),
         ("ServiceAccount", "clv-prefect-worker"),
     ]
+    # The Secrets hold credentials: created with kubectl (k8s/README.md), never manifests.
+    assert documented_secrets().keys() == {
+        "clv-api-keys",
+        "clv-campaign-channels",
+        "clv-database",
+        "clv-mlflow",
+        "clv-mlflow-server",
+    }
     for path in MANIFEST_FILES:
         for doc in load_documents(path):
             if doc["kind"] != "Namespace":
@@ -239,7 +325,7 @@ def test_manifest_passes_strict_validation(path: Path, version: str) -> None:
 def test_strict_validation_rejects_a_misspelled_field() -> None:
     (deployment,) = (
         doc
-        for doc in load_documents(K8S_DIR / "prefect-worker.yaml")
+        for doc in load_documents(BASE_DIR / "prefect-worker.yaml")
         if doc["kind"] == "Deployment"
     )
     typo = copy.deepcopy(deployment)
@@ -256,7 +342,7 @@ def test_strict_validation_rejects_a_misspelled_field() -> None:
 def test_worker_deployment_is_non_root_with_a_healthcheck() -> None:
     (deployment,) = (
         doc
-        for doc in load_documents(K8S_DIR / "prefect-worker.yaml")
+        for doc in load_documents(BASE_DIR / "prefect-worker.yaml")
         if doc["kind"] == "Deployment"
     )
     pod = deployment["spec"]["template"]["spec"]
@@ -349,14 +435,17 @@ def test_a_job_rendered_with_the_defaults_needs_only_objects_the_manifests_creat
     for volume in pod["volumes"]:
         claim = objects[("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])]
         assert claim["metadata"]["namespace"] == namespace
+    # Secrets are not manifests: each is created in the namespace by a README command.
+    secrets = documented_secrets()
     for entry in container["env"]:
         if "valueFrom" in entry:
             ref = entry["valueFrom"]["secretKeyRef"]
-            secret = objects[("Secret", ref["name"])]
-            assert secret["metadata"]["namespace"] == namespace
+            assert ref["name"] in secrets, f"Secret {ref['name']!r} is not in k8s/README.md"
+            assert f"kubectl -n {namespace} create secret generic {ref['name']}" in (
+                README_PATH.read_text(encoding="utf-8")
+            )
             # An optional key (a channel's credentials) may be left out of the Secret.
-            keys = (secret.get("stringData") or {}) | (secret.get("data") or {})
-            assert ref["key"] in keys or ref.get("optional") is True, ref
+            assert ref["key"] in secrets[ref["name"]] or ref.get("optional") is True, ref
     # CLV_HOME lies on the shared volume, not in the pod's own filesystem.
     home = next(e["value"] for e in container["env"] if e["name"] == "CLV_HOME")
     mounted = {v["name"] for v in pod["volumes"]}
