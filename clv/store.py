@@ -540,6 +540,12 @@ _LOCK_CAMPAIGNS = sa.text("LOCK TABLE campaigns IN SHARE ROW EXCLUSIVE MODE")
 _LOCK_CAMPAIGN_EVENTS = sa.text("LOCK TABLE campaign_events IN SHARE ROW EXCLUSIVE MODE")
 #: Keys per ``IN (...)`` list of the claim's statements (well under SQLite's variable limit).
 _KEYS_PER_STATEMENT = 1_000
+#: :meth:`Store.mark_outcomes`: outcome → (status, event name, statuses it may come from).
+_BATCH_OUTCOMES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "sent": ("sent", "sent", ("sending", "pending", "failed")),
+    "failed": ("failed", "failed", ("sending",)),
+    "released": ("pending", "released", ("sending",)),
+}
 
 
 @dataclass(frozen=True)
@@ -2231,6 +2237,98 @@ class Store:
             When there is no such message, or ``attempts`` is negative.
         """
         return self._outcome(key, "pending", "released", response, attempts, allowed=("sending",))
+
+    def mark_outcomes(self, outcomes: Sequence[tuple[str, str, str | None, int]]) -> int:
+        """Record many messages' outcomes in one transaction (what a sender does per batch).
+
+        Each entry is ``(key, outcome, response, attempts)`` with ``outcome`` one of ``sent``,
+        ``failed``, ``released``; each follows the rules of :meth:`mark_sent`,
+        :meth:`mark_failed` and :meth:`release` (a message not in an allowed status is left
+        alone, attempts never decrease). One commit for the batch instead of one per message:
+        a crash before it leaves the batch claimed, to be sent again after its lease — what
+        can repeat is the batch in flight, as with one commit per message.
+
+        Returns
+        -------
+        int
+            Messages whose status changed.
+
+        Raises
+        ------
+        StoreError
+            When a key is unknown, an outcome is not one of those, or attempts are negative;
+            then nothing of the batch is recorded.
+        """
+        if not outcomes:
+            return 0
+        for key, outcome, _, attempts in outcomes:
+            if outcome not in _BATCH_OUTCOMES:
+                raise StoreError(
+                    f"unknown outcome {outcome!r} for {key!r}; use sent, failed, released"
+                )
+            if int(attempts) < 0:
+                raise StoreError(f"attempts must not be negative (got {attempts!r})")
+        o = outbox_table
+        keys = [k for k, _, _, _ in outcomes]
+        changed = 0
+        with self._write(None) as conn:
+            current: dict[str, tuple[str, int]] = {}
+            for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+                chunk = keys[start : start + _KEYS_PER_STATEMENT]
+                query = sa.select(o.c.idempotency_key, o.c.status, o.c.attempts).where(
+                    o.c.idempotency_key.in_(chunk)
+                )
+                if self._postgresql:
+                    query = query.with_for_update()
+                for row in conn.execute(query):
+                    current[row.idempotency_key] = (row.status, int(row.attempts))
+            unknown = [k for k in keys if k not in current]
+            if unknown:
+                raise StoreError(f"no outbox message with idempotency key {unknown[0]!r}")
+            now = _now()
+            updates: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            for key, outcome, response, attempts in outcomes:
+                status, event_name, allowed = _BATCH_OUTCOMES[outcome]
+                was, stored = current[key]
+                if was not in allowed:
+                    logger.info("outbox %s is %s: %s not recorded", key, was, event_name)
+                    continue
+                total = max(stored, int(attempts))
+                reply = None if response is None else str(response)
+                updates.append(
+                    {
+                        "key": key,
+                        "new_status": status,
+                        "new_attempts": total,
+                        "reply": reply,
+                        "now": now,
+                        "sent": now if status == "sent" else None,
+                    }
+                )
+                events.append(
+                    {"idempotency_key": key, "at": now, "event": event_name, "attempt": total,
+                     "response": reply}
+                )  # fmt: skip
+                current[key] = (status, total)  # a key twice in one batch: the second sees it
+                changed += 1
+            if updates:
+                statement = (
+                    o.update()
+                    .where(o.c.idempotency_key == sa.bindparam("key"))
+                    .values(
+                        status=sa.bindparam("new_status"),
+                        attempts=sa.bindparam("new_attempts"),
+                        last_response=sa.bindparam("reply"),
+                        updated_at=sa.bindparam("now"),
+                        sent_at=sa.func.coalesce(
+                            sa.bindparam("sent", type_=UTCDateTime), o.c.sent_at
+                        ),
+                    )
+                )
+                conn.execute(statement, updates)
+                conn.execute(outbox_events_table.insert(), events)
+        return changed
 
     def _outcome(
         self,

@@ -54,46 +54,53 @@ def attributed_metrics(
         ``orders``, ``converted``, ``retained``, ``eco_adopted``, ``pre_spend``; zeros for
         customers without transactions.
     """
-    window = pd.Timedelta(days=window_days)
+    window = np.timedelta64(int(window_days) * 86_400_000_000_000, "ns")
     send_at = pd.to_datetime(plan["send_at"])
     if getattr(send_at.dt, "tz", None) is not None:  # the store gives aware UTC
         send_at = send_at.dt.tz_convert("UTC").dt.tz_localize(None)
-    keys = pd.DataFrame(
-        {"customer_id": plan["customer_id"].astype(str).to_numpy(), "send_at": send_at.to_numpy()}
-    )
-    tx = transactions.assign(customer_id=transactions["customer_id"].astype(str))
-    tx = tx[tx["customer_id"].isin(keys["customer_id"])].merge(keys, on="customer_id")
-    offset = tx["timestamp"] - tx["send_at"]
-    during = ((offset >= pd.Timedelta(0)) & (offset < window)).to_numpy()
-    before = ((offset < pd.Timedelta(0)) & (offset >= -window)).to_numpy()
-    later = ((offset >= pd.Timedelta(0)) & (offset < 2 * window)).to_numpy()
+    ids = plan["customer_id"].astype(str)
+    if ids.duplicated().any():
+        raise CampaignError(f"the plan lists customer {ids[ids.duplicated()].iloc[0]!r} twice")
+    n = len(ids)
+    # Each purchase's customer is looked up once (a hash join on the text id); every metric is
+    # then a bincount over those positions.
+    codes = pd.Index(ids.to_numpy()).get_indexer(pd.Index(transactions["customer_id"].astype(str)))
+    mine = codes >= 0
+    codes = codes[mine]
+    stamps = pd.to_datetime(transactions["timestamp"])
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    offset = stamps.to_numpy("datetime64[ns]")[mine] - send_at.to_numpy("datetime64[ns]")[codes]
+    zero = np.timedelta64(0, "ns")
+    during = (offset >= zero) & (offset < window)
+    before = (offset < zero) & (offset >= -window)
+    later = (offset >= zero) & (offset < 2 * window)
+    amount = transactions["amount"].to_numpy(dtype=float)[mine]
     eco = (
-        tx["is_eco_product"].fillna(False).astype(bool).to_numpy()
-        if "is_eco_product" in tx.columns
-        else np.zeros(len(tx), dtype=bool)
+        transactions["is_eco_product"].fillna(False).astype(bool).to_numpy()[mine]
+        if "is_eco_product" in transactions.columns
+        else np.zeros(len(codes), dtype=bool)
     )
-    ids = keys["customer_id"]
 
-    def per_customer(values: pd.Series, mask: np.ndarray, how: str) -> np.ndarray:
-        grouped = values[mask].groupby(tx["customer_id"][mask])
-        result = grouped.sum() if how == "sum" else grouped.size()
-        return result.reindex(ids, fill_value=0).to_numpy()
+    def total(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(codes[mask], weights=amount[mask], minlength=n)
 
-    amount = tx["amount"].astype(float)
-    revenue = per_customer(amount, during, "sum")
-    orders = per_customer(amount, during & (amount.to_numpy() > 0), "count")
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(codes[mask], minlength=n)
+
+    orders = count(during & (amount > 0))
     return pd.DataFrame(
         {
             "customer_id": ids.to_numpy(),
             "group": plan["group"].to_numpy(),
             "segment": plan["segment"].to_numpy(),
             "channel": plan["channel"].to_numpy(),
-            "revenue": revenue.astype(float),
+            "revenue": total(during).astype(float),
             "orders": orders.astype(np.int64),
             "converted": (orders > 0).astype(np.int64),
-            "retained": (per_customer(amount, later, "count") > 0).astype(np.int64),
-            "eco_adopted": (per_customer(amount, during & eco, "count") > 0).astype(np.int64),
-            "pre_spend": per_customer(amount, before, "sum").astype(float),
+            "retained": (count(later) > 0).astype(np.int64),
+            "eco_adopted": (count(during & eco) > 0).astype(np.int64),
+            "pre_spend": total(before).astype(float),
         }
     )
 

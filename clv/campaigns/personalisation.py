@@ -218,6 +218,8 @@ def content_fields(
     index = pd.Index(ids, name="customer_id")
     tx = transactions.loc[transactions["timestamp"] < start]
     tx = tx.assign(customer_id=tx["customer_id"].astype(str))
+    # Only the customers asked for: everything below is per customer and reindexed on them.
+    tx = tx[tx["customer_id"].isin(index)]
     if "product_category" in tx.columns:
         spend = tx.groupby(["customer_id", "product_category"])["amount"].sum().reset_index()
         spend = spend.sort_values(
@@ -228,9 +230,11 @@ def content_fields(
         top = pd.Series(dtype=object)
     days = tx.assign(day=tx["timestamp"].dt.normalize())[["customer_id", "day"]]
     days = days.drop_duplicates().sort_values(["customer_id", "day"])
-    last = days.groupby("customer_id")["day"].max()
-    span = days.groupby("customer_id")["day"].agg(lambda d: (d.max() - d.min()).days)
-    gaps = span / (days.groupby("customer_id").size() - 1).replace(0, np.nan)
+    by_customer = days.groupby("customer_id")["day"]
+    last = by_customer.max()
+    # Whole days from the first purchase day to the last (vectorised: no Python per customer).
+    span = (last - by_customer.min()).dt.days
+    gaps = span / (by_customer.size() - 1).replace(0, np.nan)
     due = last + pd.to_timedelta(gaps.fillna(30.0), unit="D")
     next_purchase = due.where(due >= start, pd.Timestamp(start))
     customer_frame = customers.assign(customer_id=customers["customer_id"].astype(str))

@@ -9,7 +9,6 @@ customers' fields and addresses are read as whole columns instead of one ``.loc`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,11 +64,14 @@ def render_messages(
     ------
     CampaignError
         When a contacted customer's channel needs an address column the contacts lack (checked
-        for every channel before anything is rendered), a contacted customer has no
-        personalisation fields or no contacts row, a group is not a variant, or a template
+        for every channel before anything is rendered), a group is not a variant, a template
         fails (as :func:`~clv.campaigns.definition.render_preview` says it: an unknown field,
-        the sandbox, a line break in a subject).
+        the sandbox, a line break in a subject), or — where the per-customer loop it replaces
+        raised ``KeyError`` — a channel is not the campaign's or a contacted customer has no
+        personalisation fields or no contacts row.
     """
+    from jinja2 import TemplateError
+
     contacted = plan[plan["group"].to_numpy() != HOLDOUT]
     customer_ids: list[Any] = contacted["customer_id"].tolist()
     channels: list[Any] = contacted["channel"].tolist()
@@ -85,8 +87,6 @@ def render_messages(
             )
     recipients = _recipients(ids, [str(c) for c in channels], kinds, contacts)
     contexts, given = _contexts(ids, fields)
-    from jinja2 import TemplateError
-
     compiled: dict[tuple[str, str], list[_Part]] = {}
     subjects: list[str | None] = []
     bodies: list[str] = []
@@ -94,7 +94,7 @@ def render_messages(
         key = (group, str(channel))
         parts = compiled.get(key)
         if parts is None:
-            parts = compiled[key] = _compile(definition, *key)
+            parts = compiled[key] = _compile(definition, *key, given)
         subject: str | None = None
         for part, template, where, flat_globals in parts:
             try:
@@ -139,9 +139,9 @@ def _kind(definition: CampaignDefinition, channel: str) -> str:
     return found.kind
 
 
-def _positions(index: pd.Index, ids: Sequence[str], what: str) -> np.ndarray:
+def _positions(index: pd.Index, ids: list[str], what: str) -> np.ndarray:
     """Row positions of ``ids`` in ``index``; a missing id is refused, naming the first."""
-    positions = np.asarray(index.get_indexer(ids), dtype=np.intp)
+    positions = np.asarray(index.get_indexer(pd.Index(ids)), dtype=np.intp)
     missing = np.flatnonzero(positions < 0)
     if missing.size:
         raise CampaignError(
@@ -199,9 +199,9 @@ def _contexts(ids: list[str], fields: pd.DataFrame) -> tuple[list[dict[str, Any]
     return chosen.to_dict("records"), given  # type: ignore[return-value]
 
 
-def _compile(definition: CampaignDefinition, variant: str, channel: str) -> list[_Part]:
+def _compile(definition: CampaignDefinition, variant: str, channel: str, given: str) -> list[_Part]:
     """The variant's templates on the channel, compiled once in the definition's sandbox."""
-    from jinja2 import TemplateSyntaxError
+    from jinja2 import TemplateError
 
     chosen = definition.variant(variant)
     found = definition.channels[channel]
@@ -210,10 +210,8 @@ def _compile(definition: CampaignDefinition, variant: str, channel: str) -> list
         where = f"campaign {definition.name!r}, variant {variant!r}, channel {channel!r}, {part}"
         try:
             template = _environment(html).from_string(source)
-        except TemplateSyntaxError as err:
-            raise CampaignError(
-                f"{where}: template line {err.lineno}: {err.message or err}"
-            ) from None
+        except (TemplateError, TypeError, ValueError, ArithmeticError) as err:
+            raise _failure(err, where, given) from None
         parts.append((part, template, where, dict(template.globals)))
     return parts
 

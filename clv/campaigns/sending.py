@@ -126,8 +126,13 @@ def send_campaign(
             provider = providers.get(kind)
             messages = _messages(part)
             if provider is None:
-                for message in messages:
-                    store.release(message.idempotency_key, f"no provider for channel {kind}")
+                store.mark_outcomes(
+                    [
+                        (m.idempotency_key, "released", f"no provider for channel {kind}", 0)
+                        for m in messages
+                    ]
+                )
+                for _ in messages:
                     report.deferred += 1
                     report.count(str(channel), "deferred")
                 report.stopped_because = (
@@ -136,22 +141,23 @@ def send_campaign(
                 continue
             results = provider.send_batch(messages)
             previous = dict(zip(part["idempotency_key"], part["attempts"], strict=True))
+            outcomes: list[tuple[str, str, str | None, int]] = []
             for result in results:
                 attempts = int(previous.get(result.idempotency_key, 0)) + result.attempts
                 if result.status == "sent":
-                    store.mark_sent(result.idempotency_key, result.response, attempts)
+                    outcome = "sent"
                     report.sent += 1
-                    report.count(str(channel), "sent")
                     progressed = True
                 elif result.transient:
-                    store.release(result.idempotency_key, result.response, attempts=attempts)
+                    outcome = "released"
                     report.deferred += 1
-                    report.count(str(channel), "deferred")
                 else:
-                    store.mark_failed(result.idempotency_key, result.response, attempts)
+                    outcome = "failed"
                     report.failed += 1
-                    report.count(str(channel), "failed")
                     progressed = True
+                report.count(str(channel), "deferred" if outcome == "released" else outcome)
+                outcomes.append((result.idempotency_key, outcome, result.response, attempts))
+            store.mark_outcomes(outcomes)  # one commit per batch and channel
         if remaining is not None:
             remaining -= len(rows)
         if not progressed:

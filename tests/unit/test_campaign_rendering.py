@@ -139,6 +139,25 @@ def _with_template(
     return definition.model_copy(update={"variants": variants})
 
 
+def test_template_globals_and_assignments_render_as_one_render_does(
+    plan: Plan, definition: CampaignDefinition, inputs: dict[str, pd.DataFrame]
+) -> None:
+    # The globals (range, namespace, ...) reach the compiled template; a {% set %} stays local.
+    template = Template(
+        body="{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}"
+        "{% endfor %}{{ first_name }} {{ ns.n }} {{ '%.1f'|format(predicted_clv) }} "
+        "{{ eco_preference is number }}"
+    )
+    changed = _with_template(definition, "sms", template)
+
+    fast = render_messages(changed, plan.rows, plan.fields, inputs["contacts"])
+
+    pd.testing.assert_frame_equal(
+        fast, _messages(changed, plan.rows, plan.fields, inputs["contacts"])
+    )
+    assert fast.loc[fast["channel"] == "sms", "body"].str.contains(r" 3 \d+\.\d True$").all()
+
+
 def test_a_field_the_template_uses_but_the_plan_lacks_fails_like_one_render(
     plan: Plan, definition: CampaignDefinition, inputs: dict[str, pd.DataFrame]
 ) -> None:
@@ -173,14 +192,25 @@ def test_a_subject_with_a_line_break_is_refused(
 def test_the_sandbox_still_blocks_unsafe_access(
     plan: Plan, definition: CampaignDefinition, inputs: dict[str, pd.DataFrame]
 ) -> None:
-    unsafe = _with_template(
-        definition, "sms", Template(body="{{ first_name.__class__.__mro__ }}")
-    )
+    unsafe = _with_template(definition, "sms", Template(body="{{ first_name.__class__.__mro__ }}"))
 
     with pytest.raises(CampaignError) as fast:
         render_messages(unsafe, plan.rows, plan.fields, inputs["contacts"])
     with pytest.raises(CampaignError) as slow:
         _messages(unsafe, plan.rows, plan.fields, inputs["contacts"])
+
+    assert str(fast.value) == str(slow.value)
+
+
+def test_a_template_that_does_not_compile_fails_like_one_render(
+    plan: Plan, definition: CampaignDefinition, inputs: dict[str, pd.DataFrame]
+) -> None:
+    broken = _with_template(definition, "sms", Template(body="Hi {{ first_name "))
+
+    with pytest.raises(CampaignError, match="channel 'sms', body: template line 1") as fast:
+        render_messages(broken, plan.rows, plan.fields, inputs["contacts"])
+    with pytest.raises(CampaignError) as slow:
+        _messages(broken, plan.rows, plan.fields, inputs["contacts"])
 
     assert str(fast.value) == str(slow.value)
 

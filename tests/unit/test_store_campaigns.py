@@ -406,6 +406,9 @@ def test_two_concurrent_claimers_get_each_message_exactly_once(store_url: str) -
     with Store(store_url) as setup:
         campaign = _sending(setup, n=250)  # 200 messages
     start = threading.Barrier(2)
+    # Both claim a first batch before either goes on: on a busy machine one thread could
+    # otherwise drain the outbox before the other starts, and the overlap would go untested.
+    first_claims = threading.Barrier(2)
     claimed: list[list[str]] = [[], []]
     errors: list[BaseException] = []
 
@@ -413,8 +416,12 @@ def test_two_concurrent_claimers_get_each_message_exactly_once(store_url: str) -
         try:
             with Store(store_url) as own:  # its own engine and connections, as another process
                 start.wait(timeout=30)
+                rounds = 0
                 while True:
                     batch = own.claim_messages(campaign, 7)
+                    rounds += 1
+                    if rounds == 1:
+                        first_claims.wait(timeout=30)
                     if batch.empty:
                         return
                     for key in batch["idempotency_key"]:
@@ -623,3 +630,41 @@ def test_the_campaign_migration_upgrades_a_0001_database_keeping_its_segments(
         assert snapshot() == before
     finally:
         engine.dispose()
+
+
+def test_a_batch_of_outcomes_is_recorded_in_one_go_by_the_same_rules_as_one_at_a_time(
+    store: Store,
+) -> None:
+    campaign = _sending(store)
+    claimed = list(store.claim_messages(campaign, 4)["idempotency_key"])
+    sent, failed, released, late = claimed
+    assert store.mark_sent(late, "250 OK", 1)  # already sent: a stale failure must not undo it
+    changed = store.mark_outcomes(
+        [
+            (sent, "sent", "250 OK", 2),
+            (failed, "failed", "550 no such user", 1),
+            (released, "released", "451 try later", 1),
+            (late, "failed", "stale", 0),
+        ]
+    )
+    assert changed == 3
+    outbox = store.outbox(campaign).set_index("idempotency_key")
+    assert outbox.loc[sent, "status"] == "sent" and outbox.loc[sent, "attempts"] == 2
+    assert outbox.loc[sent, "sent_at"] is not None
+    assert outbox.loc[failed, "status"] == "failed"
+    assert outbox.loc[released, "status"] == "pending"
+    assert outbox.loc[late, "status"] == "sent"
+    events = store.outbox_events(campaign)
+    assert sorted(events.loc[events["event"] != "claimed", "event"]) == sorted(
+        ["sent", "sent", "failed", "released"]
+    )
+
+
+def test_a_batch_with_an_unknown_key_records_nothing(store: Store) -> None:
+    campaign = _sending(store)
+    (key,) = store.claim_messages(campaign, 1)["idempotency_key"]
+    with pytest.raises(StoreError, match="no outbox message with idempotency key 'nope'"):
+        store.mark_outcomes([(key, "sent", "250 OK", 1), ("nope", "sent", "250 OK", 1)])
+    with pytest.raises(StoreError, match="unknown outcome 'delivered'"):
+        store.mark_outcomes([(key, "delivered", None, 1)])
+    assert store.outbox(campaign).set_index("idempotency_key").loc[key, "status"] == "sending"
