@@ -72,6 +72,8 @@ demo: $(STAMP)
 	@# A campaign to the demo's customers: plan, send to a local SMTP server and SMS webhook,
 	@# simulate the response from the generator's truth, analyse it against the holdout.
 	$(BIN)/python examples/demo_campaign.py --home $(CLV_HOME)
+	@# The API on the demo's champion, left running in the background (stop: see its last line).
+	$(BIN)/python examples/demo_api.py --home $(CLV_HOME)
 	@echo
 	@echo "MLflow UI:   $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CLV_HOME)/mlflow/mlflow.db --port 5000"
 	@echo "Prefect UI:  PREFECT_HOME=$(CLV_HOME)/prefect $(BIN)/prefect server start  (then http://127.0.0.1:4200)"
@@ -81,16 +83,30 @@ demo: $(STAMP)
 	@echo "Backtest:    $(BIN)/clv backtest --transactions $(CLV_HOME)/demo/data/transactions.parquet --horizon-days 90"
 	@echo "Event-driven retraining: start a Prefect server, then 'make deploy' and 'prefect worker start --pool clv-process'"
 
-# Deployments from prefect.yaml on the server at PREFECT_API_URL (process work pool, local use).
+# Deployments from prefect.yaml on the server at PREFECT_API_URL (process work pool, local use),
+# then the automations in automations/ (drift alert, failed runs, overdue training) and their
+# webhook notification block, created or updated by name. The webhook URL comes from
+# CLV_ALERT_WEBHOOK_URL; without it the automations are skipped with a warning, or the deploy
+# fails with `make deploy REQUIRE_ALERTS=1` (docs/automations.md).
 deploy: $(STAMP)
 	@test -n "$$PREFECT_API_URL" || { echo "set PREFECT_API_URL (e.g. start 'prefect server start' and use http://127.0.0.1:4200/api)"; exit 1; }
 	$(BIN)/prefect work-pool inspect clv-process >/dev/null 2>&1 || $(BIN)/prefect work-pool create clv-process --type process
 	CLV_PROJECT_DIR=$(CURDIR) CLV_TRANSACTIONS=$${CLV_TRANSACTIONS:-$(CLV_HOME)/demo/data/transactions.parquet} \
+		CLV_CUSTOMERS=$${CLV_CUSTOMERS:-$(CLV_HOME)/demo/data/customers.parquet} \
 		$(BIN)/prefect --no-prompt deploy --all
+	$(BIN)/python -m flows.automations --dir automations $(if $(REQUIRE_ALERTS),--require-webhook)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile infra/image/python.Containerfile
+
+# The clv-platform image (Dockerfile) as localhost/clv-platform:latest: with Docker where its engine
+# runs, else with podman on a base built once from Debian's packages (infra/image/build.sh installs
+# podman when missing). Later builds reuse the layer cache.
+.PHONY: image
+image:
+	infra/image/build.sh
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -200,12 +200,21 @@ def plan_campaign(
         prior_rate=float(definition.uplift_prior.rate),
         prior_sd=float(definition.uplift_prior.sd),
     )
+    # Spend in the window is the window's share of the CLV horizon (scores from `clv score`
+    # say their horizon; scores without one are taken as the window's spend).
+    horizon = (
+        float(pd.to_numeric(scores["horizon_days"], errors="coerce").dropna().iloc[0])
+        if "horizon_days" in scores.columns and scores["horizon_days"].notna().any()
+        else float(definition.attribution_window_days)
+    )
+    window_share = min(1.0, float(definition.attribution_window_days) / horizon)
     pairs = candidates(
         eligible[["customer_id", "segment", "predicted_clv"]],
         {n: float(c.cost_per_message) for n, c in definition.channels.items()},
         uplift,
         margin=float(definition.margin),
         eligible=allowed.channels,
+        window_share=window_share,
     )
     chosen = _choose(pairs, eligible.set_index("customer_id")["group"], float(definition.budget))
     if chosen.empty:
@@ -253,6 +262,7 @@ def plan_campaign(
         "expected_incremental_value": float(
             rows.loc[rows["group"] != HOLDOUT, "expected_incremental_value"].sum()
         ),
+        "value_window_share": window_share,
         "uplift_sources": {
             str(k): int(v) for k, v in uplift["source"].value_counts().sort_index().items()
         },

@@ -77,7 +77,14 @@ def shrink_uplift(
     if missing:
         raise CampaignError(f"measured uplift lacks column(s) {', '.join(missing)}")
     for channel in channels:
-        here = table[(table["channel"] == channel) & (table["standard_error"] > 0)]
+        usable = table[table["standard_error"] > 0]
+        here = usable[usable["channel"] == channel]
+        # A multi-channel campaign measured its segments over all its channels ("all"): that
+        # measurement stands for each channel that has none of its own.
+        pooled_rows = usable[
+            (usable["channel"] == "all") & ~usable["segment"].isin(here["segment"])
+        ]
+        here = pd.concat([here, pooled_rows], ignore_index=True) if len(pooled_rows) else here
         u = here["uplift"].to_numpy(dtype=float)
         se2 = here["standard_error"].to_numpy(dtype=float) ** 2
         if len(here):
@@ -112,8 +119,13 @@ def candidates(
     *,
     margin: float,
     eligible: pd.DataFrame | None = None,
+    window_share: float = 1.0,
 ) -> pd.DataFrame:
     """Every eligible (customer, channel) pair with its expected incremental value and cost.
+
+    The expected incremental value is ``uplift × margin × predicted CLV × window_share``: the
+    uplift is relative to the spend in the attribution window, which is ``window_share`` (the
+    window over the CLV horizon) of the predicted CLV.
 
     Parameters
     ----------
@@ -156,7 +168,8 @@ def candidates(
             first = part["segment"].to_numpy()[np.flatnonzero(unknown)[0]]
             raise CampaignError(f"no uplift for segment {first!r} on channel {channel!r}")
         part["channel"] = channel
-        value = margin * np.clip(part["predicted_clv"].to_numpy(dtype=float), 0.0, None)
+        spend = np.clip(part["predicted_clv"].to_numpy(dtype=float), 0.0, None) * window_share
+        value = margin * spend
         part["expected_incremental_value"] = rate * value
         part["cost"] = float(cost)
         part["net"] = part["expected_incremental_value"] - part["cost"]

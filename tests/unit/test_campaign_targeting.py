@@ -160,3 +160,32 @@ def test_every_excluded_customer_is_counted_by_the_first_reason_that_applies() -
     assert list(result.eligible_ids) == ["a"]
     assert result.channels.loc["a"].tolist() == [True, True]
     assert set(REASONS) == set(result.excluded)
+
+
+def test_a_multi_channel_campaigns_pooled_measurement_reaches_each_channel() -> None:
+    measured = pd.DataFrame(
+        {
+            "segment": ["loyal", "at_risk"],
+            "channel": ["all", "all"],
+            "uplift": [0.01, 0.4],
+            "standard_error": [0.01, 0.05],
+            "n_treated": [500, 500],
+            "n_holdout": [100, 100],
+        }
+    )
+    shrunk = shrink_uplift(
+        measured, ["loyal", "at_risk"], ["email", "sms"], prior_rate=0.05, prior_sd=0.05
+    )
+    assert set(shrunk["source"]) == {"measured"}
+    by_cell = shrunk.set_index(["segment", "channel"])["uplift"]
+    assert by_cell[("at_risk", "sms")] > by_cell[("loyal", "sms")]
+    assert by_cell[("at_risk", "email")] == by_cell[("at_risk", "sms")]
+
+
+def test_the_expected_value_is_the_windows_share_of_the_predicted_clv() -> None:
+    customers = pd.DataFrame({"customer_id": ["a"], "segment": ["s"], "predicted_clv": [900.0]})
+    uplift = pd.DataFrame({"segment": ["s"], "channel": ["email"], "uplift": [0.1]})
+    whole = candidates(customers, {"email": 0.01}, uplift, margin=0.5)
+    window = candidates(customers, {"email": 0.01}, uplift, margin=0.5, window_share=14 / 90)
+    assert whole["expected_incremental_value"].iloc[0] == pytest.approx(45.0)
+    assert window["expected_incremental_value"].iloc[0] == pytest.approx(45.0 * 14 / 90)
