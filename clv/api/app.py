@@ -67,7 +67,10 @@ _BODY: dict[int | str, dict[str, Any]] = {
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "Not found", **_DETAIL}}
 _NO_MODEL: dict[int | str, dict[str, Any]] = {
-    503: {"description": "No champion model is loaded yet", **_DETAIL}
+    503: {"description": "No champion model is loaded yet, or still loading", **_DETAIL}
+}
+_LOADING: dict[int | str, dict[str, Any]] = {
+    503: {"description": "Still loading what is served", **_DETAIL}
 }
 
 
@@ -344,7 +347,7 @@ def create_app(
     @app.get(
         "/segments/active",
         response_model=SegmentsOut,
-        responses={**_AUTH, **_NOT_FOUND},
+        responses={**_AUTH, **_NOT_FOUND, **_LOADING},
         tags=["segments"],
     )
     def segments_active(request: Request) -> SegmentsOut:
@@ -372,7 +375,7 @@ def create_app(
     @app.get(
         "/segments/{name}/customers",
         response_model=SegmentCustomers,
-        responses={**_AUTH, **_NOT_FOUND},
+        responses={**_AUTH, **_NOT_FOUND, **_LOADING},
         tags=["segments"],
     )
     def segment_customers(
@@ -415,7 +418,7 @@ def create_app(
     @app.get(
         "/customers/{customer_id}",
         response_model=CustomerOut,
-        responses={**_AUTH, **_NOT_FOUND},
+        responses={**_AUTH, **_NOT_FOUND, **_LOADING},
         tags=["customers"],
     )
     def customer(

@@ -545,6 +545,18 @@ def test_env_merges_defaults_deployment_values_and_the_mlflow_secret() -> None:
             ("CLV_INAPP_WEBHOOK_URL", "inapp-webhook-url"),
         )
     ]
+    database_from_secret = [
+        {
+            "name": "CLV_DATABASE_URL",
+            "valueFrom": {"secretKeyRef": {"name": "clv-database", "key": "url"}},
+        },
+        {
+            "name": "CLV_OPTUNA_STORAGE",
+            "valueFrom": {
+                "secretKeyRef": {"name": "clv-database", "key": "optuna-url", "optional": True}
+            },
+        },
+    ]
     template = load_template()
 
     env = render_job_configuration(template)["job_manifest"]["spec"]["template"]["spec"][
@@ -554,6 +566,7 @@ def test_env_merges_defaults_deployment_values_and_the_mlflow_secret() -> None:
         {"name": "CLV_HOME", "value": "/data/clv"},
         {"name": "PREFECT_SERVER_ANALYTICS_ENABLED", "value": "false"},
         mlflow_from_secret,
+        *database_from_secret,
         *channels_from_secret,
     ]
 
@@ -566,5 +579,6 @@ def test_env_merges_defaults_deployment_values_and_the_mlflow_secret() -> None:
         {"name": "PREFECT_SERVER_ANALYTICS_ENABLED", "value": "false"},
         {"name": "CLV_LOG_LEVEL", "value": "debug"},
         {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow:5000"},
+        *database_from_secret,
         *channels_from_secret,
     ]
