@@ -582,3 +582,15 @@ def test_env_merges_defaults_deployment_values_and_the_mlflow_secret() -> None:
         *database_from_secret,
         *channels_from_secret,
     ]
+
+
+def test_flow_run_pods_run_prefects_command_not_the_images_clv_entrypoint() -> None:
+    # The image's ENTRYPOINT is `clv`; the worker puts `prefect flow-run execute` in `args`, so
+    # the container must name a command or the pod would run `clv prefect flow-run execute`.
+    template = load_template()
+    container = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    assert container["command"] == ["/usr/bin/env"]
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["clv"]' in dockerfile
