@@ -100,6 +100,17 @@ def read_manifest(folder: Path, *, expected_model: str) -> dict[str, Any]:
     return manifest
 
 
+#: Below this many rows a LightGBM prediction runs on one thread: a request for one customer
+#: otherwise waits for an OpenMP thread per core (measured: 12–15 ms → 3 ms of CPU a request on
+#: 2 busy cores, docs/benchmarks.md, serving API). Batch scoring keeps every core.
+SMALL_BATCH_ROWS = 10_000
+
+
+def small_batch_threads(X: pd.DataFrame) -> dict[str, int]:
+    """``{"num_threads": 1}`` for a small frame, else nothing (LightGBM's own default)."""
+    return {"num_threads": 1} if len(X) < SMALL_BATCH_ROWS else {}
+
+
 def align_features(X: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
     """Columns in training order; absent ones added as missing (e.g. a channel never seen)."""
     return X.reindex(columns=feature_names).astype("float64")

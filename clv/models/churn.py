@@ -191,8 +191,11 @@ class ChurnModel:
     def _raw(self, features: pd.DataFrame) -> np.ndarray:
         if self._booster is None:
             raise RuntimeError("the model is not fitted")
+        from clv.models.base import small_batch_threads
+
         best = self._booster.best_iteration or None
-        return np.asarray(self._booster.predict(features, num_iteration=best), dtype="float64")
+        raw = self._booster.predict(features, num_iteration=best, **small_batch_threads(features))
+        return np.asarray(raw, dtype="float64")
 
     def save(self, path: Path) -> None:
         """Write ``model.txt``, ``calibration.json`` and ``manifest.json`` (SHA-256 of both)."""

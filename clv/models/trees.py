@@ -15,7 +15,14 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from clv.models.base import Monitor, align_features, read_manifest, register, write_manifest
+from clv.models.base import (
+    Monitor,
+    align_features,
+    read_manifest,
+    register,
+    small_batch_threads,
+    write_manifest,
+)
 
 
 def _check_xy(X: pd.DataFrame, y: pd.Series | None) -> None:
@@ -275,7 +282,9 @@ class LightGBMModel(_BoostedTrees):
         booster = self._fitted_booster()
         _check_xy(X, None)
         best = booster.best_iteration or None
-        raw = booster.predict(align_features(X, self.feature_names), num_iteration=best)
+        raw = booster.predict(
+            align_features(X, self.feature_names), num_iteration=best, **small_batch_threads(X)
+        )
         return np.maximum(np.asarray(raw, dtype="float64"), 0.0)
 
     def _load_native(self, file: Path) -> Any:
