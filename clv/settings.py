@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         (``CLV_SMTP_STARTTLS``); the server certificate is verified.
     smtp_from : str
         The From address of campaign emails (``CLV_SMTP_FROM``), e.g. ``Shop <news@shop.example>``.
+    smtp_connections : int
+        SMTP sessions a batch of emails is spread over in parallel (``CLV_SMTP_CONNECTIONS``,
+        1–64, default 4); keep it under the server's limit of connections per client.
     sms_webhook_url : str or None
         HTTP(S) endpoint that sends SMS (``CLV_SMS_WEBHOOK_URL``); ``None``: no SMS channel.
     inapp_webhook_url : str or None
@@ -73,6 +76,7 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_from: str = "clv@localhost"
+    smtp_connections: int = Field(default=4, ge=1, le=64)
     sms_webhook_url: str | None = None
     inapp_webhook_url: str | None = None
 

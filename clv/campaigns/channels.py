@@ -36,9 +36,11 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
@@ -80,6 +82,9 @@ _IDEMPOTENCY_KEY = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
 _MAX_KEY_LENGTH = 200
 # How much of a webhook's response body a result keeps.
 _MAX_RESPONSE_BODY = 200
+# A batch is split over parallel SMTP sessions only in parts of at least this many messages:
+# a session costs a connect, EHLO and QUIT, which a few messages do not repay.
+_MIN_MESSAGES_PER_CONNECTION = 10
 
 
 class ChannelConfigError(CampaignError):
@@ -202,6 +207,8 @@ class TokenBucket:
 
     Implemented as the generic cell rate algorithm (a token bucket kept as one "theoretical
     arrival time"), so it works with a fake clock and a fake sleep that does not advance it.
+    Safe to share between threads: each acquisition reserves its slot under a lock, then sleeps
+    outside it.
 
     Parameters
     ----------
@@ -233,17 +240,17 @@ class TokenBucket:
         self._sleep = sleep
         self._interval = 1.0 / self.rate_per_second
         self._arrival = -math.inf
+        self._lock = threading.Lock()
 
     def acquire(self) -> float:
         """Wait until the rate allows one more acquisition; return the seconds waited."""
-        now = self._clock()
-        arrival = max(self._arrival, now)
-        wait = arrival - now - (self.burst - 1) * self._interval
+        with self._lock:
+            now = self._clock()
+            arrival = max(self._arrival, now)
+            wait = max(arrival - now - (self.burst - 1) * self._interval, 0.0)
+            self._arrival = arrival + self._interval
         if wait > 0:
             self._sleep(wait)
-        else:
-            wait = 0.0
-        self._arrival = arrival + self._interval
         return wait
 
 
@@ -522,7 +529,7 @@ def _error_text(err: BaseException) -> str:
 
 
 class EmailProvider(_RetryingProvider[_Email]):
-    """Sends email over SMTP, one connection per batch.
+    """Sends email over SMTP, over up to ``connections`` sessions in parallel per batch.
 
     Parameters
     ----------
@@ -544,6 +551,12 @@ class EmailProvider(_RetryingProvider[_Email]):
         Exponential backoff with full jitter between attempts (see the module docstring).
     batch_size : int
         At most this many messages per SMTP session; a longer batch opens a new session.
+    connections : int
+        SMTP sessions a batch is spread over, each in its own thread (>= 1). A batch is cut
+        into that many contiguous parts (fewer for a short batch: at least 10 messages a
+        part); the results keep the batch's order. ``smtplib`` waits for each reply before the
+        next command (four round trips per message), so parallel sessions are what lifts the
+        rate; mind the server's limit on connections per client.
     sleep, clock : callable
         Injectable for tests: ``sleep(seconds)`` and a monotonic clock.
     seed : int or None
@@ -555,7 +568,8 @@ class EmailProvider(_RetryingProvider[_Email]):
 
     Notes
     -----
-    The connection is opened on the first message of a batch and closed (QUIT) at its end. A
+    Each session is opened on the first message of its part of a batch and closed (QUIT) at
+    the batch's end; the rate limit is shared by all of them. A
     connection the server drops is replaced on the next attempt, at once if it had already
     carried a message (the server's idle or per-session limit), else after the backoff.
     A recipient refused with 5xx fails that message only; 4xx (greylisting) is retried.
@@ -576,6 +590,7 @@ class EmailProvider(_RetryingProvider[_Email]):
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
         batch_size: int = 200,
+        connections: int = 1,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         seed: int | None = None,
@@ -596,6 +611,8 @@ class EmailProvider(_RetryingProvider[_Email]):
             raise ValueError("host is empty")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if connections < 1:
+            raise ValueError(f"connections must be at least 1, got {connections}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         if password is not None and username is None:
@@ -616,16 +633,93 @@ class EmailProvider(_RetryingProvider[_Email]):
         self._local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
         self._messages_on_connection = 0
+        self.connections = connections
+        # The sessions beyond this provider's own, built on the first batch that needs them.
+        self._seed = seed
+        self._lanes: list[EmailProvider] = []
+        self._pool: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         return (
             f"EmailProvider(host={self.host!r}, port={self.port}, username={self.username!r}, "
-            f"starttls={self.starttls}, sender={self.sender!r})"
+            f"starttls={self.starttls}, sender={self.sender!r}, connections={self.connections})"
         )
 
     def close(self) -> None:
-        """Say QUIT and close the connection, if one is open."""
+        """Say QUIT and close the connections, if any is open."""
         self._disconnect(polite=True)
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:
+            lane.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def send_batch(self, messages: Sequence[Message]) -> list[SendResult]:
+        """Send ``messages`` over up to ``connections`` parallel sessions; results in order.
+
+        Parameters
+        ----------
+        messages : sequence of Message
+            Messages for the email channel.
+
+        Returns
+        -------
+        list of SendResult
+            ``results[i]`` is the fate of ``messages[i]``.
+        """
+        parts = min(self.connections, len(messages) // _MIN_MESSAGES_PER_CONNECTION)
+        if parts <= 1:
+            return super().send_batch(messages)
+        bounds = [round(i * len(messages) / parts) for i in range(parts + 1)]
+        chunks = [messages[bounds[i] : bounds[i + 1]] for i in range(parts)]
+        lanes = self._lanes_for(parts - 1)
+        assert self._pool is not None
+        # This provider sends the first part itself; the others go to their own sessions.
+        futures = [
+            self._pool.submit(lane.send_batch, chunk)
+            for lane, chunk in zip(lanes, chunks[1:], strict=True)
+        ]
+        try:
+            results = super().send_batch(chunks[0])
+        finally:
+            # Never return (or raise) while a session still has messages in flight.
+            wait(futures)
+        for future in futures:
+            results.extend(future.result())
+        return results
+
+    def _lanes_for(self, count: int) -> list[EmailProvider]:
+        """``count`` single-session providers like this one, sharing its rate limit."""
+        if self._local_hostname is None:
+            self._local_hostname = socket.getfqdn()
+        while len(self._lanes) < count:
+            number = len(self._lanes) + 1
+            lane = EmailProvider(
+                self.host,
+                self.port,
+                username=self.username,
+                password=self._password,
+                starttls=self.starttls,
+                sender=self.sender,
+                timeout=self.timeout,
+                max_attempts=self.max_attempts,
+                backoff_base=self.backoff_base,
+                backoff_max=self.backoff_max,
+                batch_size=self.batch_size,
+                sleep=self._sleep,
+                clock=self._clock,
+                seed=None if self._seed is None else self._seed + number,
+                ssl_context=self._ssl_context,
+                local_hostname=self._local_hostname,
+            )
+            lane._bucket = self._bucket
+            self._lanes.append(lane)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=self.connections - 1, thread_name_prefix="clv-smtp"
+            )
+        return self._lanes[:count]
 
     def _end_batch(self) -> None:
         self._disconnect(polite=True)
@@ -1007,6 +1101,7 @@ def _build_provider(settings: Settings, channel: str) -> Provider:
                 password=None if password is None else password.get_secret_value(),
                 starttls=settings.smtp_starttls,
                 sender=settings.smtp_from,
+                connections=settings.smtp_connections,
             )
         except ValueError as err:
             raise ChannelConfigError(f"email channel (CLV_SMTP_*): {err}") from err

@@ -110,7 +110,9 @@ class SinkHandler:
 
     ``temp_fail``: answer ``451 try later`` to that many DATA commands; ``reject``: answer
     ``550 no such user`` to these recipients; ``drop_at``: abort the connection instead of
-    answering these DATA commands (1-based, counted over the sink's life since ``reset``).
+    answering these DATA commands (1-based, counted over the sink's life since ``reset``);
+    ``data_delay``: take that many seconds over each DATA (other sessions are served meanwhile),
+    and count how many DATA commands were in flight at once (``max_in_flight``).
     """
 
     received: list[Received] = field(default_factory=list)
@@ -119,6 +121,10 @@ class SinkHandler:
     temp_fail: int = 0
     reject: frozenset[str] = frozenset()
     drop_at: frozenset[int] = frozenset()
+    data_delay: float = 0.0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    arrivals: list[float] = field(default_factory=list)
 
     def reset(
         self,
@@ -126,11 +132,14 @@ class SinkHandler:
         temp_fail: int = 0,
         reject: frozenset[str] = frozenset(),
         drop_at: frozenset[int] = frozenset(),
+        data_delay: float = 0.0,
     ) -> None:
         self.received = []
         self.sessions = []
         self.data_commands = 0
         self.temp_fail, self.reject, self.drop_at = temp_fail, reject, drop_at
+        self.data_delay, self.in_flight, self.max_in_flight = data_delay, 0, 0
+        self.arrivals = []
 
     async def handle_RCPT(
         self,
@@ -150,6 +159,12 @@ class SinkHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.data_commands += 1
+        self.arrivals.append(time.monotonic())
+        if self.data_delay:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            await asyncio.sleep(self.data_delay)
+            self.in_flight -= 1
         if self.data_commands in self.drop_at:
             assert server.transport is not None
             server.transport.abort()  # type: ignore[attr-defined]
@@ -283,6 +298,97 @@ def test_batches_longer_than_batch_size_open_a_new_session_per_chunk(
     assert all(r.sent for r in results)
     assert len(sink.sessions) == 3  # 2 + 2 + 1
     assert len(sink.received) == 5
+
+
+def test_a_batch_is_spread_over_parallel_sessions_and_the_results_keep_its_order(
+    sink: SinkHandler, smtp_server: tuple[SinkHandler, int]
+) -> None:
+    _, port = smtp_server
+    sink.reset(data_delay=0.01)
+    messages = [email_message(n) for n in range(80)]
+    with EmailProvider(
+        "127.0.0.1", port, sender=SENDER, connections=4, local_hostname="clv.test"
+    ) as provider:
+        results = provider.send_batch(messages)
+        again = provider.send_batch(messages[:40])  # the sessions are opened again
+
+    assert [r.idempotency_key for r in results] == [m.idempotency_key for m in messages]
+    assert all(r.sent and r.attempts == 1 for r in results + again)
+    assert len(sink.sessions) == 8
+    assert sink.max_in_flight >= 2  # the sessions really ran at the same time
+    assert sorted(sink.keys()) == sorted([m.idempotency_key for m in messages + messages[:40]])
+
+
+def test_a_short_batch_stays_on_one_session_however_many_connections_are_allowed(
+    sink: SinkHandler, smtp_server: tuple[SinkHandler, int]
+) -> None:
+    _, port = smtp_server
+    with EmailProvider(
+        "127.0.0.1", port, sender=SENDER, connections=8, local_hostname="clv.test"
+    ) as provider:
+        results = provider.send_batch([email_message(n) for n in range(15)])
+
+    assert all(r.sent for r in results)
+    assert len(sink.sessions) == 1  # 15 messages do not repay a second session
+
+
+def test_a_refused_recipient_in_one_parallel_session_fails_only_that_message(
+    sink: SinkHandler, smtp_server: tuple[SinkHandler, int]
+) -> None:
+    _, port = smtp_server
+    sink.reset(reject=frozenset({"customer33@example.com"}))
+    with EmailProvider(
+        "127.0.0.1", port, sender=SENDER, connections=3, local_hostname="clv.test"
+    ) as provider:
+        results = provider.send_batch([email_message(n) for n in range(45)])
+
+    failed = [n for n, r in enumerate(results) if not r.sent]
+    assert failed == [33]
+    assert results[33].response.startswith("550 5.1.1 no such user") and not results[33].transient
+    assert len(sink.received) == 44
+    assert len(sink.sessions) == 3
+
+
+def test_parallel_sessions_share_one_rate_limit(
+    sink: SinkHandler, smtp_server: tuple[SinkHandler, int]
+) -> None:
+    _, port = smtp_server
+    with EmailProvider(
+        "127.0.0.1",
+        port,
+        sender=SENDER,
+        connections=3,
+        rate_per_second=100.0,
+        local_hostname="clv.test",
+    ) as provider:
+        results = provider.send_batch([email_message(n) for n in range(30)])
+
+    assert all(r.sent for r in results)
+    assert len(sink.sessions) == 3
+    # 30 transactions at 100/s in all: 29 intervals of 10 ms between the first and the last
+    # acquisition, less the first session's connect and EHLO, which the first DATA waits for
+    # (three unshared limits would let the 30 through in about 0.1 s).
+    assert sink.arrivals[-1] - sink.arrivals[0] >= 0.2
+
+
+def test_a_server_that_is_down_fails_every_parallel_part_as_transient(
+    fake_time: FakeTime,
+) -> None:
+    with EmailProvider(
+        "127.0.0.1",
+        closed_port(),
+        sender=SENDER,
+        max_attempts=2,
+        connections=4,
+        sleep=fake_time.sleep,
+        local_hostname="clv.test",
+    ) as provider:
+        results = provider.send_batch([email_message(n) for n in range(40)])
+
+    assert len(results) == 40
+    assert all(r.status == "failed" and r.transient for r in results)
+    # Each of the four sessions tried its first message twice and gave up on the rest.
+    assert sorted(r.attempts for r in results if r.attempts) == [2, 2, 2, 2]
 
 
 def test_451_is_retried_with_jittered_backoff_then_succeeds(
@@ -619,6 +725,18 @@ def test_starttls_and_auth_deliver_over_an_encrypted_authenticated_session(
     assert [(r.tls, r.authenticated) for r in tls_sink.received] == [(True, True)] * 2
     assert len(tls_sink.sessions) == 1
     assert PASSWORD not in repr(provider)
+
+
+def test_parallel_sessions_each_negotiate_starttls_and_auth(
+    tls_sink: SinkHandler, tls_smtp_server: tuple[SinkHandler, int], pki: Pki
+) -> None:
+    _, port = tls_smtp_server
+    with tls_provider(port, pki, connections=2) as provider:
+        results = provider.send_batch([email_message(n) for n in range(24)])
+
+    assert all(r.sent for r in results)
+    assert len(tls_sink.sessions) == 2
+    assert [(r.tls, r.authenticated) for r in tls_sink.received] == [(True, True)] * 24
 
 
 def test_a_wrong_password_fails_the_batch_permanently_after_one_try(
@@ -990,6 +1108,7 @@ def test_providers_built_from_the_environment_deliver(
     monkeypatch.setenv("CLV_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("CLV_SMTP_PORT", str(port))
     monkeypatch.setenv("CLV_SMTP_FROM", "Offers <offers@shop.example>")
+    monkeypatch.setenv("CLV_SMTP_CONNECTIONS", "2")
     monkeypatch.setenv("CLV_SMS_WEBHOOK_URL", url)
     monkeypatch.setenv("CLV_INAPP_WEBHOOK_URL", url + "/in-app")
     get_settings.cache_clear()
@@ -999,6 +1118,8 @@ def test_providers_built_from_the_environment_deliver(
         assert sorted(providers) == ["email", "in_app", "sms"]
         assert all(isinstance(p, Provider) for p in providers.values())
         assert [p.name for p in providers.values()] == list(providers)
+        assert isinstance(providers["email"], EmailProvider)
+        assert providers["email"].connections == 2
         email_results = providers["email"].send_batch([email_message(1)])
         sms_results = providers["sms"].send_batch([webhook_message(1, "sms")])
         in_app_results = providers["in_app"].send_batch([webhook_message(1, "in_app")])
@@ -1026,5 +1147,6 @@ def test_the_smtp_password_from_the_environment_stays_secret(
 
     assert isinstance(provider, EmailProvider)
     assert (provider.username, provider.starttls, provider.port) == (USER, True, 25)
+    assert provider.connections == 4  # CLV_SMTP_CONNECTIONS' default
     assert PASSWORD not in repr(settings)
     assert PASSWORD not in repr(provider)
