@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     inapp_webhook_url : str or None
         HTTP(S) endpoint that delivers in-app messages (``CLV_INAPP_WEBHOOK_URL``);
         ``None``: no in-app channel.
+    dask_address : str or None
+        Scheduler of a Dask cluster to run features, training, scoring and segmentation on
+        (``CLV_DASK_ADDRESS``, e.g. ``tcp://dask-scheduler:8786``); ``None``: one machine, no
+        Dask. ``--dask-address`` on the CLI overrides it.
     """
 
     model_config = SettingsConfigDict(env_prefix="CLV_", extra="ignore")
@@ -79,6 +83,7 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(default=4, ge=1, le=64)
     sms_webhook_url: str | None = None
     inapp_webhook_url: str | None = None
+    dask_address: str | None = None
 
     @property
     def warehouse(self) -> Path:

@@ -19,7 +19,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -134,6 +134,31 @@ def _answers_http(url: str) -> bool:
         return err.code < 500
     except OSError:
         return False
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[str]:
+    """A real ``distributed.LocalCluster``: two worker processes, one thread each; its address.
+
+    Shared by the whole session (starting one costs a few seconds). Tests connect with
+    :func:`clv.distributed.cluster.connect` (or pass the address to the code under test) and must
+    not close the cluster or change its workers.
+    """
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit="2GiB",
+        silence_logs=40,
+    )
+    try:
+        yield str(cluster.scheduler_address)
+    finally:
+        cluster.close()
 
 
 @pytest.fixture(scope="session")
@@ -310,6 +335,91 @@ def mlflow_tracking(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     return mlflow_server
+
+
+#: What ``cli_champion`` generates and trains on (LightGBM, one trial): customers, seed, horizon.
+CLI_CHAMPION_CUSTOMERS = 900
+CLI_CHAMPION_SEED = 4
+CLI_CHAMPION_HORIZON_DAYS = 90
+
+
+def _run_clv(env: dict[str, str], *args: str) -> str:
+    """``clv ARGS`` in a subprocess with ``env``; its output, or a test failure showing it."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("clv")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"clv {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def cli_champion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A champion trained, promoted and used to score through the CLI, as a team would.
+
+    In a folder of its own: a real ``mlflow server``, generated data (900 customers, seed 4),
+    ``clv train`` (LightGBM, one trial, 90 days), ``clv-spend`` and ``clv-churn`` version 1
+    promoted (forced past the gate), ``clv score`` and an approved segmentation (version 1).
+    Built once per session for ``tests/integration/test_api.py`` and ``tests/e2e/test_image.py``.
+
+    Yields ``env`` (the CLI's environment: ``CLV_HOME``, ``MLFLOW_TRACKING_URI``, ...), ``home``
+    (the data home: the platform database with the scores and the segmentation), ``data`` (the
+    generated files), ``scores`` (the scores file), ``mlflow`` (the server's URL) and
+    ``horizon_days``.
+
+    Shared: a test that promotes another version puts version 1 back as the champion when it ends,
+    and one that hands the home to a container gives it a copy.
+    """
+    folder = tmp_path_factory.mktemp("cli-champion")
+    proc, url = _start_mlflow_server(f"sqlite:///{folder}/mlflow.db", folder)
+    home = folder / "home"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("CLV_", "PREFECT_", "MLFLOW_")) or k == "CLV_TEST_CACHE"
+    }
+    env.update(
+        {
+            "CLV_HOME": str(home),
+            "MLFLOW_TRACKING_URI": url,
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        }
+    )
+    data = folder / "data"
+    horizon = str(CLI_CHAMPION_HORIZON_DAYS)
+    try:
+        _run_clv(env, "generate", "--customers", str(CLI_CHAMPION_CUSTOMERS),
+                 "--seed", str(CLI_CHAMPION_SEED), "--out", str(data))  # fmt: skip
+        transactions = str(data / "transactions.parquet")
+        _run_clv(env, "train", "--transactions", transactions, "--horizon-days", horizon,
+                 "--trials", "1", "--families", "lightgbm")  # fmt: skip
+        for model in ("clv-spend", "clv-churn"):
+            _run_clv(env, "promote", "--model", model, "--latest", "--yes", "--force",
+                     "--reason", "the tests' champion")  # fmt: skip
+        scores = folder / "scores.parquet"
+        _run_clv(env, "score", "--transactions", transactions, "--horizon-days", horizon,
+                 "--out", str(scores))  # fmt: skip
+        _run_clv(env, "segment", "run", "--scores", str(scores))
+        _run_clv(env, "segment", "approve", "1", "--yes", "--override-rules",
+                 "--reason", "the tests' champion")  # fmt: skip
+        yield {
+            "env": env,
+            "home": home,
+            "data": data,
+            "scores": scores,
+            "mlflow": url,
+            "horizon_days": CLI_CHAMPION_HORIZON_DAYS,
+        }
+    finally:
+        _stop_process_group(proc)
 
 
 #: ``prefect server start`` runs its migrations first: give it time on busy cores.
