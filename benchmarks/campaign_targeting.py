@@ -23,17 +23,25 @@ The loop a team runs, on generated data whose true response is known
 4. **Exploration.** A broad random campaign: every scored customer (``--exploration-share``
    below 1 draws a seeded random sample first; audience rules only see score columns), a budget
    that covers all of them, half held out at random; planned with
-   :func:`~clv.campaigns.planning.plan_campaign` from the configured prior, sent on 2026-01-05,
+   :func:`~clv.campaigns.planning.plan_campaign` from the configured prior (so only customers
+   whose expected net value under the prior is positive are sent or held out: most of the
+   low-CLV At risk, Hibernating, Lost and Can't lose them are not explored), sent on 2026-01-05,
    simulated (:func:`~clv.campaigns.simulation.simulate_campaign`) and measured with
-   :func:`~clv.campaigns.measurement.analyze_campaign`. Its per-segment relative uplift becomes
-   the rows ``clv campaign analyze`` stores, built by the same function
+   :func:`~clv.campaigns.measurement.analyze_campaign`. Its per-segment relative uplift, in
+   revenue (CUPED on pre-period spend) and in the number of orders (CUPED on pre-period orders),
+   becomes the rows ``clv campaign analyze`` stores, built by the same function
    (:func:`clv.campaigns.service.measured_uplift_rows`: ``segment, channel, metric, uplift,
-   standard_error, n_treated, n_holdout``), which the next plan reads as ``measured_uplift``.
+   standard_error, n_treated, n_holdout``, ``metric`` ``revenue`` or ``orders``), which the next
+   plan reads as ``measured_uplift`` (it uses the orders rows where there are some:
+   :data:`clv.campaigns.targeting.UPLIFT_METRICS`).
 5. **Targeting at a fixed budget** (``--budget``; smaller than what messaging every eligible
    customer costs), one SMS channel at 0.05 per message, send on 2026-02-02 09:00 UTC, 10 %
    holdout (not charged, no effect):
 
-   * **ours**: ``plan_campaign(..., measured_uplift=<the exploration's rows>)``;
+   * **ours**: ``plan_campaign(..., measured_uplift=<the exploration's rows>)``, with its
+     defaults: each segment's measured uplift shrunk towards a meta-regression on the segments'
+     mean churn probability and mean log predicted CLV, the residual spread integrated over its
+     posterior (:func:`clv.campaigns.targeting.shrink_uplift`);
    * **ours, prior only**: the same without ``measured_uplift`` (every segment gets the
      configured prior, so the ranking is predicted CLV, net of cost): what the loop adds;
    * **ours, true uplift (ceiling)**: the planner given :data:`TRUE_UPLIFT` as a measurement
@@ -345,23 +353,30 @@ def run_seed(
         )
     seconds["targeting"] = time.perf_counter() - started
 
-    used = shrink_uplift(
-        measured, sorted(set(pool["segment"])), [CHANNEL], prior_rate=PRIOR_RATE, prior_sd=PRIOR_SD
-    ).set_index("segment")["uplift"]
+    used = ours.uplift.set_index("segment")["uplift"]
+    by_metric = {
+        metric: measured[measured["metric"] == metric].set_index("segment")
+        for metric in ("revenue", "orders")
+    }
     per_segment = pd.DataFrame({"segment": sorted(set(pool["segment"]))})
     per_segment = per_segment.assign(
         seed=seed,
         true_uplift=per_segment["segment"].map(TRUE_UPLIFT).fillna(DEFAULT_UPLIFT),
-        measured=per_segment["segment"].map(measured.set_index("segment")["uplift"]),
-        standard_error=per_segment["segment"].map(measured.set_index("segment")["standard_error"]),
+        measured=per_segment["segment"].map(by_metric["revenue"]["uplift"]),
+        standard_error=per_segment["segment"].map(by_metric["revenue"]["standard_error"]),
+        measured_orders=per_segment["segment"].map(by_metric["orders"]["uplift"]),
+        standard_error_orders=per_segment["segment"].map(by_metric["orders"]["standard_error"]),
         shrunk=per_segment["segment"].map(used),
         eligible=per_segment["segment"].map(pool["segment"].value_counts()),
+        explored=per_segment["segment"].map(
+            by_metric["revenue"]["n_treated"] + by_metric["revenue"]["n_holdout"]
+        ),
         ours=per_segment["segment"].map(_treated(ours.rows)["segment"].value_counts()),
         ceiling=per_segment["segment"].map(_treated(ceiling.rows)["segment"].value_counts()),
         highest_clv=per_segment["segment"].map(
             baselines["highest CLV first"]["segment"].value_counts()
         ),
-    ).fillna({"ours": 0, "ceiling": 0, "highest_clv": 0})
+    ).fillna({"ours": 0, "ceiling": 0, "highest_clv": 0, "explored": 0})
     return SeedResult(pd.DataFrame(rows, columns=list(RESULT_COLUMNS)), per_segment, seconds)
 
 
@@ -457,6 +472,8 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pm(mean: float, sd: float, fmt: str) -> str:
+    if np.isnan(mean):
+        return "–"  # e.g. a segment the exploration never measured
     spread = fmt.lstrip("+")
     return f"{mean:{fmt}}" + ("" if np.isnan(sd) else f" ± {sd:{spread}}")
 
@@ -532,26 +549,36 @@ def main() -> None:
         f"({ours['ratio_mean']:.2f}); in {int((_ratios(rows) >= 1.25).sum())} of {args.seeds} "
         "seeds."
     )
+    per_seed = ", ".join(f"{r:.2f}" for r in _ratios(rows))
+    print(f"Ours ÷ highest CLV first, per seed: {per_seed}.")
 
     print("\nExploration, per RFM segment (mean over seeds):\n")
     print(
-        "| segment | eligible | true uplift | measured, mean ± sd over seeds | mean se | "
-        "used by the planner | messages: ours | ceiling | highest CLV first |"
+        "| segment | eligible | explored | true uplift | measured revenue uplift, mean ± sd "
+        "over seeds | mean se | measured orders uplift, mean ± sd | mean se | used by the "
+        "planner | messages: ours | ceiling | highest CLV first |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     grouped = segments.groupby("segment")
     order = grouped["true_uplift"].first().sort_values(ascending=False).index
     for name in order:
         part = grouped.get_group(name)
         print(
-            f"| {name} | {part['eligible'].mean():,.0f} | {part['true_uplift'].iloc[0]:+.0%} | "
+            f"| {name} | {part['eligible'].mean():,.0f} | {part['explored'].mean():,.0f} | "
+            f"{part['true_uplift'].iloc[0]:+.0%} | "
             f"{_pm(part['measured'].mean(), part['measured'].std(ddof=1), '+.2f')} | "
-            f"{part['standard_error'].mean():.2f} | {part['shrunk'].mean():+.3f} | "
+            f"{_num(part['standard_error'].mean())} | "
+            f"{_pm(part['measured_orders'].mean(), part['measured_orders'].std(ddof=1), '+.2f')} "
+            f"| {_num(part['standard_error_orders'].mean())} | {part['shrunk'].mean():+.3f} | "
             f"{part['ours'].mean():,.0f} | {part['ceiling'].mean():,.0f} | "
             f"{part['highest_clv'].mean():,.0f} |"
         )
     steps = ", ".join(f"{k} {v:.0f}" for k, v in seconds.items())
     print(f"\nSeconds (all seeds): {steps}; total {total:.0f} s.")
+
+
+def _num(value: float) -> str:
+    return "–" if np.isnan(value) else f"{value:.2f}"
 
 
 def _ratios(rows: pd.DataFrame) -> pd.Series:

@@ -5,6 +5,9 @@ attribution window: revenue, orders, conversion, retention (a purchase within tw
 and eco adoption (an eco product bought in the window), with the same length of time before the
 send as CUPED's covariate. Treated variants are compared with the holdout through step 7's engine
 (CUPED on pre-period spend, Holm across variants, the SRM check against the planned shares).
+Per segment, the relative uplift is measured on revenue and on the number of orders (CUPED on
+the pre-period's orders): a message that changes how often people buy moves both by the same
+share, and the count of orders is far less noisy than their value.
 
 Incremental revenue of a variant is ``n_treated × (mean_treated − mean_holdout)`` with the
 difference's interval scaled the same way; ROI is ``(margin × incremental revenue − cost) / cost``,
@@ -31,6 +34,8 @@ METRICS: dict[str, str] = {
     "retention": "retained",
     "eco_adoption": "eco_adopted",
 }
+#: Metric column → its pre-period column, CUPED's covariate.
+PRE_PERIOD: dict[str, str] = {"revenue": "pre_spend", "orders": "pre_orders"}
 
 
 def attributed_metrics(
@@ -51,8 +56,8 @@ def attributed_metrics(
     -------
     DataFrame
         The plan's ``customer_id``, ``group``, ``segment``, ``channel`` and ``revenue``,
-        ``orders``, ``converted``, ``retained``, ``eco_adopted``, ``pre_spend``; zeros for
-        customers without transactions.
+        ``orders``, ``converted``, ``retained``, ``eco_adopted``, ``pre_spend``, ``pre_orders``
+        (the window before the send); zeros for customers without transactions.
     """
     window = np.timedelta64(int(window_days) * 86_400_000_000_000, "ns")
     send_at = pd.to_datetime(plan["send_at"])
@@ -101,6 +106,7 @@ def attributed_metrics(
             "retained": (count(later) > 0).astype(np.int64),
             "eco_adopted": (count(during & eco) > 0).astype(np.int64),
             "pre_spend": total(before).astype(float),
+            "pre_orders": count(before & (amount > 0)).astype(np.int64),
         }
     )
 
@@ -207,7 +213,8 @@ def analyze_campaign(
     spent = float(plan["cost"].sum()) if cost is None else float(cost)
     margin = float(definition.margin)
     groups = sorted(set(units["group"]))
-    covariate = "pre_spend" if units["pre_spend"].var() > 0 else None
+    # CUPED on the same metric's pre-period value, where it varies (revenue and orders).
+    covariates = {target: pre for target, pre in PRE_PERIOD.items() if units[pre].var() > 0}
 
     def run(frame: pd.DataFrame, target: str, shares: dict[str, float] | None) -> Any:
         return analyze(
@@ -215,8 +222,9 @@ def analyze_campaign(
             metric=target,
             variant_col="group",
             control=HOLDOUT,
-            covariate=covariate if target == "revenue" else None,
+            covariate=covariates.get(target),
             expected_shares=shares,
+            metric_type="mean" if target == "orders" else "auto",
         )
 
     try:
@@ -259,6 +267,10 @@ def analyze_campaign(
             seg = run(pooled_part, "revenue", None).variant("treated")
         except ExperimentInputError:
             continue  # e.g. no revenue at all in a small segment: nothing to measure
+        try:
+            orders = run(pooled_part, "orders", None).variant("treated").relative.to_dict()
+        except ExperimentInputError:
+            orders = None  # no order at all in the segment
         seg_cost = float(plan.loc[plan["segment"] == segment, "cost"].sum())
         inc, seg_roi = _incremental(
             int(counts["treated"]), seg.absolute.to_dict(), seg_cost, margin
@@ -269,6 +281,7 @@ def analyze_campaign(
                 "n_treated": int(counts["treated"]),
                 "n_holdout": int(counts[HOLDOUT]),
                 "relative": seg.relative.to_dict(),
+                "relative_orders": orders,
                 "incremental_revenue": inc,
                 "roi": seg_roi,
                 "cost": seg_cost,

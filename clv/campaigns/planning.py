@@ -23,7 +23,15 @@ from clv.campaigns.definition import HOLDOUT, CampaignDefinition
 from clv.campaigns.eligibility import eligibility
 from clv.campaigns.errors import CampaignError
 from clv.campaigns.personalisation import content_fields, send_times
-from clv.campaigns.targeting import candidates, shrink_uplift
+from clv.campaigns.targeting import (
+    UPLIFT_COVARIATES,
+    UPLIFT_METRICS,
+    Tau2Method,
+    candidates,
+    measured_for_targeting,
+    segment_covariates,
+    shrink_uplift,
+)
 
 __all__ = ["PLAN_COLUMNS", "Plan", "campaign_id_for", "plan_campaign"]
 
@@ -57,6 +65,10 @@ class Plan:
         The personalisation fields of the chosen customers (for rendering).
     summary : dict
         Audience size, exclusions by reason, counts per group and channel, spend.
+    uplift : DataFrame
+        The relative uplift the targeting used per (segment, channel), from
+        :func:`clv.campaigns.targeting.shrink_uplift` (``segment``, ``channel``, ``uplift``,
+        ``source``).
     """
 
     campaign_id: str
@@ -64,6 +76,7 @@ class Plan:
     rows: pd.DataFrame
     fields: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    uplift: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def campaign_id_for(definition: CampaignDefinition, inputs: dict[str, Any]) -> tuple[str, str]:
@@ -90,6 +103,9 @@ def plan_campaign(
     measured_uplift: pd.DataFrame | None = None,
     region_timezones: dict[str, str] | None = None,
     inputs: dict[str, Any] | None = None,
+    uplift_metrics: tuple[str, ...] = UPLIFT_METRICS,
+    uplift_covariates: tuple[str, ...] = UPLIFT_COVARIATES,
+    uplift_tau2_method: Tau2Method = "bayes",
 ) -> Plan:
     """Choose who gets which variant on which channel when, under the budget, with a holdout.
 
@@ -114,11 +130,25 @@ def plan_campaign(
         Earlier messages (``customer_id``, ``sent_at``) for the frequency cap.
     measured_uplift : DataFrame, optional
         Uplift measured on earlier campaigns (``segment``, ``channel``, ``uplift``,
-        ``standard_error``): the targeting's prior, shrunk by precision.
+        ``standard_error``, optionally ``metric``): the targeting's prior, shrunk by precision
+        towards a meta-regression on the segments' covariates (see
+        :func:`clv.campaigns.targeting.shrink_uplift`).
     region_timezones : dict, optional
         Region → IANA time zone for send times.
     inputs : dict, optional
         Identity of the inputs (file hashes, score run) for the content hash.
+    uplift_metrics : tuple of str
+        When ``measured_uplift`` has a ``metric`` column, which metric's rows to use, first
+        present per (segment, channel) (default ``orders``, then ``revenue``).
+    uplift_covariates : tuple of str
+        Score columns whose per-segment mean (over the eligible customers; log for
+        ``predicted_clv``) are the meta-regression's covariates; those the scores lack are left
+        out, ``()`` shrinks towards one global estimate.
+    uplift_tau2_method : {"bayes", "reml", "dl"}
+        How the residual between-segment variance of the uplift is found: integrated over its
+        posterior (default; with a handful of segments a point estimate is often zero and pools
+        them all), or estimated by restricted maximum likelihood or DerSimonian–Laird's method
+        of moments (see :func:`clv.campaigns.targeting.meta_regression`).
 
     Returns
     -------
@@ -193,12 +223,15 @@ def plan_campaign(
     )
     eligible = eligible.assign(group=groups.reindex(eligible["customer_id"]).to_numpy())
 
+    covariates = segment_covariates(eligible, uplift_covariates)
     uplift = shrink_uplift(
-        measured_uplift,
+        measured_for_targeting(measured_uplift, uplift_metrics),
         sorted(set(eligible["segment"])),
         channel_names,
         prior_rate=float(definition.uplift_prior.rate),
         prior_sd=float(definition.uplift_prior.sd),
+        covariates=covariates,
+        tau2_method=uplift_tau2_method,
     )
     # Spend in the window is the window's share of the CLV horizon (scores from `clv score`
     # say their horizon; scores without one are taken as the window's spend).
@@ -266,8 +299,9 @@ def plan_campaign(
         "uplift_sources": {
             str(k): int(v) for k, v in uplift["source"].value_counts().sort_index().items()
         },
+        "uplift_covariates": [str(c) for c in covariates.columns],
     }
-    return Plan(campaign_id, digest, rows, fields, summary)
+    return Plan(campaign_id, digest, rows, fields, summary, uplift)
 
 
 def _audience(definition: CampaignDefinition, frame: pd.DataFrame) -> np.ndarray:

@@ -215,7 +215,7 @@ def plan(
         contacts=book,
         suppressed=suppressed,
         history=_history(store),
-        measured_uplift=store.measured_uplift(),
+        measured_uplift=planning_uplift(store),
         inputs=inputs,
     )
     messages = render_messages(definition, planned.rows, planned.fields, book)
@@ -375,26 +375,77 @@ def analyze(
     return result
 
 
+def planning_uplift(store: Store) -> pd.DataFrame:
+    """What earlier campaigns measured, for the next plan's targeting: every metric it reads.
+
+    Parameters
+    ----------
+    store : Store
+        The platform database.
+
+    Returns
+    -------
+    DataFrame
+        :meth:`clv.store.Store.measured_uplift`'s columns and ``metric``, for each of
+        :data:`clv.campaigns.targeting.UPLIFT_METRICS`; the planner picks, per (segment,
+        channel), the first metric measured (see
+        :func:`clv.campaigns.targeting.measured_for_targeting`).
+    """
+    import pandas as pd
+
+    from clv.campaigns.targeting import UPLIFT_METRICS
+
+    frames = [store.measured_uplift(metric).assign(metric=metric) for metric in UPLIFT_METRICS]
+    measured = [frame for frame in frames if not frame.empty]
+    return pd.concat(measured, ignore_index=True) if measured else frames[0]
+
+
 def measured_uplift_rows(result: CampaignAnalysis, definition: CampaignDefinition) -> pd.DataFrame:
-    """The analysis's relative revenue uplift per segment, as the store's results rows."""
+    """The analysis's relative uplift per segment, as the store's results rows.
+
+    Two rows per measured segment: ``metric`` ``revenue`` (the relative revenue uplift) and
+    ``orders`` (the relative uplift in the number of orders, when the segment had any), both
+    from :func:`~clv.campaigns.measurement.analyze_campaign`. The planner reads the orders rows
+    where there are some (see :data:`clv.campaigns.targeting.UPLIFT_METRICS`).
+
+    Parameters
+    ----------
+    result : CampaignAnalysis
+        The campaign's analysis.
+    definition : CampaignDefinition
+        Its definition: one channel's name, or ``all`` for a multi-channel campaign.
+
+    Returns
+    -------
+    DataFrame
+        ``segment``, ``channel``, ``metric``, ``uplift``, ``standard_error``, ``n_treated``,
+        ``n_holdout``; revenue rows first.
+    """
+    import math
+
     import pandas as pd
 
     channels = sorted(definition.channels)
     channel = channels[0] if len(channels) == 1 else "all"
+    columns = ["segment", "channel", "metric", "uplift", "standard_error", "n_treated", "n_holdout"]
+    rows = [
+        {
+            "segment": s["segment"],
+            "channel": channel,
+            "metric": metric,
+            "uplift": s[key]["estimate"],
+            "standard_error": _standard_error(s[key]),
+            "n_treated": s["n_treated"],
+            "n_holdout": s["n_holdout"],
+        }
+        for metric, key in (("revenue", "relative"), ("orders", "relative_orders"))
+        for s in result.segments
+        if s.get(key) is not None and s[key]["estimate"] is not None
+    ]
+    # The store refuses what is not a finite number (a segment whose holdout never bought).
     return pd.DataFrame(
-        [
-            {
-                "segment": s["segment"],
-                "channel": channel,
-                "metric": "revenue",
-                "uplift": s["relative"]["estimate"],
-                "standard_error": _standard_error(s["relative"]),
-                "n_treated": s["n_treated"],
-                "n_holdout": s["n_holdout"],
-            }
-            for s in result.segments
-            if s["relative"]["estimate"] is not None
-        ]
+        [r for r in rows if math.isfinite(r["uplift"]) and math.isfinite(r["standard_error"])],
+        columns=columns,
     )
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "test_create_refuses_plans_and_messages_it_cannot_keep_and_stores_nothing",
     "test_measured_uplift_is_the_latest_campaigns_per_cell",
     "test_planning_the_same_content_twice_is_one_campaign",
+    "test_the_next_plan_reads_the_orders_uplift_where_it_was_measured",
     "test_recorded_results_are_upserted_and_checked",
     "test_the_campaign_migration_upgrades_a_0001_database_keeping_its_segments",
     "test_the_plan_and_outbox_come_back_as_stored",
@@ -568,6 +569,23 @@ def test_measured_uplift_is_the_latest_campaigns_per_cell(store: Store) -> None:
     assert measured.loc[("Lapsed", "sms"), "uplift"] == pytest.approx(0.07)
     assert measured["n_treated"].dtype == "int64" and len(measured) == 2
     assert store.measured_uplift("conversion")["uplift"].tolist() == pytest.approx([0.51, 0.5])
+
+
+def test_the_next_plan_reads_the_orders_uplift_where_it_was_measured(store: Store) -> None:
+    from clv.campaigns.service import planning_uplift
+    from clv.campaigns.targeting import measured_for_targeting
+
+    campaign = _campaign(store).campaign_id
+    assert planning_uplift(store).empty  # nothing measured yet: the configured prior
+    orders = _results(0.3, metric="orders").iloc[:1]  # Loyal x email only
+    revenue = _results(0.05, standard_error=0.02)
+    store.record_results(campaign, pd.concat([revenue, orders]), analysed_at=FEB)
+
+    used = measured_for_targeting(planning_uplift(store)).set_index(["segment", "channel"])
+
+    assert used.loc[("Loyal", "email"), "uplift"] == pytest.approx(0.3)  # orders first
+    assert used.loc[("Lapsed", "sms"), "uplift"] == pytest.approx(0.06)  # revenue otherwise
+    assert len(used) == 2
 
 
 # --- migration ----------------------------------------------------------------------------------
