@@ -13,10 +13,11 @@ server with the variables docker-compose.yml's header gives, a run of it goes th
 into the MLflow server, and the API serves the champion promoted from it. Then everything
 (containers, volumes, network) is taken down.
 
-The image is built with ``infra/image/build.sh`` first, as ``tests/e2e/test_image.py`` does (the
-layer cache makes a second build quick). Skipped, or failed under ``CI=true`` (see
-:func:`tests.conftest.missing`), only where podman cannot run: podman or podman-compose missing and
-not installable, no user namespaces for a rootless run, or no DNS for container networks.
+The image is the session's ``image`` fixture (``tests/e2e/conftest.py``), built once with
+``infra/image/build.sh`` for this module and ``tests/e2e/test_image.py``. Skipped, or failed under
+``CI=true`` (see :func:`tests.conftest.missing`), only where podman cannot run: podman or
+podman-compose missing and not installable, no user namespaces for a rootless run, or no DNS for
+container networks.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,17 +36,13 @@ import pytest
 import yaml
 
 from tests.conftest import _free_port, missing
+from tests.e2e.podman import ROOT, container_logs, http, podman, require_podman, wait_until_answers
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 LOCAL_ONLY = ROOT / "infra" / "compose" / "local-only.yml"
-BUILD_SCRIPT = ROOT / "infra" / "image" / "build.sh"
-IMAGE = "localhost/clv-platform:latest"
 PODMAN_COMPOSE = Path(sys.executable).with_name("podman-compose")
-#: A first image build (debootstrap, the Python base, every wheel) takes about 11 minutes.
-BUILD_TIMEOUT_S = 3600
 #: Migrations on first start and the modelling stack's imports: about 45 s here on 2 cores.
 START_TIMEOUT_S = 240.0
 API_KEY = "compose-test-key"
@@ -73,70 +68,26 @@ CNI_PLUGIN_DIRS = ("/usr/local/libexec/cni", "/usr/libexec/cni", "/usr/local/lib
 DNSNAME_PACKAGE = "golang-github-containernetworking-plugin-dnsname"
 
 
-def _podman(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run ``podman --runtime runc ARGS`` (crun refuses this machine kind's hybrid cgroups)."""
-    return subprocess.run(
-        ["podman", "--runtime", "runc", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def _get(url: str, *, key: str | None = None, data: bytes | None = None) -> tuple[int, str]:
     """Status and body of a GET (a JSON POST with ``data``), never through a proxy."""
-    headers = {"X-API-Key": key} if key else {}
-    if data is not None:
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(url, data=data, headers=headers)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=10) as response:
-            return int(response.status), response.read().decode()
-    except urllib.error.HTTPError as err:
-        return int(err.code), err.read().decode()
+    return http(url, key=key, data=data, timeout=10)
 
 
 def _container_dns_works() -> bool:
     """Whether containers on a podman network find each other by name (netavark, CNI + dnsname)."""
-    backend = _podman("info", "--format", "{{.Host.NetworkBackend}}").stdout.strip()
+    backend = podman("info", "--format", "{{.Host.NetworkBackend}}").stdout.strip()
     if backend != "cni":
         return True  # netavark resolves names with aardvark-dns
     return any((Path(folder) / "dnsname").exists() for folder in CNI_PLUGIN_DIRS)
 
 
 @pytest.fixture(scope="module")
-def image() -> str:
-    """podman ready (installed and configured by build.sh when missing) and the image built."""
-    if shutil.which("podman") is None and (shutil.which("apt-get") is None or os.geteuid() != 0):
-        missing(
-            "podman is not installed and cannot be installed here (needs root and apt-get): "
-            "apt-get install --no-install-recommends podman runc debootstrap uidmap"
-        )
-    if os.geteuid() != 0:
-        probe = subprocess.run(
-            ["unshare", "--user", "--map-root-user", "true"], capture_output=True, check=False
-        )
-        if probe.returncode != 0:
-            missing("rootless podman needs user namespaces, and this machine has none")
+def compose_image(request: pytest.FixtureRequest) -> str:
+    """podman and podman-compose ready, container networks with DNS, and the session's image."""
+    require_podman()
     if not PODMAN_COMPOSE.exists():
         missing(f"podman-compose is not in {PODMAN_COMPOSE.parent}: pip install -e '.[dev]'")
-    env = {**os.environ, "CLV_IMAGE": IMAGE, "CLV_IMAGE_ENGINE": "podman"}
-    prerequisites = subprocess.run(
-        [str(BUILD_SCRIPT), "prerequisites"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
-    if prerequisites.returncode != 0:
-        missing(
-            "podman cannot run here (infra/image/build.sh prerequisites failed):\n"
-            + prerequisites.stdout
-            + prerequisites.stderr
-        )
+    request.getfixturevalue("podman_ready")  # build.sh prerequisites: podman installed, configured
     if not _container_dns_works() and shutil.which("apt-get") and os.geteuid() == 0:
         # Podman 4 with CNI (Debian 12) resolves service names only with the dnsname plugin.
         subprocess.run(
@@ -150,19 +101,7 @@ def image() -> str:
             "podman's CNI networks have no DNS here, so services cannot find each other by "
             f"name: apt-get install --no-install-recommends {DNSNAME_PACKAGE}"
         )
-    build = subprocess.run(
-        [str(BUILD_SCRIPT)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        timeout=BUILD_TIMEOUT_S,
-        check=False,
-    )
-    if build.returncode != 0:
-        tail = "\n".join(build.stdout.splitlines()[-80:])
-        pytest.fail(f"infra/image/build.sh exited {build.returncode}; last lines:\n{tail}")
-    return IMAGE
+    return str(request.getfixturevalue("image"))
 
 
 class Stack:
@@ -220,7 +159,7 @@ class Stack:
             pytest.fail(f"podman-compose up {' '.join(services)} failed:\n{self.log.read_text()}")
 
     def container(self, service: str) -> str:
-        names = _podman(
+        names = podman(
             "ps", "--all", "--format", "{{.Names}}",
             "--filter", f"label=io.podman.compose.project={self.project}",
             "--filter", f"label=io.podman.compose.service={service}",
@@ -232,28 +171,18 @@ class Stack:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def logs(self, service: str) -> str:
-        done = _podman("logs", "--tail", "60", self.container(service))
-        return done.stdout + done.stderr
+        return container_logs(self.container(service), tail=60)
 
     def wait_until_answers(self, service: str, path: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                if _get(self.url(service) + path)[0] == 200:
-                    return
-            except OSError:
-                pass
-            container = self.container(service)
-            running = _podman("inspect", "--format", "{{.State.Running}}", container).stdout
-            if running.strip() != "true" or time.monotonic() > deadline:
-                pytest.fail(
-                    f"{service} did not answer {path} within {START_TIMEOUT_S:g} s "
-                    f"(running: {running.strip()}):\n{self.logs(service)}"
-                )
-            time.sleep(1)
+        wait_until_answers(
+            self.url(service) + path,
+            self.container(service),
+            timeout_s=START_TIMEOUT_S,
+            log_tail=60,
+        )
 
     def exec(self, service: str, *command: str) -> subprocess.CompletedProcess[str]:
-        return _podman("exec", self.container(service), *command, timeout=120)
+        return podman("exec", self.container(service), *command, timeout=120)
 
     def down(self) -> list[str]:
         """Take the project down with its volumes; return whatever is left of it."""
@@ -261,19 +190,19 @@ class Stack:
         label = f"label=io.podman.compose.project={self.project}"
         left = []
         for kind in ("ps --all", "volume ls", "network ls"):
-            listed = _podman(*kind.split(), "--quiet", "--filter", label).stdout.split()
+            listed = podman(*kind.split(), "--quiet", "--filter", label).stdout.split()
             left += [f"{kind.split()[0]} {item}" for item in listed]
         # Whatever `down` missed goes too, so that a failed run leaves nothing behind.
         for item in left:
             kind, name = item.split()
-            _podman(*({"ps": ["rm", "--force"]}.get(kind, [kind, "rm", "--force"])), name)
+            podman(*({"ps": ["rm", "--force"]}.get(kind, [kind, "rm", "--force"])), name)
         return left
 
 
 @pytest.fixture(scope="module")
-def stack(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(compose_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The MLflow and Prefect servers, then the API and the worker, up and answering."""
-    stack = Stack(image, tmp_path_factory.mktemp("compose"))
+    stack = Stack(compose_image, tmp_path_factory.mktemp("compose"))
     try:
         stack.up(*SERVERS)
         stack.wait_until_answers("mlflow", "/health")
@@ -304,14 +233,14 @@ def test_the_compose_health_check_passes_in_each_container(stack: Stack, service
     # No systemd here to run the checks on a timer: `podman healthcheck run` runs one now.
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
-        done = _podman("healthcheck", "run", stack.container(service), timeout=60)
+        done = podman("healthcheck", "run", stack.container(service), timeout=60)
         if done.returncode == 0:
             break
         if time.monotonic() > deadline:
             pytest.fail(f"{service}: health check fails: {done.stdout}{done.stderr}\n"
                         f"{stack.logs(service)}")  # fmt: skip
         time.sleep(2)
-    health = _podman("inspect", "--format", "{{.State.Health.Status}}", stack.container(service))
+    health = podman("inspect", "--format", "{{.State.Health.Status}}", stack.container(service))
     assert health.stdout.strip() == "healthy"
 
 

@@ -1,6 +1,7 @@
 """The serving API on a real champion: behaviour through httpx, and the OpenAPI schema fuzzed.
 
-One module-wide world: a real ``mlflow server``, generated data, a LightGBM champion trained,
+One world: the session's ``cli_champion`` (``tests/conftest.py``; shared with
+``tests/e2e/test_image.py``): a real ``mlflow server``, generated data, a LightGBM champion trained,
 promoted and used to score through the CLI (as a team would), and an approved segmentation. The
 app runs in-process through Starlette's TestClient (httpx), with its lifespan: it loads the
 champion, the scores and the segments, and polls them every second.
@@ -9,9 +10,6 @@ champion, the scores and the segments, and polls them every second.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,56 +22,18 @@ from fastapi.testclient import TestClient
 
 from clv.api.app import create_app
 from clv.api.settings import ApiSettings
-from tests.conftest import _start_mlflow_server, _stop_process_group
+from tests.conftest import _run_clv
 
 KEY = "test-key-1"
 OTHER_KEY = "second-key"
-BIN = Path(sys.executable).parent
 HEADERS = {"X-API-Key": KEY}
 
 
-def _clv(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [str(BIN / "clv"), *args], env=env, capture_output=True, text=True, timeout=900
-    )
-    assert done.returncode == 0, f"clv {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A champion in a real registry, stored scores and an active segmentation."""
-    folder = tmp_path_factory.mktemp("api")
-    proc, url = _start_mlflow_server(f"sqlite:///{folder}/mlflow.db", folder)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CLV_", "MLFLOW_")) or k == "CLV_TEST_CACHE"
-    }
-    env.update(
-        {
-            "CLV_HOME": str(folder / "home"),
-            "MLFLOW_TRACKING_URI": url,
-            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-            "NO_PROXY": "127.0.0.1,localhost",
-        }
-    )
-    data = folder / "data"
-    try:
-        _clv(env, "generate", "--customers", "900", "--seed", "4", "--out", str(data))
-        tx = str(data / "transactions.parquet")
-        _clv(env, "train", "--transactions", tx, "--horizon-days", "90", "--trials", "1",
-             "--families", "lightgbm")  # fmt: skip
-        for model in ("clv-spend", "clv-churn"):
-            _clv(env, "promote", "--model", model, "--latest", "--yes", "--force",
-                 "--reason", "api tests")  # fmt: skip
-        scores = folder / "scores.parquet"
-        _clv(env, "score", "--transactions", tx, "--horizon-days", "90", "--out", str(scores))
-        _clv(env, "segment", "run", "--scores", str(scores))
-        _clv(env, "segment", "approve", "1", "--yes", "--override-rules", "--reason", "api tests")
-        yield {"env": env, "data": data, "scores": scores, "mlflow": url}
-    finally:
-        _stop_process_group(proc)
+def world(cli_champion: dict[str, Any]) -> dict[str, Any]:
+    """A champion in a real registry, stored scores and an active segmentation (the session's)."""
+    assert cli_champion["horizon_days"] == 90  # what the tests below ask and check
+    return cli_champion
 
 
 @pytest.fixture(scope="module")
@@ -364,22 +324,27 @@ def test_a_champion_promoted_while_serving_is_served_within_the_poll_interval(
 
     registry = MlflowClient(tracking_uri=world["mlflow"], registry_uri=world["mlflow"])
     copied = registry.copy_model_version("models:/clv-spend/1", "clv-spend")
-    _clv(world["env"], "promote", "--model", "clv-spend", "--version", str(copied.version),
-         "--yes", "--force", "--reason", "a new champion while serving")  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        version = client.get("/ready", headers=HEADERS).json().get("model_version")
-        if version == str(copied.version):
-            break
-        time.sleep(0.2)
-    assert version == str(copied.version)
-    customer = _scores(world).index[1]
-    features = _features(world, customer)
-    ready = client.get("/ready", headers=HEADERS).json()
-    body = client.post(
-        "/predict/clv",
-        json={"customer_id": customer, "features": {n: features[n] for n in ready["features"]}},
-        headers=HEADERS,
-    ).json()
-    assert body["model_version"] == str(copied.version)
-    assert np.isfinite(body["predicted_clv"])
+    try:
+        _run_clv(world["env"], "promote", "--model", "clv-spend", "--version", str(copied.version),
+             "--yes", "--force", "--reason", "a new champion while serving")  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            version = client.get("/ready", headers=HEADERS).json().get("model_version")
+            if version == str(copied.version):
+                break
+            time.sleep(0.2)
+        assert version == str(copied.version)
+        customer = _scores(world).index[1]
+        features = _features(world, customer)
+        ready = client.get("/ready", headers=HEADERS).json()
+        body = client.post(
+            "/predict/clv",
+            json={"customer_id": customer, "features": {n: features[n] for n in ready["features"]}},
+            headers=HEADERS,
+        ).json()
+        assert body["model_version"] == str(copied.version)
+        assert np.isfinite(body["predicted_clv"])
+    finally:
+        # The registry is the session's (cli_champion): version 1 is the champion again.
+        _run_clv(world["env"], "promote", "--model", "clv-spend", "--version", "1", "--yes",
+             "--force", "--reason", "the session's champion again")  # fmt: skip
