@@ -6,7 +6,9 @@ Exit codes: 0 success, 1 the input breaks the data contract (or another user-fix
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -372,6 +374,33 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+_TRAINING_DASK_HELP = (
+    "Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: CLV_DASK_ADDRESS; neither: this "
+    "machine alone). XGBoost and LightGBM tune and train on the cluster; Keras ZILN trains on "
+    "one machine."
+)
+
+
+@contextlib.contextmanager
+def _training_on_dask(explicit: str | None) -> Iterator[None]:
+    """Inside, the tree families train on the Dask cluster at ``explicit`` / CLV_DASK_ADDRESS.
+
+    An address that is malformed or does not answer ends the command with one line (exit 1).
+    """
+    from clv.distributed.cluster import DaskUnavailableError, connect, dask_address
+    from clv.distributed.training import on_cluster
+
+    try:
+        address = dask_address(explicit)
+        if address is None:
+            yield
+            return
+        with connect(address) as client, on_cluster(client):
+            yield
+    except DaskUnavailableError as err:
+        raise _fail(str(err)) from None
+
+
 def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -685,6 +714,9 @@ def backtest(
     customer_id_col: CustomerIdCol = None,
     timestamp_col: TimestampCol = None,
     amount_col: AmountCol = None,
+    dask_address: Annotated[
+        str | None, typer.Option("--dask-address", help=_TRAINING_DASK_HELP)
+    ] = None,
 ) -> None:
     """Run the training pipeline on data up to --as-of and score the following horizon.
 
@@ -764,7 +796,7 @@ def backtest(
             def progress(message: str) -> None:
                 status.update(f"backtesting: {message} ...")
 
-            with reporting(progress):
+            with reporting(progress), _training_on_dask(dask_address):
                 if folds > 1:
                     from clv.evaluation.crossval import cross_validate
 
@@ -922,6 +954,9 @@ def train(
     customer_id_col: CustomerIdCol = None,
     timestamp_col: TimestampCol = None,
     amount_col: AmountCol = None,
+    dask_address: Annotated[
+        str | None, typer.Option("--dask-address", help=_TRAINING_DASK_HELP)
+    ] = None,
 ) -> None:
     """Run the training flow: tune every family with Optuna, register challengers in MLflow.
 
@@ -993,6 +1028,7 @@ def train(
         with (
             err_console.status("training ...") as status,
             reporting(lambda message: status.update(f"training: {message} ...")),
+            _training_on_dask(dask_address),
         ):
             result = training_flow(
                 transactions=source,
@@ -1134,6 +1170,36 @@ def promote(
     console.print(Text(f"{model} v{done.version} is now the champion"))
 
 
+_SCORING_DASK_HELP = (
+    "Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: CLV_DASK_ADDRESS; neither: this "
+    "machine alone). Features and predictions are computed on the cluster, partition by "
+    "partition; --transactions may then be a folder of Parquet files (read on the workers, "
+    "with the contract's defaults) and --out a local folder (partitioned Parquet)."
+)
+#: Names that make ``clv score --out`` one file; on a cluster, any other name is a folder.
+_SCORE_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
+def _dask_transactions(uri: str, read_options: dict[str, Any], client: Any) -> Any:
+    """Transactions as a Dask DataFrame with every customer in one partition.
+
+    A folder of Parquet files is read on the workers (``clv.distributed.io``); one file is read
+    and validated here, with every read option, then split by customer.
+    """
+    import dask.dataframe as dd
+
+    from clv.data.io import read_table
+
+    if "://" not in uri and Path(uri).is_dir():
+        from clv.distributed.io import read_transactions
+
+        return read_transactions(uri, columns=read_options["columns"])
+    frame = read_table(uri, "transactions", **read_options)
+    partitions = max(1, 2 * sum(client.nthreads().values()))
+    by_customer = frame.set_index("customer_id").sort_index(kind="stable")
+    return dd.from_pandas(by_customer, npartitions=partitions).reset_index()
+
+
 @app.command()
 def score(
     transactions: Annotated[
@@ -1153,11 +1219,15 @@ def score(
     customer_id_col: CustomerIdCol = None,
     timestamp_col: TimestampCol = None,
     amount_col: AmountCol = None,
+    dask_address: Annotated[
+        str | None, typer.Option("--dask-address", help=_SCORING_DASK_HELP)
+    ] = None,
 ) -> None:
     """Write predicted spend (with an interval) and churn probability for every customer.
 
     Loads ``models:/clv-spend@<alias>`` (and ``clv-churn@<alias>`` when it exists); every model
-    file's SHA-256 is checked before loading.
+    file's SHA-256 is checked before loading. With a Dask scheduler (``--dask-address`` or
+    ``CLV_DASK_ADDRESS``) the scoring runs on that cluster and gives the same scores.
     """
     import tempfile
 
@@ -1176,63 +1246,137 @@ def score(
         timestamp_col,
         amount_col,
     )
+    from clv.distributed.cluster import DaskUnavailableError, connect
+    from clv.distributed.cluster import dask_address as scheduler_of
+
+    try:
+        address = scheduler_of(dask_address)
+    except DaskUnavailableError as err:
+        raise _fail(str(err)) from None
     suffix = out.lower()
-    if not suffix.endswith((".csv", ".csv.gz", ".parquet", ".pq")):
+    to_folder = address is not None and not suffix.endswith(_SCORE_FILE_SUFFIXES)
+    if to_folder and "://" in out:
+        raise typer.BadParameter(
+            f"{out}: a scores folder is written on local disk; name a .parquet file to gather "
+            "the scores there",
+            param_hint="--out",
+        )
+    if not to_folder and not suffix.endswith(_SCORE_FILE_SUFFIXES):
         raise typer.BadParameter(f"{out}: use a .csv, .csv.gz or .parquet name", param_hint="--out")
     tracking.configure()
-    try:
-        with tempfile.TemporaryDirectory(prefix="clv-score-") as tmp:
-            models = load_registered(alias, Path(tmp))
-            if models.churn is None:
-                err_console.print(
-                    f"no clv-churn@{alias}: churn_probability is left out "
-                    "(promote one with `clv promote --model clv-churn`)"
-                )
-            with err_console.status("reading and validating inputs ..."):
-                tx = read_table(transactions, "transactions", **read_options)
-                tolerance = read_options["future_tolerance_days"]
-                extra = {
-                    "customers": read_table(
-                        customers_path, "customers", future_tolerance_days=tolerance
+    with contextlib.ExitStack() as on_cluster:
+        client = None
+        if address is not None:
+            try:
+                client = on_cluster.enter_context(connect(address))
+            except DaskUnavailableError as err:
+                raise _fail(str(err)) from None
+            on_cluster.enter_context(client.as_current())
+        scores_ddf: Any = None
+        try:
+            with tempfile.TemporaryDirectory(prefix="clv-score-") as tmp:
+                models = load_registered(alias, Path(tmp))
+                if models.churn is None:
+                    err_console.print(
+                        f"no clv-churn@{alias}: churn_probability is left out "
+                        "(promote one with `clv promote --model clv-churn`)"
                     )
-                    if customers_path
-                    else None,
-                    "sustainability": read_table(
-                        sustainability_path, "sustainability", future_tolerance_days=tolerance
+                with err_console.status("reading and validating inputs ..."):
+                    tx: Any = (  # a pandas frame here, a Dask one on a cluster
+                        read_table(transactions, "transactions", **read_options)
+                        if client is None
+                        else _dask_transactions(transactions, read_options, client)
                     )
-                    if sustainability_path
-                    else None,
-                }
-            with (
-                err_console.status("scoring ...") as status,
-                reporting(lambda message: status.update(f"scoring: {message} ...")),
-            ):
-                scores = score_customers(
-                    tx,
-                    spend=models.spend,
-                    churn=models.churn,
-                    horizon_days=horizon_days,
-                    as_of=cutoff,
-                    **extra,
-                )
-    except tracking.NoSuchModelError as err:
-        raise _fail(str(err)) from None
-    except (ContractError, FileNotFoundError, ValueError) as err:
-        raise _fail(str(err)) from None
-    scores["model_version"] = models.spend_version
-    write_table(scores, out)
-    from clv.store import Store
+                    tolerance = read_options["future_tolerance_days"]
+                    extra = {
+                        "customers": read_table(
+                            customers_path, "customers", future_tolerance_days=tolerance
+                        )
+                        if customers_path
+                        else None,
+                        "sustainability": read_table(
+                            sustainability_path, "sustainability", future_tolerance_days=tolerance
+                        )
+                        if sustainability_path
+                        else None,
+                    }
+                with (
+                    err_console.status("scoring ...") as status,
+                    reporting(lambda message: status.update(f"scoring: {message} ...")),
+                ):
+                    if client is None:
+                        scores = score_customers(
+                            tx,
+                            spend=models.spend,
+                            churn=models.churn,
+                            horizon_days=horizon_days,
+                            as_of=cutoff,
+                            **extra,
+                        )
+                    else:
+                        from clv.distributed.scoring import score_customers_dask
 
-    Store().write_scores(
-        scores, source=out, model_name="clv-spend", model_version=str(models.spend_version)
-    )
+                        scores_ddf = score_customers_dask(
+                            tx,
+                            spend=models.spend,
+                            churn=models.churn,
+                            horizon_days=horizon_days,
+                            as_of=cutoff,
+                            **extra,
+                        )
+                        if not to_folder:  # one file: gathered here, in customer order
+                            gathered = scores_ddf.compute().sort_values("customer_id")
+                            scores = gathered.reset_index(drop=True)
+        except tracking.NoSuchModelError as err:
+            raise _fail(str(err)) from None
+        except (ContractError, FileNotFoundError, ValueError) as err:
+            raise _fail(str(err)) from None
+        from clv.store import Store
+
+        if to_folder:
+            n_scored, total = _write_score_folder(
+                scores_ddf.assign(model_version=models.spend_version),
+                out,
+                model_version=str(models.spend_version),
+            )
+        else:
+            scores["model_version"] = models.spend_version
+            write_table(scores, out)
+            Store().write_scores(
+                scores, source=out, model_name="clv-spend", model_version=str(models.spend_version)
+            )
+            n_scored, total = len(scores), float(scores["predicted_clv"].sum())
     console.print(
         Text(
-            f"{len(scores):,} customers scored with clv-spend@{alias} (v{models.spend_version})"
-            + f"; total predicted {scores['predicted_clv'].sum():,.2f} over {horizon_days} days"
+            f"{n_scored:,} customers scored with clv-spend@{alias} (v{models.spend_version})"
+            + f"; total predicted {total:,.2f} over {horizon_days} days"
         )
     )
     console.print(Text(f"scores: {out}"))
+
+
+def _write_score_folder(scores_ddf: Any, out: str, *, model_version: str) -> tuple[int, float]:
+    """Partitioned Parquet in ``out`` and the stored run; the customers and their total CLV."""
+    import dask.dataframe as dd
+
+    from clv.data.validation import ContractError
+    from clv.distributed.scoring import write_scores_dask
+    from clv.store import Store
+
+    try:
+        write_scores_dask(
+            scores_ddf,
+            out,
+            store=Store(),
+            source=out,
+            model_name="clv-spend",
+            model_version=model_version,
+        )
+    except (ContractError, FileNotFoundError, ValueError) as err:
+        raise _fail(str(err)) from None
+    predicted = dd.read_parquet(out, columns=["predicted_clv"])["predicted_clv"]
+    n_scored, total = dd.compute(predicted.size, predicted.sum())
+    return int(n_scored), float(total)
 
 
 @app.command()

@@ -140,6 +140,15 @@ def run(
         Path | None,
         typer.Option("--config", help="YAML settings (config/segmentation.yaml); flags override."),
     ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            "--dask-address",
+            help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: CLV_DASK_ADDRESS; neither: "
+            "this machine alone). RFM scores and segment assignment run on the cluster; k-means "
+            "fits here on the seeded sample. --scores may then be a folder of Parquet files.",
+        ),
+    ] = None,
 ) -> None:
     """Segment every scored customer and store the result as a pending version.
 
@@ -162,7 +171,22 @@ def run(
         chosen = SegmentationConfig.model_validate(settings)
     except ValueError as err:
         raise _fail(f"invalid segmentation settings: {err}") from None
+    from clv.distributed.cluster import DaskUnavailableError
+    from clv.distributed.cluster import dask_address as scheduler_of
+
+    try:
+        address = scheduler_of(dask_address)
+    except DaskUnavailableError as err:
+        raise _fail(str(err)) from None
+    if address is not None and transactions is not None:
+        raise typer.BadParameter(
+            "not with --dask-address: score again with `clv score`, which writes the RFM inputs",
+            param_hint="--transactions",
+        )
     store = _store()
+    if address is not None:
+        _run_on_dask(address, scores=scores, store=store, chosen=chosen)
+        return
     err_console = _cli().err_console
     with err_console.status("reading the scores ..."):
         if latest:
@@ -187,6 +211,54 @@ def run(
         previous = previous_of(store)
         segmentation = build_segmentation(inputs, config=chosen, previous=previous)
         info = save_version(store, segmentation, source=source, scores_as_of=scores_as_of(frame))
+    _print_run(segmentation, info)
+
+
+def _run_on_dask(address: str, *, scores: str | None, store: Store, chosen: Any) -> None:
+    """``clv segment run`` on the cluster at ``address`` (``scores`` None: the latest run)."""
+    import dask.dataframe as dd
+
+    from clv.distributed.cluster import DaskUnavailableError, connect
+    from clv.distributed.segmentation import gather_segmentation, segment_dask
+    from clv.segmentation.inputs import read_scores
+    from clv.segmentation.rfm import load_rules
+    from clv.segmentation.runs import previous_of, save_version
+
+    err_console = _cli().err_console
+    try:
+        with connect(address) as client, client.as_current():
+            partitions = max(1, 2 * sum(client.nthreads().values()))
+            with err_console.status("reading the scores ..."):
+                if scores is None:
+                    frame = store.latest_scores()
+                    if frame is None:
+                        raise _fail(
+                            "no scores in the platform database yet; run `clv score` first (it "
+                            "stores them) or pass --scores PATH"
+                        )
+                    source = "database: latest scoring run"
+                    ddf = dd.from_pandas(frame, npartitions=partitions, sort=False)
+                elif "://" not in scores and Path(scores).is_dir():  # `clv score` on a cluster
+                    source = scores
+                    ddf = dd.read_parquet(scores)
+                else:
+                    source = scores
+                    ddf = dd.from_pandas(read_scores(scores), npartitions=partitions, sort=False)
+            rules = load_rules(chosen.rfm_rules) if chosen.rfm_rules else None
+            with err_console.status(f"segmenting on the cluster ({chosen.method}) ..."):
+                previous = previous_of(store)
+                result = segment_dask(
+                    ddf, config=chosen, source=source, rules=rules, previous=previous
+                )
+                segmentation = gather_segmentation(result, config=chosen, previous=previous)
+                as_of = None
+                if "as_of" in ddf.columns:
+                    import pandas as pd
+
+                    as_of = pd.Timestamp(ddf["as_of"].min().compute())
+                info = save_version(store, segmentation, source=source, scores_as_of=as_of)
+    except DaskUnavailableError as err:
+        raise _fail(str(err)) from None
     _print_run(segmentation, info)
 
 

@@ -932,9 +932,13 @@ def fit_gamma_gamma(
         raise ValueError(
             "no customer has frequency > 0 and monetary_value > 0: there is no spend to fit on"
         )
-    x, m, w = x[used], m[used], w[used]
-    scale = 1.0 / float(np.average(m, weights=w))
-    x_u, m_u, w_u = _compress((x, m * scale), w)
+    # Compressed before the scale is taken: a dataset and its distinct rows with counts as
+    # weights (e.g. gathered from the partitions of a Dask cluster) then reach the optimiser as
+    # bit-identical arrays; a mean of the raw rows adds its terms in another order, and the
+    # last bits it changes can move the optimum by 1e-8.
+    x_u, m_c, w_u = _compress((x[used], m[used]), w[used])
+    scale = 1.0 / float(np.average(m_c, weights=w_u))
+    m_u = m_c * scale
     levels = _FrequencyLevels.of(x_u, w_u)
     log_m_u = np.log(m_u)
     x0 = np.zeros(3) if initial is None else np.log([initial.p, initial.q, initial.v * scale])

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from clv.data.io import write_folder_atomic
 from clv.evaluation.metrics import normalized_gini
 from clv.models.base import MODELS, CLVModel, IntegrityError
 from clv.models.registry import SEARCH_SPACES, TUNING_PARAMS, create
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +125,29 @@ def _storage(url: str) -> Any:
     return optuna.storages.RDBStorage(url, **kwargs)
 
 
+def _sampler(seed: int) -> Any:
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner(family: str) -> Any:
+    import optuna
+
+    return optuna.pruners.MedianPruner(
+        n_startup_trials=3, n_warmup_steps=WARMUP_STEPS.get(family, 0)
+    )
+
+
+def _dask_client(explicit: Client | None) -> Client | None:
+    """``explicit``, else the client of an enclosing :func:`clv.distributed.training.on_cluster`."""
+    if explicit is not None:
+        return explicit
+    from clv.distributed.training import active_client
+
+    return active_client()
+
+
 def _records(study: Any) -> list[TrialRecord]:
     out = []
     for t in study.get_trials(deepcopy=False):
@@ -167,13 +193,31 @@ def fit_best(
     y_val: pd.Series,
     max_fit_rows: int | None = None,
     seed: int = 0,
+    dask_client: Client | None = None,
 ) -> CLVModel:
     """A model of ``family`` with a study's best parameters, fitted on these rows.
 
     The final refit of :func:`run_study` and of the pipeline's final model (every window one
     horizon later): at most ``max_fit_rows`` fit rows, drawn with ``seed + 2``; the validation
-    rows drive early stopping.
+    rows drive early stopping. With ``dask_client`` (or inside
+    :func:`clv.distributed.training.on_cluster`) the tree families train on the cluster
+    (:func:`clv.distributed.training.fit_best_on_dask`).
     """
+    client = _dask_client(dask_client)
+    if client is not None:
+        from clv.distributed.training import fit_best_on_dask
+
+        return fit_best_on_dask(
+            client,
+            family,
+            params,
+            X_fit=X_fit,
+            y_fit=y_fit,
+            X_val=X_val,
+            y_val=y_val,
+            max_fit_rows=max_fit_rows,
+            seed=seed,
+        )
     model = create(family, dict(params))
     X_all, y_all = _sample(X_fit, y_fit, max_fit_rows, seed + 2)
     model.fit(X_all, y_all, X_val=X_val, y_val=y_val)
@@ -197,6 +241,7 @@ def run_study(
     on_trial: Callable[[TrialRecord], None] | None = None,
     max_tune_rows: int | None = None,
     max_fit_rows: int | None = None,
+    dask_client: Client | None = None,
 ) -> StudyOutcome:
     """Tune ``family`` on the validation window until the study holds ``n_trials`` finished trials.
 
@@ -234,6 +279,10 @@ def run_study(
         tunes one network) is refitted the same way, with the model's settings.
     max_fit_rows : int, optional
         Rows of that final refit (default: every fit row).
+    dask_client : distributed.Client, optional
+        Spread the trials over this cluster's workers (through ``storage``, which they must
+        reach) and refit on it (:mod:`clv.distributed.training`). Default: the client of an
+        enclosing :func:`clv.distributed.training.on_cluster`, else this process alone.
 
     Returns
     -------
@@ -263,10 +312,8 @@ def run_study(
         study_name=study_name,
         storage=rdb,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=3, n_warmup_steps=WARMUP_STEPS.get(family, 0)
-        ),
+        sampler=_sampler(seed),
+        pruner=_pruner(family),
         load_if_exists=True,
     )
     finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -317,9 +364,44 @@ def run_study(
         if on_trial is not None:
             on_trial(next(r for r in _records(study) if r.number == frozen.number))
 
+    client = _dask_client(dask_client)
+    if client is not None:
+        from clv.distributed.training import TREE_FAMILIES, say_trains_on_one_worker
+
+        if family not in TREE_FAMILIES:
+            say_trains_on_one_worker(family, len(X_tune))
+            client = None  # trials and refit as without a cluster
+    done_states = (*finished_states, optuna.trial.TrialState.FAIL)
     started = time.perf_counter()
     new = failed = 0
-    while remaining > 0:
+    while client is not None and remaining > 0 and failed < n_trials:
+        from clv.distributed.training import optimize_on_workers
+
+        left = None if timeout_s is None else timeout_s - (time.perf_counter() - started)
+        if left is not None and left <= 0:
+            break
+        # The queued default trial is WAITING, not yet run: it is not known.
+        known = {t.number for t in study.get_trials(deepcopy=False, states=done_states)}
+        optimize_on_workers(
+            client,
+            objective,
+            storage=storage,
+            study_name=study_name,
+            family=family,
+            n_trials=remaining,
+            seed=seed + new,
+            timeout_s=left,
+        )
+        ran = [r for r in _records(study) if r.number not in known]
+        if not ran:
+            break
+        for record in ran:
+            if on_trial is not None:
+                on_trial(record)
+        new += len(ran)
+        failed += sum(r.state == "FAIL" for r in ran)
+        remaining = n_trials - len(study.get_trials(deepcopy=False, states=finished_states))
+    while client is None and remaining > 0:
         left = None if timeout_s is None else timeout_s - (time.perf_counter() - started)
         if left is not None and left <= 0:
             break
@@ -361,6 +443,7 @@ def run_study(
             y_val=y_val,
             max_fit_rows=max_fit_rows if sampled else None,
             seed=seed,
+            dask_client=client,
         )
         _save_atomically(model, model_dir)
 

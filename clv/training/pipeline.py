@@ -32,6 +32,8 @@ from clv.training.hpo import StudyOutcome, fit_best
 from clv.training.windows import HistoryTooShortError, WindowPlan, end_of_day, plan_windows
 
 if TYPE_CHECKING:
+    from distributed import Client
+
     from clv.data.validation import OnDuplicate
 
 logger = logging.getLogger(__name__)
@@ -695,6 +697,7 @@ def fit_pipeline(
     workdir: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     data_end: pd.Timestamp | None = None,
+    dask_client: Client | None = None,
 ) -> TrainingReport:
     """The whole training pipeline in this process: what ``clv train`` runs, without Prefect.
 
@@ -721,12 +724,29 @@ def fit_pipeline(
     data_end : Timestamp, optional
         The instant up to which the data are known to be complete (a backtest's as-of): an
         as-of after the last transaction but not after it is accepted.
+    dask_client : distributed.Client, optional
+        Tune and refit the tree families on this Dask cluster (see
+        :mod:`clv.distributed.training`; the same as running inside its ``on_cluster``).
 
     Returns
     -------
     TrainingReport
         The packaged winner (``report.spend``), churn model and holdout metrics.
     """
+    if dask_client is not None:
+        from clv.distributed.training import on_cluster
+
+        with on_cluster(dask_client):
+            return fit_pipeline(
+                transactions,
+                config,
+                customers=customers,
+                sustainability=sustainability,
+                input_hashes=input_hashes,
+                workdir=workdir,
+                progress=progress,
+                data_end=data_end,
+            )
     import tempfile
 
     from clv.training.dataset import build_training_frames
