@@ -19,6 +19,7 @@ from typing import Any
 
 from prefect import flow, task
 
+from flows._dask import ClusterTaskRunner
 from flows._hooks import OUTCOME_HOOKS
 
 ANALYSIS_DEPLOYMENT = "clv-campaign-analysis/clv-campaign-analysis"
@@ -121,6 +122,7 @@ def _emit_sent(campaign_id: str, payload: dict[str, Any]) -> None:
 
 @flow(
     name="clv-campaign",
+    task_runner=ClusterTaskRunner(),
     persist_result=True,
     result_serializer="json",
     log_prints=True,
@@ -137,6 +139,7 @@ def campaign_flow(
     dry_run: bool = False,
     limit: int | None = None,
     analysis_transactions: str | None = None,
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Plan a campaign from its YAML file and send it exactly once.
 
@@ -161,13 +164,20 @@ def campaign_flow(
         Send at most this many messages (a canary).
     analysis_transactions : str, optional
         What the scheduled analysis reads (default: its deployment's transactions).
+    dask_address : str, optional
+        Plan on the Dask scheduler at this address (``tcp://HOST:8786``); default:
+        ``CLV_DASK_ADDRESS``, and without it on this machine (see :mod:`flows._dask`). The
+        messages are always rendered and sent from this flow run's process, which holds the
+        providers' settings (the run's job variables do not reach the Dask workers).
 
     Returns
     -------
     dict
         The campaign id, its plan summary, what the send did and the analysis scheduled.
     """
-    planned = plan_task(definition, transactions, customers, out, scores, contacts, suppress)
+    planned = plan_task.submit(
+        definition, transactions, customers, out, scores, contacts, suppress
+    ).result()
     campaign_id = planned["campaign_id"]
     print(f"campaign {campaign_id}: {planned['eligible']:,} eligible, groups {planned['groups']}")
     result: dict[str, Any] = {"campaign_id": campaign_id, "plan": planned}
@@ -226,6 +236,7 @@ def analyze_task(
 
 @flow(
     name="clv-campaign-analysis",
+    task_runner=ClusterTaskRunner(),
     persist_result=True,
     result_serializer="json",
     log_prints=True,
@@ -236,6 +247,7 @@ def campaign_analysis_flow(
     campaign_id: str | None = None,
     report_dir: str | None = None,
     now: datetime | None = None,
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Analyse a campaign, or every sent campaign whose attribution window has closed.
 
@@ -250,6 +262,9 @@ def campaign_analysis_flow(
         Where reports go (``<report_dir>/<campaign_id>/``); default under ``$CLV_HOME``.
     now : datetime, optional
         The moment "due" is judged at (default: now).
+    dask_address : str, optional
+        Run the tasks on the Dask scheduler at this address (``tcp://HOST:8786``); default:
+        ``CLV_DASK_ADDRESS``, and without it on this machine (see :mod:`flows._dask`).
 
     Returns
     -------
@@ -272,7 +287,7 @@ def campaign_analysis_flow(
         print(f"{len(targets)} campaign(s) due for analysis")
     analysed = []
     for target in targets:
-        outcome = analyze_task(target, transactions, report_dir, now)
+        outcome = analyze_task.submit(target, transactions, report_dir, now).result()
         inc = outcome["incremental_revenue"]
         print(
             f"campaign {target}: incremental revenue {inc['estimate']:,.2f} "

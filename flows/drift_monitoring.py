@@ -22,6 +22,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from clv.settings import get_settings
+from flows._dask import ClusterTaskRunner
 from flows._hooks import OUTCOME_HOOKS
 from flows.training import _logger, retry_on_io
 
@@ -211,6 +212,7 @@ def check_drift(
 
 @flow(
     name="clv-monitoring",
+    task_runner=ClusterTaskRunner(),
     persist_result=True,
     result_serializer="json",
     log_prints=True,
@@ -225,6 +227,7 @@ def monitoring_flow(
     on_duplicate: str = "warn",
     columns: dict[str, str] | None = None,
     future_tolerance_days: float | None = None,
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Compare current features with the champion's reference; emit an event on drift.
 
@@ -240,6 +243,9 @@ def monitoring_flow(
         Optional tables, as in training.
     on_duplicate, columns, future_tolerance_days
         How the transactions are read, as in training (see :func:`clv.data.io.read_table`).
+    dask_address : str, optional
+        Run the tasks on the Dask scheduler at this address (``tcp://HOST:8786``); default:
+        ``CLV_DASK_ADDRESS``, and without it on this machine (see :mod:`flows._dask`).
 
     Returns
     -------
@@ -256,7 +262,9 @@ def monitoring_flow(
         "columns": columns,
         "future_tolerance_days": future_tolerance_days,
     }
-    drift = check_drift(transactions, as_of, threshold, customers, sustainability, read_options)
+    drift = check_drift.submit(
+        transactions, as_of, threshold, customers, sustainability, read_options
+    ).result()
     record_drift("clv-spend", drift["share"], len(drift["drifted_columns"]))
     record_drift("clv-spend", drift["prediction_drift_share"], 0, dataset="predictions")
     for past in drift["realised"]:

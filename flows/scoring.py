@@ -14,6 +14,7 @@ from typing import Any, Literal
 from prefect import flow, task
 
 from clv.settings import get_settings
+from flows._dask import ClusterTaskRunner
 from flows._hooks import OUTCOME_HOOKS
 from flows.training import retry_on_io
 
@@ -80,6 +81,7 @@ def score(
 
 @flow(
     name="clv-scoring",
+    task_runner=ClusterTaskRunner(),
     persist_result=True,
     result_serializer="json",
     log_prints=True,
@@ -96,6 +98,7 @@ def scoring_flow(
     future_tolerance_days: float | None = None,
     columns: dict[str, str] | None = None,
     emit_event: bool = True,
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Score every customer with the champion; see :func:`clv.training.scoring.score_customers`.
 
@@ -120,6 +123,9 @@ def scoring_flow(
     emit_event : bool
         Emit ``clv.scores.updated`` (the segmentation deployment's trigger) once the scores are
         written and stored.
+    dask_address : str, optional
+        Run the tasks on the Dask scheduler at this address (``tcp://HOST:8786``); default:
+        ``CLV_DASK_ADDRESS``, and without it on this machine (see :mod:`flows._dask`).
 
     Returns
     -------
@@ -134,9 +140,9 @@ def scoring_flow(
         "future_tolerance_days": future_tolerance_days,
         "columns": columns,
     }
-    result = score(
+    result = score.submit(
         transactions, horizon_days, as_of, alias, customers, sustainability, read_options
-    )
+    ).result()
     record_predictions("clv-spend", result["customers"])
     write_default_textfile()
     print(f"{result['customers']:,} customers scored by clv-spend v{result['model_version']}")

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from prefect import flow, task
 
+from flows._dask import ClusterTaskRunner
 from flows._hooks import OUTCOME_HOOKS
 
 SCORES_EVENT = "clv.scores.updated"
@@ -89,6 +90,7 @@ def segment(
 
 @flow(
     name="clv-segmentation",
+    task_runner=ClusterTaskRunner(),
     persist_result=True,
     result_serializer="json",
     log_prints=True,
@@ -100,6 +102,7 @@ def segmentation_flow(
     config: str | None = None,
     auto_activate: bool | None = None,
     trigger: dict[str, Any] | str | None = None,
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Segment the customers of a scoring run and store the result as a version.
 
@@ -117,6 +120,9 @@ def segmentation_flow(
     trigger : dict or str, optional
         The ``clv.scores.updated`` payload that started the run (recorded in the run's logs);
         the deployment trigger passes it as JSON text (``{{ event.payload | tojson }}``).
+    dask_address : str, optional
+        Run the tasks on the Dask scheduler at this address (``tcp://HOST:8786``); default:
+        ``CLV_DASK_ADDRESS``, and without it on this machine (see :mod:`flows._dask`).
 
     Returns
     -------
@@ -130,7 +136,7 @@ def segmentation_flow(
         trigger = json.loads(trigger) if trigger.strip() else None
     if trigger:
         print(f"started by {SCORES_EVENT}: {trigger}")
-    result = segment(scores, method, config, auto_activate)
+    result = segment.submit(scores, method, config, auto_activate).result()
     print(
         f"segment version {result['version']} ({result['segments']} segments, "
         f"{result['customers']:,} customers): {result['status']}; {result['reason']}"

@@ -48,6 +48,7 @@ from clv.training.pipeline import (
     make_plan,
 )
 from clv.training.windows import end_of_day, plan_from_dict
+from flows._dask import ClusterTaskRunner, on_this_tasks_cluster
 from flows._hooks import OUTCOME_HOOKS
 
 EXPERIMENT = "clv-training"
@@ -176,22 +177,23 @@ def tune(family: str, prepared: dict[str, Any], parameters: dict[str, Any]) -> d
             "" if record.value is None else f", validation Gini {record.value:.4f}",
         )
 
-    outcome = run_study(
-        family,
-        X_fit=frames.learnt_X(fit),
-        y_fit=frames.y(fit),
-        X_val=frames.learnt_X(validation),
-        y_val=frames.y(validation),
-        n_trials=int(parameters["n_trials"]),
-        study_name=f"clv-{prepared['fingerprint']}-{family}",
-        storage=storage_url(settings.optuna_storage, settings.home),
-        model_root=settings.home / "hpo",
-        seed=int(parameters["seed"]),
-        fixed_params=_config(parameters).family_params(family),
-        on_trial=on_trial,
-        max_tune_rows=parameters.get("max_tune_rows"),
-        max_fit_rows=parameters.get("max_fit_rows"),
-    )
+    with on_this_tasks_cluster():
+        outcome = run_study(
+            family,
+            X_fit=frames.learnt_X(fit),
+            y_fit=frames.y(fit),
+            X_val=frames.learnt_X(validation),
+            y_val=frames.y(validation),
+            n_trials=int(parameters["n_trials"]),
+            study_name=f"clv-{prepared['fingerprint']}-{family}",
+            storage=storage_url(settings.optuna_storage, settings.home),
+            model_root=settings.home / "hpo",
+            seed=int(parameters["seed"]),
+            fixed_params=_config(parameters).family_params(family),
+            on_trial=on_trial,
+            max_tune_rows=parameters.get("max_tune_rows"),
+            max_fit_rows=parameters.get("max_fit_rows"),
+        )
     result = asdict(outcome)
     result["model_dir"] = str(outcome.model_dir)
     return result
@@ -312,12 +314,13 @@ def evaluate_and_register(
 
     frames = _frames(prepared)
     config = _config(parameters)
-    evaluation = assemble(
-        frames,
-        [_outcome(o) for o in outcomes],
-        config,
-        provenance={"fingerprint": prepared["fingerprint"], "data_hashes": prepared["hashes"]},
-    )
+    with on_this_tasks_cluster():  # the final refits of the tree families
+        evaluation = assemble(
+            frames,
+            [_outcome(o) for o in outcomes],
+            config,
+            provenance={"fingerprint": prepared["fingerprint"], "data_hashes": prepared["hashes"]},
+        )
     run_dir = get_settings().home / "runs" / prepared["fingerprint"]
     spend_dir = save_bundle(evaluation.spend, run_dir / "spend")
     churn_dir = save_bundle(evaluation.churn, run_dir / "churn")
@@ -420,6 +423,7 @@ def evaluate_and_register(
 
 @flow(
     name="clv-training",
+    task_runner=ClusterTaskRunner(),
     persist_result=True,
     result_serializer="json",
     log_prints=True,
@@ -447,6 +451,7 @@ def training_flow(
     max_tune_rows: int | None = TrainConfig.max_tune_rows,
     max_fit_rows: int | None = TrainConfig.max_fit_rows,
     refit_final: bool = TrainConfig.refit_final,
+    dask_address: str | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and register challengers for ``clv-spend`` and ``clv-churn``.
 
@@ -501,6 +506,9 @@ def training_flow(
         As in :class:`clv.training.pipeline.TrainConfig`: the intervals' nominal coverage, the
         rows Optuna's trials and the final refits see, and whether the recipe is refitted one
         holdout later before it is registered.
+    dask_address : str, optional
+        Run the tasks on the Dask scheduler at this address (``tcp://HOST:8786``); default:
+        ``CLV_DASK_ADDRESS``, and without it on this machine (see :mod:`flows._dask`).
 
     Returns
     -------
@@ -544,7 +552,9 @@ def training_flow(
         "columns": columns,
         "future_tolerance_days": future_tolerance_days,
     }
-    prepared = prepare(transactions, customers, sustainability, parameters, read_options)
+    prepared = prepare.submit(
+        transactions, customers, sustainability, parameters, read_options
+    ).result()
     logger.info("training rows: %s; fingerprint %s", prepared["rows"], prepared["fingerprint"])
 
     tracking.configure()
@@ -588,7 +598,9 @@ def training_flow(
         run.set_tags({"clv.reductions": "; ".join(prepared["reductions"]) or "none"})
         # Without a fit window there is nothing to tune: BG/NBD + Gamma-Gamma is the model.
         learnt = parameters["families"] if prepared["plan"]["fit"] else []
-        outcomes = [tune(f, prepared, parameters) for f in learnt]
+        # One family after the other, as on one machine: the families' studies share the Optuna
+        # storage, and each study's models already use every core of the worker it runs on.
+        outcomes = [tune.submit(f, prepared, parameters).result() for f in learnt]
         for outcome in outcomes:
             for record in outcome["trials"]:
                 run.nested(
@@ -598,8 +610,10 @@ def training_flow(
                     tags={"state": record["state"], "study": outcome["study_name"]},
                 )
             run.log_metrics({f"validation_gini_{outcome['family']}": outcome["best_value"]})
-        champions = {} if existing else champion_scores(prepared)
-        result = evaluate_and_register(prepared, outcomes, champions, parameters, run.run_id)
+        champions = {} if existing else champion_scores.submit(prepared).result()
+        result = evaluate_and_register.submit(
+            prepared, outcomes, champions, parameters, run.run_id
+        ).result()
         links = {"MLflow run": run.url, "MLflow UI": tracking.ui_hint()}
     state = "registered" if result["spend_created"] else "already registered (same data and config)"
     logger.info(

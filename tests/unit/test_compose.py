@@ -172,6 +172,17 @@ def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+#: Settings and options that name a store (a database, an artefact or bucket location).
+STORE_SETTINGS = ("CLV_DATABASE_URL", "CLV_OPTUNA_STORAGE", "PREFECT_API_DATABASE_CONNECTION_URL")
+STORE_OPTIONS = ("--backend-store-uri", "--artifacts-destination")
+
+
+def _holds_a_store(service: dict[str, Any]) -> bool:
+    command = [str(c) for c in service.get("command", [])]
+    env = _environment(service)
+    return any(name in env for name in STORE_SETTINGS) or any(o in command for o in STORE_OPTIONS)
+
+
 # --------------------------------------------------------------------------------------------
 # the schema
 
@@ -324,6 +335,104 @@ def test_the_worker_polls_the_pool_of_the_deployments(services: dict[str, Any]) 
     assert _option(command, "--type") == "process"
     env = _environment(services["prefect-worker"])
     assert env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+
+
+# --------------------------------------------------------------------------------------------
+# the Dask cluster: a scheduler and two workers, the address the API and the flow runs use
+
+DASK_SCHEDULER = "dask-scheduler"
+DASK_WORKERS = ("dask-worker-1", "dask-worker-2")
+#: What a task sent to a worker needs of its flow run's settings: the same stores and data home.
+SHARED_WITH_THE_FLOW_RUNS = (
+    "CLV_HOME",
+    "CLV_DATABASE_URL",
+    "CLV_OPTUNA_STORAGE",
+    "MLFLOW_TRACKING_URI",
+    "CLV_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+)
+
+
+def _dask_command(service: dict[str, Any]) -> list[str]:
+    entrypoint = [str(part) for part in service.get("entrypoint", [])]
+    assert entrypoint == ["dask"], (
+        f"the image's entrypoint is clv: set entrypoint [dask], not {entrypoint}"
+    )
+    return [str(part) for part in service["command"]]
+
+
+def test_the_dask_cluster_is_a_scheduler_and_two_workers_of_the_platform_image(
+    services: dict[str, Any],
+) -> None:
+    for name in (DASK_SCHEDULER, *DASK_WORKERS):
+        assert name in services and _platform(services[name]), name
+    scheduler = _dask_command(services[DASK_SCHEDULER])
+    assert scheduler[0] == "scheduler"
+    address = f"tcp://{DASK_SCHEDULER}:{_option(scheduler, '--port')}"
+    names = set()
+    for name in DASK_WORKERS:
+        command = _dask_command(services[name])
+        assert command[:2] == ["worker", address], name
+        assert int(_option(command, "--nthreads") or 0) >= 1, name
+        assert _option(command, "--memory-limit"), f"{name}: bound its memory"
+        names.add(_option(command, "--name"))
+        depends_on = services[name]["depends_on"]
+        assert depends_on[DASK_SCHEDULER]["condition"] == "service_healthy", name
+    assert names == set(DASK_WORKERS), "each worker under its own name"
+
+
+@pytest.mark.parametrize("name", [DASK_SCHEDULER, *DASK_WORKERS])
+def test_dask_health_checks_ask_the_port_the_service_serves(
+    services: dict[str, Any], name: str
+) -> None:
+    url = urlsplit(_healthcheck_url(services[name]))
+    served = _option(_dask_command(services[name]), "--dashboard-address")
+    assert (url.hostname, url.path) == ("127.0.0.1", "/health")
+    assert served == f":{url.port}", f"{name} serves HTTP on {served}, its check asks {url.port}"
+
+
+def test_the_api_and_the_flow_runs_are_given_the_schedulers_address(
+    services: dict[str, Any],
+) -> None:
+    from clv.distributed.cluster import dask_address
+
+    scheduler = _dask_command(services[DASK_SCHEDULER])
+    address = f"tcp://{DASK_SCHEDULER}:{_option(scheduler, '--port')}"
+    for name in ("api", "prefect-worker"):
+        given = _environment(services[name]).get("CLV_DASK_ADDRESS")
+        assert given == address, f"{name}: CLV_DASK_ADDRESS {given!r}"
+        assert dask_address(given) == address
+
+
+@pytest.mark.parametrize("name", DASK_WORKERS)
+def test_dask_workers_share_the_flow_runs_stores_data_home_and_code(
+    services: dict[str, Any], name: str
+) -> None:
+    worker, runs = services[name], services["prefect-worker"]
+    env, runs_env = _environment(worker), _environment(runs)
+    for setting in SHARED_WITH_THE_FLOW_RUNS:
+        assert env.get(setting) == runs_env.get(setting), f"{name}: {setting}"
+    assert set(worker["volumes"]) == set(runs["volumes"])
+    # Prefect sends a task by reference to its module: the image's flows/ must be importable.
+    # (the runtime stage's, the last WORKDIR of the Dockerfile, where it copies flows/)
+    workdir = re.findall(r"^WORKDIR (\S+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE)[-1]
+    assert workdir in env["PYTHONPATH"].split(":")
+
+
+def test_local_only_runs_the_flows_and_the_api_without_the_dask_cluster(
+    services: dict[str, Any],
+) -> None:
+    # tests/e2e/test_compose_up.py starts neither the scheduler nor the workers: the services it
+    # starts must not send work there. Started anyway, the workers use the override's stores.
+    override = _load(LOCAL_ONLY, interpolated=True)["services"]
+    for name in ("api", "prefect-worker"):
+        assert _environment(_merged(services[name], override[name]))["CLV_DASK_ADDRESS"] == ""
+    runs = _environment(_merged(services["prefect-worker"], override["prefect-worker"]))
+    for name in DASK_WORKERS:
+        env = _environment(_merged(services[name], override[name]))
+        for setting in SHARED_WITH_THE_FLOW_RUNS:
+            assert env.get(setting) == runs.get(setting), f"{name}: {setting}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -494,8 +603,9 @@ def test_local_only_swaps_the_stores_and_nothing_else(services: dict[str, Any]) 
     for name, changes in override.items():
         assert name in services and _platform(services[name]), name
         assert set(changes) <= OVERRIDABLE_KEYS, f"{name}: {set(changes) - OVERRIDABLE_KEYS}"
-    # Every platform service is covered, and none keeps a store on PostgreSQL or S3.
-    assert {n for n, s in services.items() if _platform(s)} == set(override)
+    # Every platform service that holds a store is covered, and none keeps one on PostgreSQL or
+    # S3. (The Dask scheduler holds none: it keeps its state in memory.)
+    assert {n for n, s in services.items() if _platform(s) and _holds_a_store(s)} == set(override)
     for name, changes in override.items():
         merged = _merged(services[name], changes)
         env = _environment(merged)

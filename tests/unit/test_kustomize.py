@@ -6,8 +6,9 @@ missing ``kubectl`` fails the tests instead of skipping them (``tests/conftest.p
 Rendering reads only local files. Each rendered object is validated with
 ``kubernetes-validate --strict``; the rest checks what validation cannot see one object at a time:
 that the pods are non-root with requests and limits, that the Service, autoscaler, disruption
-budget and network policy select the API's pods, that every ConfigMap and Secret a pod reads exists
-(or is created by a README command), and what the production overlay changes.
+budget and network policy select the API's pods, that the Dask scheduler, workers and network
+policies fit together and with the flow runs' Job, that every ConfigMap and Secret a pod reads
+exists (or is created by a README command), and what the production overlay changes.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ NAMESPACE = "clv"
 API = "clv-api"
 MLFLOW = "clv-mlflow"
 API_PORT = 8000
+DASK_SCHEDULER = "dask-scheduler"
+DASK_WORKER = "dask-worker"
+DASK_PORT = 8786
+DASK_DASHBOARD_PORT = 8787
 #: Kinds whose objects run pods, and where each keeps its pod template.
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 #: Volume types Pod Security "restricted" (enforced on namespace clv) allows.
@@ -363,6 +368,8 @@ def test_workloads_run_as_non_root(rendered: list[dict[str, Any]]) -> None:
         API,
         MLFLOW,
         "clv-prefect-worker",
+        DASK_SCHEDULER,
+        DASK_WORKER,
     }
     for workload in workloads(rendered):
         pod = pod_template(workload)["spec"]
@@ -793,6 +800,178 @@ def test_mlflow_is_reached_where_the_tracking_uri_says(rendered: list[dict[str, 
         for rule in policy["ingress"]
         for peer in rule["from"]
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The Dask cluster
+# ---------------------------------------------------------------------------------------------
+
+
+def dask_pod(docs: list[dict[str, Any]], name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pod template and the one container of the Dask Deployment ``name``."""
+    template = pod_template(the(docs, "Deployment", name))
+    (container,) = template["spec"]["containers"]
+    return template, container
+
+
+def option(words: list[str], name: str) -> str:
+    """The value after ``name`` on a command line."""
+    assert name in words, f"{name} not in {words}"
+    return words[words.index(name) + 1]
+
+
+def test_dask_scheduler_serves_8786_and_its_dashboard_8787(rendered: list[dict[str, Any]]) -> None:
+    template, container = dask_pod(rendered, DASK_SCHEDULER)
+    words = container["command"]
+    assert words[:2] == ["dask", "scheduler"]
+    assert int(option(words, "--port")) == container_port(container, "scheduler") == DASK_PORT
+    assert option(words, "--dashboard-address") == f":{DASK_DASHBOARD_PORT}"
+    assert the(rendered, "Deployment", DASK_SCHEDULER)["spec"]["replicas"] == 1
+    # The dashboard's /health answers once the scheduler runs; the probes ask it there.
+    for probe in ("startupProbe", "livenessProbe"):
+        http = container[probe]["httpGet"]
+        assert (http["path"], container_port(container, http["port"])) == (
+            "/health",
+            DASK_DASHBOARD_PORT,
+        )
+    service = the(rendered, "Service", DASK_SCHEDULER)
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert selected_workloads(rendered, {"matchLabels": service["spec"]["selector"]}) == {
+        DASK_SCHEDULER
+    }
+    ports = {
+        p["port"]: container_port(container, p["targetPort"]) for p in service["spec"]["ports"]
+    }
+    assert ports == {DASK_PORT: DASK_PORT, DASK_DASHBOARD_PORT: DASK_DASHBOARD_PORT}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert template["spec"]["enableServiceLinks"] is False
+
+
+def test_dask_workers_join_the_scheduler_service_within_their_memory(
+    rendered: list[dict[str, Any]],
+) -> None:
+    from dask.utils import parse_bytes
+
+    deployment = the(rendered, "Deployment", DASK_WORKER)
+    assert deployment["spec"]["replicas"] == 2
+    template, container = dask_pod(rendered, DASK_WORKER)
+    words = container["command"]
+    assert words[:3] == ["dask", "worker", f"tcp://{DASK_SCHEDULER}:{DASK_PORT}"]
+    assert int(option(words, "--nthreads")) >= 1
+    # Dask pauses and spills below its --memory-limit: it must sit under the container's limit,
+    # or the kernel's OOM killer ends the pod first.
+    limit = parse_bytes(option(words, "--memory-limit"))
+    assert limit < quantity(container["resources"]["limits"]["memory"])
+    assert int(option(words, "--nthreads")) <= quantity(container["resources"]["limits"]["cpu"])
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert option(words, "--local-directory").startswith("/tmp/")
+    assert template["spec"]["enableServiceLinks"] is False
+    # Tasks are sent by reference to their module: the image's flows/ must be importable.
+    env = {e["name"]: e for e in container["env"]}
+    assert "/opt/clv" in env["PYTHONPATH"]["value"].split(":")
+    spreads = template["spec"]["topologySpreadConstraints"]
+    assert {c["topologyKey"] for c in spreads} == {"kubernetes.io/hostname"}
+    for spread in spreads:
+        assert selected_workloads(rendered, spread["labelSelector"]) == {DASK_WORKER}
+
+
+def test_dask_workers_see_the_flow_runs_data_home_and_stores(
+    rendered: list[dict[str, Any]],
+) -> None:
+    # A task of a flow run may run on a worker: it must find the same CLV_HOME on the same
+    # volume, and the same MLflow, database and Optuna storage.
+    template, container = dask_pod(rendered, DASK_WORKER)
+    job = render_job_configuration(load_template())["job_manifest"]["spec"]["template"]["spec"]
+    (job_container,) = job["containers"]
+
+    def home_of(pod: dict[str, Any], box: dict[str, Any]) -> tuple[str, str]:
+        home = next(e["value"] for e in box["env"] if e["name"] == "CLV_HOME")
+        (mount,) = (m for m in box["volumeMounts"] if home.startswith(m["mountPath"] + "/"))
+        (volume,) = (v for v in pod["volumes"] if v["name"] == mount["name"])
+        return home, volume["persistentVolumeClaim"]["claimName"]
+
+    assert home_of(template["spec"], container) == home_of(job, job_container)
+
+    def from_secrets(box: dict[str, Any]) -> dict[str, Any]:
+        return {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in box["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+
+    worker_secrets, job_secrets = from_secrets(container), from_secrets(job_container)
+    for name in ("MLFLOW_TRACKING_URI", "CLV_DATABASE_URL", "CLV_OPTUNA_STORAGE"):
+        assert worker_secrets[name] == job_secrets[name], name
+
+
+def test_the_api_flow_runs_and_workers_are_given_the_schedulers_address(
+    rendered: list[dict[str, Any]],
+) -> None:
+    from clv.distributed.cluster import dask_address
+
+    service = the(rendered, "Service", DASK_SCHEDULER)
+    address = the(rendered, "ConfigMap", "clv-dask-config")["data"]["CLV_DASK_ADDRESS"]
+    assert dask_address(address) == address  # a well-formed address
+    assert address == f"tcp://{service['metadata']['name']}:{DASK_PORT}"
+    readers = {
+        "api": api_pod(rendered)[2],
+        "worker": dask_pod(rendered, DASK_WORKER)[1],
+        "flow run": render_job_configuration(load_template())["job_manifest"]["spec"]["template"][
+            "spec"
+        ]["containers"][0],
+    }
+    for who, container in readers.items():
+        sources = [s["configMapRef"]["name"] for s in container.get("envFrom", [])]
+        assert "clv-dask-config" in sources, who
+
+
+def test_network_policies_let_the_api_flow_runs_and_workers_reach_the_scheduler(
+    rendered: list[dict[str, Any]],
+) -> None:
+    scheduler_pod, scheduler = dask_pod(rendered, DASK_SCHEDULER)
+    worker_pod, worker = dask_pod(rendered, DASK_WORKER)
+    policy = the(rendered, "NetworkPolicy", DASK_SCHEDULER)["spec"]
+    assert selected_workloads(rendered, policy["podSelector"]) == {DASK_SCHEDULER}
+    # A flow-run Job's pod carries only the labels Prefect and Kubernetes give it.
+    flow_run_labels = {"job-name": "clv-training-abc12", "prefect.io/flow-run-id": "0"}
+    clients = {
+        "api": api_pod(rendered)[0],
+        "worker": worker_pod["metadata"]["labels"],
+        "flow run": flow_run_labels,
+    }
+    for who, labels in clients.items():
+        assert any(
+            "namespaceSelector" not in peer
+            and selects(peer.get("podSelector", {}), labels)
+            and DASK_PORT in {p["port"] for p in rule["ports"]}
+            for rule in policy["ingress"]
+            for peer in rule["from"]
+        ), who
+    # Workers are reached by the scheduler, clients and each other (LightGBM's own ports too).
+    worker_policy = the(rendered, "NetworkPolicy", DASK_WORKER)["spec"]
+    assert selected_workloads(rendered, worker_policy["podSelector"]) == {DASK_WORKER}
+    for labels in (scheduler_pod["metadata"]["labels"], worker_pod["metadata"]["labels"]):
+        assert any(
+            "namespaceSelector" not in peer
+            and selects(peer.get("podSelector", {}), labels)
+            and not rule.get("ports")
+            for rule in worker_policy["ingress"]
+            for peer in rule["from"]
+        )
+    # The API's own egress policy lets it out to the scheduler and the workers' port.
+    api_egress = the(rendered, "NetworkPolicy", API)["spec"]["egress"]
+    for pod, container, port in (
+        (scheduler_pod, scheduler, DASK_PORT),
+        (worker_pod, worker, container_port(worker, "worker")),
+    ):
+        assert any(
+            selects(peer.get("podSelector", {}), pod["metadata"]["labels"])
+            and port in {p["port"] for p in rule["ports"]}
+            for rule in api_egress
+            for peer in rule.get("to", [])
+            if "podSelector" in peer and "namespaceSelector" not in peer
+        ), container["name"]
+    assert int(option(worker["command"], "--worker-port")) == container_port(worker, "worker")
 
 
 # ---------------------------------------------------------------------------------------------
