@@ -122,6 +122,15 @@ def plan_command(
     suppress: Annotated[
         str | None, typer.Option(help="A file of customer ids never to contact.")
     ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            "--dask-address",
+            help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: CLV_DASK_ADDRESS; neither: "
+            "this machine alone). The transactions (a file, or a folder of Parquet files) are "
+            "read and summarised per customer on the cluster; the plan is the same.",
+        ),
+    ] = None,
 ) -> None:
     """Choose who gets which variant on which channel when, under the budget, with a holdout."""
     from clv.campaigns import service
@@ -132,7 +141,10 @@ def plan_command(
     if scores is not None and latest:
         raise typer.BadParameter("give --scores or --latest, not both", param_hint="--scores")
     try:
-        with _cli().err_console.status("reading, validating and planning ..."):
+        with (
+            _cli().err_console.status("reading, validating and planning ..."),
+            _cli()._training_on_dask(dask_address),
+        ):
             planned = service.plan(
                 definition_path,
                 transactions=transactions,

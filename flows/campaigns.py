@@ -19,7 +19,7 @@ from typing import Any
 
 from prefect import flow, task
 
-from flows._dask import ClusterTaskRunner
+from flows._dask import ClusterTaskRunner, on_this_tasks_cluster
 from flows._hooks import OUTCOME_HOOKS
 
 ANALYSIS_DEPLOYMENT = "clv-campaign-analysis/clv-campaign-analysis"
@@ -39,15 +39,17 @@ def plan_task(
     """Plan and store the campaign; return its id, status and plan summary."""
     from clv.campaigns import service
 
-    planned = service.plan(
-        definition,
-        transactions=transactions,
-        customers=customers,
-        out=out,
-        scores=scores,
-        contacts=contacts,
-        suppress=suppress,
-    )
+    # On a Dask worker (the run names a cluster), the transactions are summarised on it too.
+    with on_this_tasks_cluster():
+        planned = service.plan(
+            definition,
+            transactions=transactions,
+            customers=customers,
+            out=out,
+            scores=scores,
+            contacts=contacts,
+            suppress=suppress,
+        )
     return {
         "campaign_id": planned.campaign_id,
         "status": planned.info.status,

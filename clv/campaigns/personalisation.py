@@ -15,6 +15,7 @@ between purchase days, never before the campaign start) and ``unsubscribe_url``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -22,7 +23,10 @@ import pandas as pd
 
 from clv.campaigns.errors import CampaignError
 
-__all__ = ["CONTENT_FIELDS", "content_fields", "send_times"]
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
+__all__ = ["CONTENT_FIELDS", "content_fields", "customer_habits", "purchase_summary", "send_times"]
 
 #: The personalisation fields every message's template may use.
 CONTENT_FIELDS: tuple[str, ...] = (
@@ -61,8 +65,34 @@ def _local_zones(
     return zones
 
 
-def _habits(transactions: pd.DataFrame, zones: pd.Series, before: pd.Timestamp) -> pd.DataFrame:
-    """Per customer: purchases, most common local weekday and hour."""
+def _is_dask(frame: object) -> bool:
+    """A dask DataFrame (checked without importing Dask on the one-machine path)."""
+    return type(frame).__module__.startswith("dask")
+
+
+def customer_habits(
+    transactions: pd.DataFrame, zones: pd.Series, before: pd.Timestamp
+) -> pd.DataFrame:
+    """Per customer of ``zones``: purchases before ``before``, most common local weekday and hour.
+
+    A per-customer computation: on rows partitioned by customer, the partitions' results put
+    together are the whole table's (what :mod:`clv.distributed.campaigns` does).
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Contract transactions (``customer_id``, ``timestamp`` in naive UTC).
+    zones : Series
+        IANA time zone per customer id: the customers to describe.
+    before : Timestamp
+        Purchases from this instant on are left out.
+
+    Returns
+    -------
+    DataFrame
+        ``orders``, ``weekday`` and ``hour``, indexed by ``customer_id``; customers without a
+        purchase are absent.
+    """
     tx = transactions.loc[transactions["timestamp"] < before, ["customer_id", "timestamp"]]
     tx = tx.assign(customer_id=tx["customer_id"].astype(str))
     tx = tx[tx["customer_id"].isin(zones.index)]
@@ -102,7 +132,7 @@ def _most_common(values: pd.Series) -> float:
 
 
 def send_times(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | dd.DataFrame,
     customers: pd.DataFrame,
     *,
     start: pd.Timestamp,
@@ -118,8 +148,9 @@ def send_times(
 
     Parameters
     ----------
-    transactions : DataFrame
-        Contract transactions (``customer_id``, ``timestamp`` in naive UTC).
+    transactions : DataFrame or dask DataFrame
+        Contract transactions (``customer_id``, ``timestamp`` in naive UTC); a dask DataFrame
+        with every customer's rows in one partition is summarised on its cluster.
     customers : DataFrame
         ``customer_id`` and optionally ``region``.
     start, end : Timestamp
@@ -149,7 +180,13 @@ def send_times(
             f"(got {earliest_hour}..{latest_hour})"
         )
     zones = _local_zones(customers, region_timezones, default_tz)
-    habits = _habits(transactions, zones, begin).reindex(zones.index)
+    if _is_dask(transactions):
+        from clv.distributed.campaigns import customer_habits_dask
+
+        found = customer_habits_dask(cast("dd.DataFrame", transactions), zones, begin)
+    else:
+        found = customer_habits(cast(pd.DataFrame, transactions), zones, begin)
+    habits = found.reindex(zones.index)
     own = habits["orders"].fillna(0).to_numpy() >= min_orders
     weekday = habits["weekday"].where(own)
     hour = habits["hour"].where(own)
@@ -182,7 +219,7 @@ def send_times(
 
 def content_fields(
     customers: pd.DataFrame,
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | dd.DataFrame,
     *,
     scores: pd.DataFrame,
     segments: pd.Series | None = None,
@@ -196,8 +233,9 @@ def content_fields(
     ----------
     customers : DataFrame
         Contract customers (``eco_preference`` used when present).
-    transactions : DataFrame
-        Contract transactions before the campaign (``product_category`` used when present).
+    transactions : DataFrame or dask DataFrame
+        Contract transactions before the campaign (``product_category`` used when present); a
+        dask DataFrame with every customer's rows in one partition is summarised on its cluster.
     scores : DataFrame
         ``customer_id`` and ``predicted_clv`` (the champion's scores).
     segments : Series, optional
@@ -216,25 +254,17 @@ def content_fields(
     """
     ids = scores["customer_id"].astype(str)
     index = pd.Index(ids, name="customer_id")
-    tx = transactions.loc[transactions["timestamp"] < start]
-    tx = tx.assign(customer_id=tx["customer_id"].astype(str))
-    # Only the customers asked for: everything below is per customer and reindexed on them.
-    tx = tx[tx["customer_id"].isin(index)]
-    if "product_category" in tx.columns:
-        spend = tx.groupby(["customer_id", "product_category"])["amount"].sum().reset_index()
-        spend = spend.sort_values(
-            ["customer_id", "amount", "product_category"], ascending=[True, False, True]
-        )
-        top = spend.drop_duplicates("customer_id").set_index("customer_id")["product_category"]
+    if _is_dask(transactions):
+        from clv.distributed.campaigns import purchase_summary_dask
+
+        summary = purchase_summary_dask(cast("dd.DataFrame", transactions), index, start)
     else:
-        top = pd.Series(dtype=object)
-    days = tx.assign(day=tx["timestamp"].dt.normalize())[["customer_id", "day"]]
-    days = days.drop_duplicates().sort_values(["customer_id", "day"])
-    by_customer = days.groupby("customer_id")["day"]
-    last = by_customer.max()
+        summary = purchase_summary(cast(pd.DataFrame, transactions), index, start)
+    top = summary["top_category"]
+    last = summary["last_day"]
     # Whole days from the first purchase day to the last (vectorised: no Python per customer).
-    span = (last - by_customer.min()).dt.days
-    gaps = span / (by_customer.size() - 1).replace(0, np.nan)
+    span = (last - summary["first_day"]).dt.days
+    gaps = span / (summary["purchase_days"] - 1).replace(0, np.nan)
     due = last + pd.to_timedelta(gaps.fillna(30.0), unit="D")
     next_purchase = due.where(due >= start, pd.Timestamp(start))
     customer_frame = customers.assign(customer_id=customers["customer_id"].astype(str))
@@ -271,3 +301,53 @@ def content_fields(
         columns=list(CONTENT_FIELDS),
     )
     return fields
+
+
+def purchase_summary(
+    transactions: pd.DataFrame, ids: pd.Index, start: pd.Timestamp
+) -> pd.DataFrame:
+    """Per customer of ``ids``: top category by spend, first and last purchase day, purchase days.
+
+    A per-customer computation, like :func:`customer_habits`.
+
+    Parameters
+    ----------
+    transactions : DataFrame
+        Contract transactions (``product_category`` used when present).
+    ids : Index
+        The customers to describe (strings).
+    start : Timestamp
+        History from this instant on is left out.
+
+    Returns
+    -------
+    DataFrame
+        ``top_category`` (missing without a category column), ``first_day``, ``last_day`` and
+        ``purchase_days``, indexed by ``customer_id``; customers without history are absent.
+    """
+    tx = transactions.loc[transactions["timestamp"] < start]
+    tx = tx.assign(customer_id=tx["customer_id"].astype(str))
+    # Only the customers asked for: everything below is per customer.
+    tx = tx[tx["customer_id"].isin(ids)]
+    if "product_category" in tx.columns:
+        totals = tx.groupby(["customer_id", "product_category"], observed=True)["amount"].sum()
+        spend = totals.reset_index().sort_values(
+            ["customer_id", "amount", "product_category"], ascending=[True, False, True]
+        )
+        top = spend.drop_duplicates("customer_id").set_index("customer_id")["product_category"]
+        top = top.astype(object)
+    else:
+        top = pd.Series(dtype=object)
+    days = tx.assign(day=tx["timestamp"].dt.normalize())[["customer_id", "day"]]
+    days = days.drop_duplicates().sort_values(["customer_id", "day"])
+    by_customer = days.groupby("customer_id")["day"]
+    out = pd.DataFrame(
+        {
+            "first_day": by_customer.min(),
+            "last_day": by_customer.max(),
+            "purchase_days": by_customer.size().astype("int64"),
+        }
+    )
+    out.index.name = "customer_id"
+    out.insert(0, "top_category", top.reindex(out.index).astype(object))
+    return out

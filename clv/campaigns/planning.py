@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ from clv.campaigns.targeting import (
     segment_covariates,
     shrink_uplift,
 )
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
 
 __all__ = ["PLAN_COLUMNS", "Plan", "campaign_id_for", "plan_campaign"]
 
@@ -95,7 +98,7 @@ def plan_campaign(
     *,
     scores: pd.DataFrame,
     customers: pd.DataFrame,
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | dd.DataFrame,
     segments: pd.Series | None = None,
     contacts: pd.DataFrame | None = None,
     suppressed: Iterable[str] = (),
@@ -118,8 +121,10 @@ def plan_campaign(
         the other rule columns.
     customers : DataFrame
         Contract customers (``marketing_opt_in``, ``region``, ``eco_preference``).
-    transactions : DataFrame
-        Contract transactions (habits for the send time, content fields).
+    transactions : DataFrame or dask DataFrame
+        Contract transactions (habits for the send time, content fields); a dask DataFrame with
+        every customer's rows in one partition is summarised per customer on its cluster
+        (:mod:`clv.distributed.campaigns`), with the same plan as a result.
     segments : Series, optional
         Active segment name per customer id; required when the audience names segments.
     contacts : DataFrame, optional

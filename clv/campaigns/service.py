@@ -10,6 +10,7 @@ same campaign (same inputs → same id) and go through the same checks. Every fu
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from clv.campaigns.definition import HOLDOUT
 from clv.campaigns.errors import CampaignError
 
 if TYPE_CHECKING:
+    import dask.dataframe as dd
     import pandas as pd
 
     from clv.campaigns.definition import CampaignDefinition
@@ -137,7 +139,10 @@ def plan(
     definition_path : str or Path
         The campaign's YAML file.
     transactions, customers : str
-        Contract transactions (habits, content fields) and customers (opt-in, region).
+        Contract transactions (habits, content fields) and customers (opt-in, region). Inside
+        :func:`clv.distributed.training.on_cluster` the transactions may also be a folder (or
+        glob) of Parquet files: they are read and summarised on the Dask workers
+        (:mod:`clv.distributed.campaigns`) and the plan is the same as on one machine.
     out : str or Path, optional
         Folder for ``plan.parquet`` and ``summary.json``; default
         ``$CLV_HOME/campaigns/<campaign id>``.
@@ -181,7 +186,20 @@ def plan(
         assigned = store.assignments(active.version)
         segments = assigned.set_index(assigned["customer_id"].astype(str))["name"]
         segment_version = active.version
-    tx = read_table(transactions, "transactions")
+    from clv.distributed.training import active_client
+
+    client = active_client()
+    tx: pd.DataFrame | dd.DataFrame
+    if client is None:
+        tx = read_table(transactions, "transactions")
+        transactions_digest = sha256_of(transactions)
+    else:
+        # Inside clv.distributed.training.on_cluster (``--dask-address``, a flow run on a
+        # cluster): the transactions stay on the workers, partitioned by customer.
+        from clv.distributed.campaigns import transactions_fingerprint, transactions_for_planning
+
+        tx = transactions_for_planning(transactions, client)
+        transactions_digest = transactions_fingerprint(transactions)
     people = read_table(customers, "customers")
     book = read_keyed_table(contacts, "contacts") if contacts else None
     suppressed: list[str] = (
@@ -189,7 +207,7 @@ def plan(
     )
     inputs = {
         **source,
-        "transactions": sha256_of(transactions),
+        "transactions": transactions_digest,
         "customers": sha256_of(customers),
         "contacts": sha256_of(contacts) if contacts else None,
         "segment_version": segment_version,
@@ -206,18 +224,19 @@ def plan(
         rows = store.campaign_plan(campaign_id).rename(columns={"group_name": "group"})
         rows = rows[[c for c in PLAN_COLUMNS if c in rows.columns]]
         return _written(info, rows, dict(info.summary or {}), Path(out))
-    planned = plan_campaign(
-        definition,
-        scores=score_frame,
-        customers=people,
-        transactions=tx,
-        segments=segments,
-        contacts=book,
-        suppressed=suppressed,
-        history=_history(store),
-        measured_uplift=planning_uplift(store),
-        inputs=inputs,
-    )
+    with contextlib.nullcontext() if client is None else client.as_current():
+        planned = plan_campaign(
+            definition,
+            scores=score_frame,
+            customers=people,
+            transactions=tx,
+            segments=segments,
+            contacts=book,
+            suppressed=suppressed,
+            history=_history(store),
+            measured_uplift=planning_uplift(store),
+            inputs=inputs,
+        )
     messages = render_messages(definition, planned.rows, planned.fields, book)
     info = store.create_campaign(
         planned.campaign_id,

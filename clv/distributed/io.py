@@ -280,16 +280,20 @@ def _shifted(report: ValidationReport, first_row: int) -> ValidationReport:
 
 
 def _read_piece(
-    piece: _Piece, *, columns: Mapping[str, str] | None, s3: _S3Settings, meta_columns: list[str]
+    piece: _Piece, *, renames: Mapping[str, str] | None, s3: _S3Settings, meta_columns: list[str]
 ) -> pd.DataFrame:
-    """Read and validate one piece on a worker; raise :class:`PartitionContractError`."""
+    """Read and validate one piece on a worker; raise :class:`PartitionContractError`.
+
+    No parameter is called ``columns``: ``dd.from_map`` would pass a column projection in it
+    (``frame[["customer_id", "timestamp"]]``), and every piece is validated whole.
+    """
     parquet = _open_footer(piece.path, piece.shown, s3)
     table: pa.Table = (
         parquet.read() if piece.row_group is None else parquet.read_row_group(piece.row_group)
     )
     try:
         frame = validate_frame(
-            table.to_pandas(), "transactions", source=piece.shown, columns=columns
+            table.to_pandas(), "transactions", source=piece.shown, columns=renames
         )
     except ContractError as err:
         raise PartitionContractError(_shifted(err.report, piece.first_row)) from None
@@ -365,7 +369,7 @@ def read_transactions(
     # A partial, not keyword arguments: from_map reads ``columns`` as a column projection.
     read = functools.partial(
         _read_piece,
-        columns=dict(columns) if columns else None,
+        renames=dict(columns) if columns else None,
         s3=s3,
         meta_columns=list(meta.columns),
     )
