@@ -61,7 +61,7 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -1527,32 +1527,118 @@ class Store:
             the run holds several values.
         """
         frame, run = _normalise_scores(scores, model_name=model_name, model_version=model_version)
-        digest = _scores_hash(frame, run)
-        with self._write(_LOCK_SCORING_RUNS) as conn:
-            existing = conn.execute(
-                sa.select(scoring_runs.c.id).where(scoring_runs.c.content_hash == digest)
-            ).scalar_one_or_none()
-            if existing is not None:
-                logger.info("scoring run %s holds the same scores; nothing stored", existing)
-                return int(existing)
-            result = conn.execute(
-                scoring_runs.insert().values(
-                    **run,
-                    source=str(source),
-                    created_at=_now(),
-                    content_hash=digest,
-                    n_customers=len(frame),
+        digest = _ScoresDigest()
+        digest.add(frame, run)
+        return self._insert_scores(lambda: iter([frame]), digest, run, source=source)
+
+    def write_scores_parts(
+        self,
+        parts: Callable[[], Iterable[pd.DataFrame]],
+        *,
+        source: str,
+        model_name: str | None,
+        model_version: str | None,
+    ) -> int:
+        """Store a scoring run given in parts, in one transaction, never holding it all.
+
+        What :meth:`write_scores` stores for the parts put together (the same run, the same
+        content hash: the same scores stored either way are one run), for runs larger than the
+        memory of the machine that stores them: the parts are read twice, first to check them
+        and compute the content hash, then to insert them, one part in memory at a time.
+
+        Parameters
+        ----------
+        parts : callable
+            Called twice; each call yields the same frames, in the same order: every customer in
+            one part (e.g. the files of a partitioned Parquet folder). Empty parts are skipped.
+        source, model_name, model_version
+            As in :meth:`write_scores`.
+
+        Returns
+        -------
+        int
+            The scoring run's id; the existing run's when the same scores were stored before.
+
+        Raises
+        ------
+        StoreError
+            As :meth:`write_scores`, naming the part (counted from 1), and when a customer
+            is in two parts or the parts change between the two reads; nothing is stored.
+        """
+
+        def normalised() -> Iterator[pd.DataFrame]:
+            for number, part in enumerate(parts(), start=1):
+                if len(part) == 0:
+                    continue
+                try:
+                    frame, part_run = _normalise_scores(
+                        part, model_name=model_name, model_version=model_version
+                    )
+                except StoreError as err:
+                    raise StoreError(f"scores part {number}: {err}") from None
+                if part_run != run_values.setdefault("run", part_run):
+                    raise StoreError(
+                        f"scores part {number} is of another run ({_json(part_run)}) than the "
+                        f"first part ({_json(run_values['run'])})"
+                    )
+                yield frame
+
+        run_values: dict[str, dict[str, Any]] = {}
+        digest = _ScoresDigest()
+        for frame in normalised():
+            digest.add(frame, run_values["run"])
+        if "run" not in run_values:
+            raise StoreError("the scores hold no rows")
+        return self._insert_scores(normalised, digest, run_values["run"], source=source)
+
+    def _insert_scores(
+        self,
+        frames: Callable[[], Iterator[pd.DataFrame]],
+        digest: _ScoresDigest,
+        run: Mapping[str, Any],
+        *,
+        source: str,
+    ) -> int:
+        content_hash = digest.hexdigest(run)
+        try:
+            with self._write(_LOCK_SCORING_RUNS) as conn:
+                existing = conn.execute(
+                    sa.select(scoring_runs.c.id).where(scoring_runs.c.content_hash == content_hash)
+                ).scalar_one_or_none()
+                if existing is not None:
+                    logger.info("scoring run %s holds the same scores; nothing stored", existing)
+                    return int(existing)
+                result = conn.execute(
+                    scoring_runs.insert().values(
+                        **run,
+                        source=str(source),
+                        created_at=_now(),
+                        content_hash=content_hash,
+                        n_customers=digest.rows,
+                    )
                 )
-            )
-            key = result.inserted_primary_key
-            if key is None:  # pragma: no cover - every supported database returns it
-                raise StoreError("the database did not return the new scoring run's id")
-            run_id = int(key[0])
-            columns = ["run_id", *map(str, frame.columns)]
-            values: list[list[Any]] = [[run_id] * len(frame), _texts(frame["customer_id"])]
-            values += [_floats(frame[c], f"scores column {c}") for c in frame.columns[1:]]
-            self._bulk_insert(conn, scores_table, columns, values)
-        logger.info("stored scoring run %s: %s customers", run_id, f"{len(frame):,}")
+                key = result.inserted_primary_key
+                if key is None:  # pragma: no cover - every supported database returns it
+                    raise StoreError("the database did not return the new scoring run's id")
+                run_id = int(key[0])
+                check = _ScoresDigest()
+                for frame in frames():
+                    check.add(frame, run)
+                    columns = ["run_id", *map(str, frame.columns)]
+                    values: list[list[Any]] = [[run_id] * len(frame), _texts(frame["customer_id"])]
+                    values += [_floats(frame[c], f"scores column {c}") for c in frame.columns[1:]]
+                    self._bulk_insert(conn, scores_table, columns, values)
+                if check.hexdigest(run) != content_hash:
+                    raise StoreError(
+                        "the scores changed while they were stored (the parts read twice "
+                        "differ); nothing was stored"
+                    )
+        except sa.exc.IntegrityError:
+            raise StoreError(
+                "a customer appears twice in the scores (in two parts): a scoring run holds one "
+                "row per customer; nothing was stored"
+            ) from None
+        logger.info("stored scoring run %s: %s customers", run_id, f"{digest.rows:,}")
         return run_id
 
     def ping(self) -> None:
@@ -2951,12 +3037,42 @@ def _normalise_scores(
     return frame, run
 
 
-def _scores_hash(frame: pd.DataFrame, run: Mapping[str, Any]) -> str:
-    digest = hashlib.sha256()
-    digest.update(json.dumps(list(map(str, frame.columns))).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    digest.update(_json(dict(run)).encode())
-    return digest.hexdigest()
+class _ScoresDigest:
+    """A scoring run's content hash, whatever the order of its rows and of its parts.
+
+    Each row is hashed by pandas with two keys; the sums of the row hashes (modulo 2**64: a
+    set of distinct rows, so no pair cancels out) are combined with the row count, the columns
+    and the run's values. The rows are unique per customer, so the sums identify the set.
+    """
+
+    _KEYS = ("clv-scores-key-1", "clv-scores-key-2")
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._sums = [np.uint64(0), np.uint64(0)]
+        self._columns: list[str] | None = None
+
+    def add(self, frame: pd.DataFrame, run: Mapping[str, Any]) -> None:
+        columns = list(map(str, frame.columns))
+        if self._columns is None:
+            self._columns = columns
+        elif columns != self._columns:
+            raise StoreError(
+                f"scores parts have different columns: {', '.join(self._columns)} and "
+                f"{', '.join(columns)}"
+            )
+        for i, key in enumerate(self._KEYS):
+            hashed = pd.util.hash_pandas_object(frame, index=False, hash_key=key).to_numpy()
+            with np.errstate(over="ignore"):
+                self._sums[i] = np.uint64(self._sums[i] + hashed.sum(dtype=np.uint64))
+        self.rows += len(frame)
+
+    def hexdigest(self, run: Mapping[str, Any]) -> str:
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self._columns or []).encode())
+        digest.update(f"{self.rows}:{int(self._sums[0])}:{int(self._sums[1])}".encode())
+        digest.update(_json(dict(run)).encode())
+        return digest.hexdigest()
 
 
 # --- campaign helpers -------------------------------------------------------------------------

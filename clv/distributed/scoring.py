@@ -21,9 +21,9 @@ Writing
 -------
 :func:`write_scores_dask` writes partitioned Parquet into a temporary folder beside ``out_dir`` and
 renames it into place (a rerun replaces the folder whole), then stores the scoring run through
-:meth:`clv.store.Store.write_scores`. That method takes a whole run in one call (one transaction,
-a content hash over every row, a check that no customer repeats), so the stored columns of every
-partition are gathered to the client first, up to :data:`MAX_STORE_ROWS` customers.
+:meth:`clv.store.Store.write_scores_parts`, reading the folder's files back one at a time (one
+transaction, the content hash :meth:`~clv.store.Store.write_scores` gives the same rows, a
+customer in two files refused): the client never holds more than one partition's scores.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import hashlib
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,16 +49,12 @@ if TYPE_CHECKING:
     from clv.store import Store
 
 __all__ = [
-    "MAX_STORE_ROWS",
     "BundleFiles",
     "score_customers_dask",
     "score_features_dask",
     "write_scores_dask",
 ]
 
-#: Most customers :func:`write_scores_dask` gathers to the client for the database (the store
-#: takes one run in one call): the stored columns take about 100 bytes per customer.
-MAX_STORE_ROWS = 5_000_000
 #: Loaded bundles a worker process keeps (a spend and a churn model, and the previous pair).
 _KEEP_LOADED = 4
 _LOADED: OrderedDict[str, SpendBundle | ChurnBundle] = OrderedDict()
@@ -302,7 +299,6 @@ def write_scores_dask(
     source: str,
     model_name: str | None,
     model_version: str | None,
-    max_store_rows: int = MAX_STORE_ROWS,
 ) -> int:
     """Write scores as partitioned Parquet (atomically) and store the scoring run.
 
@@ -317,8 +313,6 @@ def write_scores_dask(
         The platform database.
     source, model_name, model_version
         As in :meth:`clv.store.Store.write_scores`.
-    max_store_rows : int
-        Most customers gathered to the client for the database.
 
     Returns
     -------
@@ -327,9 +321,6 @@ def write_scores_dask(
 
     Raises
     ------
-    ValueError
-        When there are more than ``max_store_rows`` customers (the Parquet folder is written
-        first and stays).
     clv.store.StoreError
         As ``write_scores`` raises it (a customer in two partitions, a missing column, ...).
     """
@@ -344,21 +335,28 @@ def write_scores_dask(
         )
 
     write_folder_atomic(target, write)
-    # The Parquet folder now holds the scores: read back from it, not recomputed.
-    import dask.dataframe as dd
+    # The Parquet folder now holds the scores: read back from it, a file at a time, not
+    # recomputed and never gathered whole.
+    import pyarrow.parquet as pq
 
-    written = dd.read_parquet(str(target), columns=_store_columns(list(scores_ddf.columns)))
-    n = int(written.shape[0].compute())
-    if n > max_store_rows:
-        raise ValueError(
-            f"{n:,} customers scored (written to {target}); the platform database takes a scoring "
-            f"run in one call, and this path gathers at most {max_store_rows:,} customers to "
-            "the client; nothing was stored in the database"
-        )
-    frame = written.compute()
-    for column in frame.columns:
-        if str(frame[column].dtype) in ("string", "str"):
-            frame[column] = frame[column].astype(object)
-    return store.write_scores(
-        frame, source=source, model_name=model_name, model_version=model_version
+    files = sorted(target.glob("*.parquet"), key=_part_number)
+    columns = _store_columns(list(scores_ddf.columns))
+
+    def parts() -> Iterator[pd.DataFrame]:
+        for path in files:
+            frame = pq.read_table(path, columns=columns).to_pandas()
+            for column in frame.columns:
+                if str(frame[column].dtype) in ("string", "str"):
+                    frame[column] = frame[column].astype(object)
+            yield frame
+
+    return store.write_scores_parts(
+        parts, source=source, model_name=model_name, model_version=model_version
     )
+
+
+def _part_number(path: Path) -> tuple[int, str]:
+    """``part.12.parquet`` after ``part.2.parquet``: Dask's files in partition order."""
+    middle = path.name.split(".")
+    number = next((int(p) for p in middle if p.isdigit()), -1)
+    return number, path.name

@@ -194,24 +194,29 @@ def test_written_scores_are_partitioned_parquet_and_one_stored_run_however_often
     assert single.write_scores(expected, **options) == first  # the same run as one machine's
 
 
-def test_too_many_customers_for_one_store_call_are_refused_after_the_parquet_is_written(
+def test_a_customer_in_two_partitions_stores_nothing_after_the_parquet_is_written(
     features: pd.DataFrame, bundles: tuple[SpendBundle, ChurnBundle], tmp_path: Path
 ) -> None:
     import dask
     import dask.dataframe as dd
 
     from clv.distributed.scoring import score_features_dask, write_scores_dask
-    from clv.store import Store
+    from clv.store import Store, StoreError
 
     spend, _ = bundles
+    # The first customer's features twice, in the first and the last partition.
+    doubled = pd.concat([features, features.iloc[:1]])
     scores_ddf = score_features_dask(
-        dd.from_pandas(features, npartitions=2), spend=spend, horizon_days=HORIZON, as_of=AS_OF
+        dd.from_pandas(doubled, npartitions=3, sort=False),
+        spend=spend,
+        horizon_days=HORIZON,
+        as_of=AS_OF,
     )
     store = Store()
     store.migrate()
     with (
         dask.config.set(scheduler="synchronous"),
-        pytest.raises(ValueError, match="gathers at most 10 customers"),
+        pytest.raises(StoreError, match="appears twice"),
     ):
         write_scores_dask(
             scores_ddf,
@@ -220,10 +225,10 @@ def test_too_many_customers_for_one_store_call_are_refused_after_the_parquet_is_
             source="s",
             model_name=None,
             model_version=None,
-            max_store_rows=10,
         )
-    assert len(pd.read_parquet(tmp_path / "scores")) == len(features)
+    assert len(pd.read_parquet(tmp_path / "scores")) == len(doubled)
     assert store.latest_scores() is None
+    assert store.latest_scoring_run_id() is None
 
 
 # ---------------------------------------------------------------------------------------------

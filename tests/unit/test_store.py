@@ -40,6 +40,7 @@ __all__ = [
     "store",
     "store_url",
     "test_a_crash_during_approval_keeps_the_previous_version_active",
+    "test_a_customer_in_two_score_parts_stores_nothing",
     "test_a_database_error_mid_insert_stores_nothing",
     "test_a_failure_after_the_segments_insert_stores_nothing_and_keeps_the_active_version",
     "test_a_fresh_database_is_upgraded_to_head_and_matches_the_tables",
@@ -55,6 +56,8 @@ __all__ = [
     "test_only_pending_versions_can_be_decided",
     "test_reopening_an_existing_database_runs_no_migration",
     "test_repeated_customers_store_nothing_and_keep_the_active_version",
+    "test_score_parts_of_another_run_are_refused_naming_the_part",
+    "test_scores_stored_in_parts_are_the_run_stored_whole",
     "test_segment_of_is_one_query_on_the_customer_index",
     "test_segments_rules_and_assignment_features_come_back_as_stored",
     "test_the_same_content_hash_twice_is_one_version",
@@ -577,6 +580,67 @@ def test_the_same_scores_twice_are_one_run(store: Store) -> None:
         store.write_scores(
             pd.concat([_scores(), _scores()]), source="x", model_name=None, model_version=None
         )
+
+
+def test_scores_stored_in_parts_are_the_run_stored_whole(store: Store) -> None:
+    whole = _scores(6)
+    reads: list[int] = []
+
+    def parts() -> Iterator[pd.DataFrame]:
+        reads.append(1)
+        yield whole.iloc[4:]
+        yield whole.iloc[:0]  # an empty partition
+        yield whole.iloc[:4].sample(frac=1.0, random_state=2)
+
+    options = {"source": "parts", "model_name": "clv-spend", "model_version": "7"}
+    run = store.write_scores_parts(parts, **options)
+
+    assert len(reads) == 2  # checked and hashed, then inserted
+    assert store.write_scores(whole, **options) == run  # the same content: the same run
+    latest = store.latest_scores()
+    assert latest is not None
+    assert latest["customer_id"].tolist() == whole["customer_id"].tolist()
+    assert latest["predicted_clv"].tolist() == whole["predicted_clv"].tolist()
+    assert _counts(store)["scores"] == 6
+
+
+def test_a_customer_in_two_score_parts_stores_nothing(store: Store) -> None:
+    whole = _scores(5)
+
+    with pytest.raises(StoreError, match="appears twice"):
+        store.write_scores_parts(
+            lambda: iter([whole.iloc[:3], whole.iloc[2:]]),
+            source="parts",
+            model_name=None,
+            model_version=None,
+        )
+
+    assert _counts(store)["scoring_runs"] == 0 and _counts(store)["scores"] == 0
+
+
+def test_score_parts_of_another_run_are_refused_naming_the_part(store: Store) -> None:
+    whole = _scores(4)
+    later = whole.iloc[2:].assign(as_of=pd.Timestamp("2024-07-31 23:59:59"))
+
+    with pytest.raises(StoreError, match="scores part 2 is of another run"):
+        store.write_scores_parts(
+            lambda: iter([whole.iloc[:2], later]),
+            source="parts",
+            model_name=None,
+            model_version=None,
+        )
+    with pytest.raises(StoreError, match="scores part 1: scores lack the column"):
+        store.write_scores_parts(
+            lambda: iter([whole.drop(columns="predicted_clv")]),
+            source="parts",
+            model_name=None,
+            model_version=None,
+        )
+    with pytest.raises(StoreError, match="hold no rows"):
+        store.write_scores_parts(
+            lambda: iter([whole.iloc[:0]]), source="parts", model_name=None, model_version=None
+        )
+    assert _counts(store)["scoring_runs"] == 0
 
 
 def test_latest_scores_come_back_as_written(store: Store) -> None:
