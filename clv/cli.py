@@ -377,7 +377,7 @@ def _fail(message: str) -> typer.Exit:
 _TRAINING_DASK_HELP = (
     "Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: CLV_DASK_ADDRESS; neither: this "
     "machine alone). XGBoost and LightGBM tune and train on the cluster; Keras ZILN trains on "
-    "one machine."
+    "one of its workers."
 )
 
 

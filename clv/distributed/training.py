@@ -19,8 +19,10 @@ What runs where
   machine), LightGBM with ``lightgbm.DaskLGBMRegressor``. The result is the single-machine
   family's own model object holding a plain ``Booster`` (saved natively: XGBoost UBJ, LightGBM
   text), so bundles, the registry and ``clv score`` do not know where it was trained.
-- **Keras ZILN** has no Dask backend: it trains on one machine (this process), with a log line
-  saying so.
+- **Keras ZILN** has no Dask backend: it trains on one worker (the one with the most threads),
+  its Optuna trials one after the other and its refit too, with a log line saying so. The worker
+  sends back the saved model's files (``.keras`` and the manifest), never a pickle, and they are
+  loaded here with their SHA-256 checked.
 
 Same objective and hyper-parameters as on one machine; the models are close, not bit-identical
 (the histograms are built from each worker's rows and merged). Two settings differ on purpose:
@@ -61,8 +63,10 @@ __all__ = [
     "TREE_FAMILIES",
     "active_client",
     "fit_best_on_dask",
+    "fit_on_one_worker",
     "fit_tree_on_dask",
     "on_cluster",
+    "one_worker",
     "optimize_on_workers",
     "say_trains_on_one_worker",
     "spread_over_workers",
@@ -71,7 +75,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Families that train on the whole cluster; every other family trains on one machine.
+#: Families that train on the whole cluster; every other family trains on one worker.
 TREE_FAMILIES = ("xgboost", "lightgbm")
 #: Column holding the target in the dask training frame.
 TARGET_COLUMN = "future_spend"
@@ -349,16 +353,118 @@ def _fit_tree(
     return model
 
 
-def say_trains_on_one_worker(family: str, rows: int) -> None:
-    """Log (and tell the CLI's spinner) that ``family`` trains on this one machine."""
+def say_trains_on_one_worker(family: str, rows: int, worker: str) -> None:
+    """Log (and tell the CLI's spinner) that ``family`` trains on one Dask worker."""
     from clv.progress import report
 
     message = (
         f"{family} trains on one worker: it has no Dask backend, so its {rows:,} training rows "
-        "are gathered and fitted in this process"
+        f"go to the Dask worker {worker}, which fits it alone"
     )
     logger.warning(message)
     report(message)
+
+
+def one_worker(client: Client) -> str:
+    """The worker a family without a Dask backend trains on: the most threads, then memory."""
+    info = client.scheduler_info(n_workers=-1)["workers"]
+    return min(
+        info,
+        key=lambda w: (-int(info[w].get("nthreads", 1)), -int(info[w].get("memory_limit") or 0), w),
+    )
+
+
+def _fit_and_save(
+    family: str,
+    params: Mapping[str, Any],
+    X: pd.DataFrame,
+    y: pd.Series,
+    X_val: pd.DataFrame,
+    y_val: pd.Series,
+) -> dict[str, bytes]:
+    """On a worker: fit ``family`` and return its saved files (native formats and manifest)."""
+    import tempfile
+    from pathlib import Path
+
+    from clv.models.registry import create
+
+    model = create(family, dict(params))
+    model.fit(X, y, X_val=X_val, y_val=y_val)
+    with tempfile.TemporaryDirectory(prefix="clv-fit-") as tmp:
+        folder = Path(tmp) / "model"
+        model.save(folder)
+        return {
+            path.relative_to(folder).as_posix(): path.read_bytes()
+            for path in sorted(folder.rglob("*"))
+            if path.is_file()
+        }
+
+
+def fit_on_one_worker(
+    client: Client,
+    family: str,
+    params: Mapping[str, Any],
+    *,
+    X: pd.DataFrame,
+    y: pd.Series,
+    X_val: pd.DataFrame,
+    y_val: pd.Series,
+) -> CLVModel:
+    """A model of a family without a Dask backend (Keras ZILN), fitted on one Dask worker.
+
+    The worker (:func:`one_worker`) fits the model and sends back its saved files, never a
+    pickle of the model: they are loaded here by the family's own ``load``, which checks every
+    file's SHA-256 against the manifest.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster.
+    family : str
+        The model family; ``params`` as its factory takes them.
+    params : mapping
+        The family's parameters.
+    X, y : DataFrame, Series
+        Fit rows.
+    X_val, y_val : DataFrame, Series
+        Validation rows (early stopping).
+
+    Returns
+    -------
+    CLVModel
+        The fitted model, loaded from the worker's files.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from clv.training.bundle import _load_model
+
+    worker = one_worker(client)
+    say_trains_on_one_worker(family, len(X), worker)
+    future = client.submit(
+        _fit_and_save,
+        family,
+        dict(params),
+        X,
+        y,
+        X_val,
+        y_val,
+        workers=[worker],
+        allow_other_workers=False,
+        pure=False,
+        key=f"clv-fit-{family}-{uuid.uuid4().hex[:8]}",
+    )
+    files: dict[str, bytes] = future.result()
+    with tempfile.TemporaryDirectory(prefix="clv-fitted-") as tmp:
+        folder = Path(tmp) / "model"
+        for name, content in files.items():
+            relative = Path(name)
+            if relative.is_absolute() or ".." in relative.parts:
+                raise ValueError(f"the worker sent a file outside the model folder: {name!r}")
+            target = folder / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        return _load_model(family, folder)
 
 
 def fit_best_on_dask(
@@ -377,17 +483,13 @@ def fit_best_on_dask(
 
     The fit rows (at most ``max_fit_rows``, drawn with ``seed + 2`` as on one machine) become a
     dask DataFrame of one partition per worker. Families outside :data:`TREE_FAMILIES` (Keras
-    ZILN) train on this machine, as without a cluster, and the log says so.
+    ZILN) train on one worker (:func:`fit_on_one_worker`), and the log says so.
     """
-    from clv.models.registry import create
     from clv.training.hpo import _sample
 
     X_all, y_all = _sample(X_fit, y_fit, max_fit_rows, seed + 2)
     if family not in TREE_FAMILIES:
-        say_trains_on_one_worker(family, len(X_all))
-        model = create(family, dict(params))
-        model.fit(X_all, y_all, X_val=X_val, y_val=y_val)
-        return model
+        return fit_on_one_worker(client, family, params, X=X_all, y=y_all, X_val=X_val, y_val=y_val)
     workers = _worker_addresses(client)
     logger.info("%s: fitting %d rows on %d Dask workers", family, len(X_all), len(workers))
     frame = spread_over_workers(client, X_all, y_all)
@@ -450,6 +552,7 @@ def optimize_on_workers(
     n_trials: int,
     seed: int,
     timeout_s: float | None = None,
+    workers: list[str] | None = None,
 ) -> None:
     """Run ``n_trials`` more trials of an existing study, spread over ``client``'s workers.
 
@@ -477,8 +580,11 @@ def optimize_on_workers(
         Base seed of the workers' samplers.
     timeout_s : float, optional
         Each worker stops starting trials after this many seconds.
+    workers : list of str, optional
+        Only these workers (default: every worker); one worker runs the trials of a family
+        without a Dask backend, one after the other.
     """
-    workers = _worker_addresses(client)
+    workers = _worker_addresses(client) if workers is None else sorted(workers)
     if storage.startswith("sqlite"):
         _check_sqlite_reachable(client, storage)
     shares = [n_trials // len(workers) + (i < n_trials % len(workers)) for i in range(len(workers))]

@@ -365,12 +365,14 @@ def run_study(
             on_trial(next(r for r in _records(study) if r.number == frozen.number))
 
     client = _dask_client(dask_client)
+    trial_workers: list[str] | None = None
     if client is not None:
-        from clv.distributed.training import TREE_FAMILIES, say_trains_on_one_worker
+        from clv.distributed.training import TREE_FAMILIES, one_worker, say_trains_on_one_worker
 
         if family not in TREE_FAMILIES:
-            say_trains_on_one_worker(family, len(X_tune))
-            client = None  # trials and refit as without a cluster
+            # No Dask backend: every trial fits on one worker, one after the other.
+            trial_workers = [one_worker(client)]
+            say_trains_on_one_worker(family, len(X_tune), trial_workers[0])
     done_states = (*finished_states, optuna.trial.TrialState.FAIL)
     started = time.perf_counter()
     new = failed = 0
@@ -391,6 +393,7 @@ def run_study(
             n_trials=remaining,
             seed=seed + new,
             timeout_s=left,
+            workers=trial_workers,
         )
         ran = [r for r in _records(study) if r.number not in known]
         if not ran:

@@ -170,37 +170,67 @@ def test_optuna_trials_run_on_both_workers_and_the_best_is_refitted(
     assert score == pytest.approx(outcome.best_value, abs=1e-9)
 
 
+#: A small network: what is tested is where it trains, not how well.
+TINY_ZILN = {"epochs": 3, "n_members": 1, "hidden_units": [8]}
+
+
 def test_keras_ziln_trains_on_one_worker_and_says_so(
-    frames: TrainingFrames,
-    client: Client,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    frames: TrainingFrames, client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import clv.models.registry
+    from distributed import get_task_stream
 
-    fitted: list[int] = []
+    from clv.models.keras_ziln import KerasZILNModel
 
-    class OneMachine:
-        def fit(self, X: pd.DataFrame, y: pd.Series, **kwargs: Any) -> OneMachine:
-            fitted.append(len(X))
-            return self
-
-    monkeypatch.setattr(clv.models.registry, "create", lambda family, params: OneMachine())
     fit, validation = frames.fit, frames.validation
-    with caplog.at_level(logging.INFO, logger="clv.distributed.training"):
+    with (
+        caplog.at_level(logging.INFO, logger="clv.distributed.training"),
+        get_task_stream(client=client) as stream,
+    ):
         model = fit_best_on_dask(
             client,
             "keras_ziln",
-            {},
+            TINY_ZILN,
             X_fit=frames.X(fit),
             y_fit=fit[TARGET],
             X_val=frames.X(validation),
             y_val=validation[TARGET],
         )
-    assert isinstance(model, OneMachine) and fitted == [len(fit)]
-    assert f"keras_ziln trains on one worker: it has no Dask backend, so its {len(fit):,}" in (
-        caplog.text
-    )
+    ran_on = {t["worker"] for t in stream.data if str(t["key"]).startswith("clv-fit-keras_ziln")}
+    assert len(ran_on) == 1
+    (worker,) = ran_on
+    assert isinstance(model, KerasZILNModel)  # loaded here from the worker's native files
+    predicted = model.predict(frames.X(frames.holdout))
+    assert predicted.shape == (len(frames.holdout),) and np.isfinite(predicted).all()
+    assert (predicted >= 0).all()
+    assert (
+        f"keras_ziln trains on one worker: it has no Dask backend, so its {len(fit):,} training "
+        f"rows go to the Dask worker {worker}"
+    ) in caplog.text
+
+
+def test_keras_ziln_trials_run_one_after_the_other_on_one_worker(
+    frames: TrainingFrames, client: Client, tmp_path: Path
+) -> None:
+    from distributed import get_task_stream
+
+    fit, validation = frames.fit, frames.validation
+    with get_task_stream(client=client) as stream:
+        outcome = run_study(
+            "keras_ziln",
+            X_fit=frames.X(fit),
+            y_fit=fit[TARGET],
+            X_val=frames.X(validation),
+            y_val=validation[TARGET],
+            n_trials=2,
+            study_name="keras-on-dask",
+            storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+            model_root=tmp_path / "hpo",
+            fixed_params={"epochs": 2},
+            dask_client=client,
+        )
+    ran_on = {t["worker"] for t in stream.data if str(t["key"]).startswith("clv-optuna-")}
+    assert len(ran_on) == 1
+    assert sorted(t.state for t in outcome.trials) == ["COMPLETE", "COMPLETE"]
 
 
 def test_on_cluster_routes_fit_best_to_the_cluster_only_inside_the_block(
