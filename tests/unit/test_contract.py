@@ -408,3 +408,30 @@ def validate_file_from_text(text: str):  # type: ignore[no-untyped-def]
         path = Path(tmp) / "t.csv"
         path.write_text(text)
         return validate_file(path)
+
+
+_TEXT = st.lists(
+    st.one_of(
+        st.none(),
+        st.text(
+            alphabet=st.sampled_from(" \t\n\x1c\x1f\x85\u00a0\u3000naNAlLuUoOİKk/x-1"), max_size=6
+        ),
+        st.sampled_from(["na", " N/A ", "\x1cnull\x1d", "None", "nan", "", "   ", "İ", "\u212a"]),
+    ),
+    max_size=40,
+)
+
+
+@given(_TEXT)
+@settings(max_examples=200, deadline=None)
+def test_the_arrow_text_checks_agree_with_pythons_string_methods(values: list[str | None]) -> None:
+    from clv.data.contract import _non_empty, _non_empty_python, _not_too_long
+    from clv.data.validation import _missing_mask, _missing_mask_python
+
+    column = pd.Series(values, dtype=object)
+
+    np.testing.assert_array_equal(_missing_mask(column), _missing_mask_python(column))
+    pd.testing.assert_series_equal(_non_empty(column), _non_empty_python(column), check_dtype=False)
+    long = pd.Series([*values, "x" * 257], dtype=object)
+    expected = long.isna() | (long.astype(str).str.len() <= 256)
+    pd.testing.assert_series_equal(_not_too_long(long), expected, check_dtype=False)
