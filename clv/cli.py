@@ -1322,7 +1322,8 @@ def score(
                             churn=models.churn,
                             horizon_days=horizon_days,
                             as_of=cutoff,
-                            **extra,
+                            customers=extra["customers"],
+                            sustainability=extra["sustainability"],
                         )
                         if not to_folder:  # one file: gathered here, in customer order
                             gathered = scores_ddf.compute().sort_values("customer_id")

@@ -48,6 +48,7 @@ __all__ = [
     "dask_customer_features",
     "dask_features",
     "fit_btyd_from_counts",
+    "persisted",
     "population_summary",
     "summarise_partition",
 ]
@@ -357,6 +358,28 @@ def _example(meta: pd.DataFrame, cutoff: pd.Timestamp, channels: tuple[str, ...]
     return frame.astype({c: meta.dtypes[c] for c in frame.columns})
 
 
+def persisted(frame: dd.DataFrame) -> dd.DataFrame:
+    """``frame`` kept in the cluster's memory when a distributed client is current, else as is.
+
+    The feature and scoring paths read their input more than once (a pass for the population's
+    summary, one for the features; for scoring without an as-of date one more for the last
+    timestamp). Persisted, the files are read, validated and shuffled once; the workers hold
+    the partitions and spill them to their local disk past their memory target, so memory
+    stays bounded by the workers' limits, not by the data.
+    """
+    import dask
+
+    if dask.config.get("scheduler", None) not in (None, "dask.distributed", "distributed"):
+        return frame  # an explicit local scheduler (tests, one process): nothing to keep
+    try:
+        from distributed import Client
+
+        client = Client.current(allow_global=True)
+    except (ImportError, ValueError):
+        return frame
+    return client.persist(frame)
+
+
 def _features(
     transactions: dd.DataFrame,
     *,
@@ -366,10 +389,13 @@ def _features(
     sustainability: pd.DataFrame | None,
     include_btyd: bool,
     nobody: str | None,
+    persist: bool = False,
 ) -> dd.DataFrame:
     from dask import delayed
 
     cutoff = pd.Timestamp(cutoff)
+    if persist:
+        transactions = persisted(transactions)
     summary = population_summary(transactions, cutoff=cutoff, horizon_days=horizon_days)
     if nobody is not None and summary.visible_rows == 0:
         raise ValueError(nobody)
@@ -408,6 +434,7 @@ def dask_features(
     customers: pd.DataFrame | None = None,
     sustainability: pd.DataFrame | None = None,
     include_btyd: bool = True,
+    persist: bool = True,
 ) -> dd.DataFrame:
     """:func:`clv.features.build_features` on a Dask cluster, partition by partition.
 
@@ -425,6 +452,9 @@ def dask_features(
     include_btyd : bool
         Fit BG/NBD and Gamma-Gamma on the population's sufficient statistics and add their
         predictions.
+    persist : bool
+        Keep the transactions in the cluster's memory for the two passes (see
+        :func:`persisted`); False reads them twice.
 
     Returns
     -------
@@ -444,8 +474,8 @@ def dask_features(
     A first pass over the partitions, computed here with the current Dask scheduler (a
     ``distributed.Client`` made default or set with ``dask.config.set(scheduler=client)``),
     gathers the small :class:`PopulationSummary` of each; the features are computed in a
-    second pass when the result is. Both passes read and shuffle the transactions unless they
-    were persisted first.
+    second pass when the result is. With ``persist`` both passes use the transactions read,
+    validated and shuffled once.
     """
     return _features(
         transactions,
@@ -455,6 +485,7 @@ def dask_features(
         sustainability=sustainability,
         include_btyd=include_btyd,
         nobody=None,
+        persist=persist,
     )
 
 
@@ -465,8 +496,11 @@ def dask_customer_features(
     horizon_days: int,
     customers: pd.DataFrame | None = None,
     sustainability: pd.DataFrame | None = None,
+    persist: bool = True,
 ) -> dd.DataFrame:
     """:func:`clv.training.scoring.customer_features` on Dask: every customer to score by ``as_of``.
+
+    ``persist`` as in :func:`dask_features` (applied to the rows up to ``as_of``).
 
     Raises
     ------
@@ -483,4 +517,5 @@ def dask_customer_features(
         sustainability=sustainability,
         include_btyd=True,
         nobody=f"no transaction on or before the as-of date {cutoff:%Y-%m-%d}; nobody to score",
+        persist=persist,
     )

@@ -237,6 +237,7 @@ def score_customers_dask(
     churn: ChurnBundle | None = None,
     customers: pd.DataFrame | None = None,
     sustainability: pd.DataFrame | None = None,
+    persist: bool = True,
 ) -> dd.DataFrame:
     """:func:`clv.training.scoring.score_customers` on a Dask DataFrame of transactions.
 
@@ -250,6 +251,10 @@ def score_customers_dask(
     as_of : Timestamp, optional
         Scoring cut-off (default: the day of the last transaction, end of day: one pass over the
         timestamps).
+    persist : bool
+        Keep the transactions in the cluster's memory for the passes over them (the last
+        timestamp, the population's summary, the features; see
+        :func:`clv.distributed.features.persisted`); False reads them for each pass.
 
     Returns
     -------
@@ -263,10 +268,13 @@ def score_customers_dask(
         When the horizon differs from the model's (before any work on the cluster), or no
         customer has a purchase by ``as_of``.
     """
-    from clv.distributed.features import dask_customer_features
+    from clv.distributed.features import dask_customer_features, persisted
     from clv.training.windows import end_of_day
 
     _check_horizon(spend, churn, horizon_days)
+    if persist:
+        # Read, validated and shuffled once for the passes below (see ``persisted``).
+        transactions_ddf = persisted(transactions_ddf)
     if as_of is None:
         cutoff = end_of_day(pd.Timestamp(transactions_ddf["timestamp"].max().compute()))
     else:
@@ -277,6 +285,7 @@ def score_customers_dask(
         horizon_days=horizon_days,
         customers=customers,
         sustainability=sustainability,
+        persist=False,
     )
     return score_features_dask(
         features, spend=spend, churn=churn, horizon_days=horizon_days, as_of=cutoff
