@@ -16,7 +16,7 @@ DEMO_TRIALS ?= 3
 
 #: Line coverage of the three packages, printed in the summary (files at 100% left out); reported,
 #: never a blocking threshold. Subprocesses (the CLI in e2e tests) count too: see pyproject.
-COVERAGE := --cov --cov-report=term
+COVERAGE := --cov --cov-report=term --durations=30
 
 venv: $(STAMP)
 
