@@ -53,15 +53,15 @@ def dask_address(explicit: str | None = None) -> str | None:
 
 
 @contextlib.contextmanager
-def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Client]:
+def connect(address: str, *, timeout: float | None = None) -> Iterator[Client]:
     """A client of the scheduler at ``address``, closed on exit (the cluster keeps running).
 
     Parameters
     ----------
     address : str
         From :func:`dask_address`.
-    timeout : float
-        Seconds to wait for the scheduler.
+    timeout : float, optional
+        Seconds to wait for the scheduler (default :data:`CONNECT_TIMEOUT_S`).
 
     Yields
     ------
@@ -73,6 +73,7 @@ def connect(address: str, *, timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Cli
     DaskUnavailableError
         When the scheduler does not answer within ``timeout`` or has no worker.
     """
+    timeout = CONNECT_TIMEOUT_S if timeout is None else timeout
     from distributed import Client
 
     try:

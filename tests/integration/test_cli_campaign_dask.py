@@ -58,7 +58,11 @@ def test_a_plan_on_the_cluster_from_a_folder_is_the_one_machine_plan(
 def test_a_scheduler_that_does_not_answer_is_one_line(
     inputs: dict[str, Path],  # noqa: F811
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    import clv.distributed.cluster
+
+    monkeypatch.setattr(clv.distributed.cluster, "CONNECT_TIMEOUT_S", 1.0)
     done = CliRunner().invoke(
         app,
         [
