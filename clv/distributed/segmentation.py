@@ -374,54 +374,13 @@ def gather_segmentation(
     """
     import dask
 
-    from clv.segmentation.profiles import (
-        check_segments,
-        migration_matrix,
-        migration_share,
-        profile_segments,
-    )
-    from clv.segmentation.runs import Segmentation, _content_hash, _plain
+    from clv.segmentation.runs import assemble_segmentation
 
     config = config or SegmentationConfig()
     inputs, ids = dask.compute(result.inputs, result.segment_ids)
     for frame in (inputs, ids):
         _object_index(frame)
     inputs, ids = inputs.sort_index(kind="stable"), ids.sort_index(kind="stable")
-    segments = result.segments.copy()
-    model = result.model
-    names = dict(zip(segments["segment_id"], segments["name"], strict=True))
-    labels = ids.map(names).rename("segment")
-    before = None if previous is None else previous.labels.astype(str)
-    profiles = profile_segments(inputs, labels, previous=before)
-    segments["profile"] = pd.Series(
-        [{k: _plain(v) for k, v in profiles.loc[name].items()} for name in segments["name"]],
-        index=segments.index,
-        dtype=object,
-    )
-    rules = check_segments(
-        inputs,
-        labels,
-        min_share=config.min_segment_share,
-        min_customers=config.min_segment_customers,
-        min_centroid_distance=config.min_centroid_distance,
-        max_top_customer_clv_share=config.max_top_customer_clv_share,
-    )
-    migration = share = None
-    if before is not None:
-        migration = migration_matrix(before, labels)
-        share = migration_share(before, labels)
-    return Segmentation(
-        method=config.method,
-        inputs=inputs,
-        segment_ids=ids,
-        segments=segments,
-        profiles=profiles,
-        rules=list(rules),
-        model=model,
-        previous=previous,
-        migration=migration,
-        migration_share=share,
-        config=config,
-        content_hash=_content_hash(inputs, config),
-        notes=[] if model is None else list(getattr(model, "notes", [])),
+    return assemble_segmentation(
+        inputs, ids, result.segments.copy(), result.model, config=config, previous=previous
     )

@@ -223,13 +223,6 @@ def build_segmentation(
     ValueError
         When there are fewer customers than ``k_min`` (k-means), with the numbers.
     """
-    from clv.segmentation.profiles import (
-        check_segments,
-        migration_matrix,
-        migration_share,
-        profile_segments,
-    )
-
     config = config or SegmentationConfig()
     if config.method == "rfm":
         ids, segments, model = *_rfm_segments(inputs, previous), None
@@ -238,6 +231,51 @@ def build_segmentation(
         ids, segments, model = _value_segments(inputs, config, usable)
         if previous is not None and usable is None:
             segments["new"] = True
+    return assemble_segmentation(inputs, ids, segments, model, config=config, previous=previous)
+
+
+def assemble_segmentation(
+    inputs: pd.DataFrame,
+    ids: pd.Series,
+    segments: pd.DataFrame,
+    model: ValueModel | None,
+    *,
+    config: SegmentationConfig,
+    previous: Previous | None,
+) -> Segmentation:
+    """A :class:`Segmentation` from the customers' segment ids: profiled and rule-checked.
+
+    What :func:`build_segmentation` does after assigning, and what a Dask run gathers into
+    (:func:`clv.distributed.segmentation.gather_segmentation`), so both are reviewed alike.
+
+    Parameters
+    ----------
+    inputs : DataFrame
+        The segmentation inputs, indexed by customer.
+    ids : Series
+        Segment id per customer (the index of ``inputs``).
+    segments : DataFrame
+        ``segment_id``, ``name``, ``description`` and the flags of each segment; gains
+        ``profile``.
+    model : ValueModel or None
+        The value model (None for RFM segments).
+    config : SegmentationConfig
+        The settings the run used (the business rules' thresholds).
+    previous : Previous, optional
+        The active version, for the migration.
+
+    Returns
+    -------
+    Segmentation
+        Everything a version holds.
+    """
+    from clv.segmentation.profiles import (
+        check_segments,
+        migration_matrix,
+        migration_share,
+        profile_segments,
+    )
+
     names = dict(zip(segments["segment_id"], segments["name"], strict=True))
     labels = ids.map(names).rename("segment")
     before = None if previous is None else previous.labels.astype(str)
