@@ -7,7 +7,6 @@ cross files; the cluster summarises them per customer and the plan must be the o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,8 +17,7 @@ import pytest
 from clv.campaigns.definition import load_campaign
 from clv.campaigns.personalisation import customer_habits, purchase_summary
 from clv.campaigns.planning import plan_campaign
-from clv.data.generator import REGIONS, GeneratorConfig, generate
-from clv.data.validation import validate_frame
+from clv.data.generator import REGIONS
 from clv.distributed.campaigns import (
     customer_habits_dask,
     purchase_summary_dask,
@@ -28,6 +26,7 @@ from clv.distributed.campaigns import (
 )
 from clv.distributed.cluster import connect
 from clv.distributed.io import read_transactions
+from tests.unit.test_campaign_planning import data  # noqa: F401 (the shared fixture)
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -44,26 +43,10 @@ START = pd.Timestamp("2025-04-01 08:00")
 
 
 @pytest.fixture(scope="module")
-def data() -> dict[str, pd.DataFrame]:
-    generated = generate(
-        GeneratorConfig(n_customers=3000, start=date(2023, 1, 1), end=date(2025, 3, 31)), seed=5
-    )
-    tables = {k: validate_frame(generated.frame(k), k) for k in ("transactions", "customers")}
-    rng = np.random.default_rng(1)
-    ids = tables["customers"]["customer_id"]
-    tables["scores"] = pd.DataFrame(
-        {
-            "customer_id": ids,
-            "predicted_clv": rng.gamma(1.5, 250, len(ids)),
-            "churn_probability": rng.uniform(0, 1, len(ids)),
-        }
-    )
-    tables["customers"] = tables["customers"].assign(marketing_opt_in=rng.random(len(ids)) < 0.8)
-    return tables
-
-
-@pytest.fixture(scope="module")
-def folder(data: dict[str, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def folder(
+    data: dict[str, pd.DataFrame],  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
     """The transactions in three Parquet files cut by time."""
     root = tmp_path_factory.mktemp("campaign-tx")
     tx = data["transactions"].sort_values("timestamp", kind="stable").reset_index(drop=True)
@@ -84,7 +67,9 @@ def test_the_folder_splits_customers_across_files(folder: Path) -> None:
 
 
 def test_habits_and_history_summaries_on_the_cluster_equal_one_machines(
-    data: dict[str, pd.DataFrame], folder: Path, client: Client
+    data: dict[str, pd.DataFrame],  # noqa: F811
+    folder: Path,
+    client: Client,
 ) -> None:
     ids = data["customers"]["customer_id"].astype(str)
     zones = pd.Series(
@@ -103,7 +88,9 @@ def test_habits_and_history_summaries_on_the_cluster_equal_one_machines(
 
 
 def test_a_plan_with_transactions_on_the_cluster_is_the_one_machine_plan(
-    data: dict[str, pd.DataFrame], folder: Path, client: Client
+    data: dict[str, pd.DataFrame],  # noqa: F811
+    folder: Path,
+    client: Client,
 ) -> None:
     definition = load_campaign(EXAMPLE)
     # A few segments, so that customers with few purchases take their segment's habit.
@@ -128,7 +115,9 @@ def test_a_plan_with_transactions_on_the_cluster_is_the_one_machine_plan(
 
 
 def test_one_transactions_file_is_split_by_customer_for_the_cluster(
-    data: dict[str, pd.DataFrame], tmp_path: Path, client: Client
+    data: dict[str, pd.DataFrame],  # noqa: F811
+    tmp_path: Path,
+    client: Client,
 ) -> None:
     path = tmp_path / "transactions.parquet"
     data["transactions"].to_parquet(path, index=False)
