@@ -1180,26 +1180,6 @@ _SCORING_DASK_HELP = (
 _SCORE_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 
 
-def _dask_transactions(uri: str, read_options: dict[str, Any], client: Any) -> Any:
-    """Transactions as a Dask DataFrame with every customer in one partition.
-
-    A folder of Parquet files is read on the workers (``clv.distributed.io``); one file is read
-    and validated here, with every read option, then split by customer.
-    """
-    import dask.dataframe as dd
-
-    from clv.data.io import read_table
-
-    if "://" not in uri and Path(uri).is_dir():
-        from clv.distributed.io import read_transactions
-
-        return read_transactions(uri, columns=read_options["columns"])
-    frame = read_table(uri, "transactions", **read_options)
-    partitions = max(1, 2 * sum(client.nthreads().values()))
-    by_customer = frame.set_index("customer_id").sort_index(kind="stable")
-    return dd.from_pandas(by_customer, npartitions=partitions).reset_index()
-
-
 @app.command()
 def score(
     transactions: Annotated[
@@ -1264,6 +1244,8 @@ def score(
     if not to_folder and not suffix.endswith(_SCORE_FILE_SUFFIXES):
         raise typer.BadParameter(f"{out}: use a .csv, .csv.gz or .parquet name", param_hint="--out")
     tracking.configure()
+    from clv.distributed.campaigns import transactions_on_cluster
+
     with contextlib.ExitStack() as on_cluster:
         client = None
         if address is not None:
@@ -1285,7 +1267,7 @@ def score(
                     tx: Any = (  # a pandas frame here, a Dask one on a cluster
                         read_table(transactions, "transactions", **read_options)
                         if client is None
-                        else _dask_transactions(transactions, read_options, client)
+                        else transactions_on_cluster(transactions, client, read_options)
                     )
                     tolerance = read_options["future_tolerance_days"]
                     extra = {

@@ -196,9 +196,9 @@ def plan(
     else:
         # Inside clv.distributed.training.on_cluster (``--dask-address``, a flow run on a
         # cluster): the transactions stay on the workers, partitioned by customer.
-        from clv.distributed.campaigns import transactions_fingerprint, transactions_for_planning
+        from clv.distributed.campaigns import transactions_fingerprint, transactions_on_cluster
 
-        tx = transactions_for_planning(transactions, client)
+        tx = transactions_on_cluster(transactions, client)
         transactions_digest = transactions_fingerprint(transactions)
     people = read_table(customers, "customers")
     book = read_keyed_table(contacts, "contacts") if contacts else None

@@ -17,6 +17,7 @@ most the partitions they are working on.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ __all__ = [
     "customer_habits_dask",
     "purchase_summary_dask",
     "transactions_fingerprint",
-    "transactions_for_planning",
+    "transactions_on_cluster",
 ]
 
 _HABIT_COLUMNS = ("orders", "weekday", "hour")
@@ -134,8 +135,10 @@ def purchase_summary_dask(
     return parts.compute()
 
 
-def transactions_for_planning(uri: str, client: Client) -> dd.DataFrame:
-    """The transactions a plan reads, as a dask DataFrame partitioned by customer.
+def transactions_on_cluster(
+    uri: str, client: Client, read_options: Mapping[str, Any] | None = None
+) -> dd.DataFrame:
+    """Transactions as a dask DataFrame partitioned by customer (what planning and scoring read).
 
     A folder (or glob) of Parquet files, local or ``s3://``, is read and validated on the
     workers (:func:`clv.distributed.io.read_transactions`); one file is read and validated here
@@ -147,6 +150,8 @@ def transactions_for_planning(uri: str, client: Client) -> dd.DataFrame:
         Transactions: a file, a folder or a glob.
     client : distributed.Client
         The cluster (its threads set the partitions of a single file).
+    read_options : mapping, optional
+        As :func:`clv.data.io.read_table` takes them; a collection uses their ``columns``.
 
     Returns
     -------
@@ -157,11 +162,12 @@ def transactions_for_planning(uri: str, client: Client) -> dd.DataFrame:
 
     from clv.data.io import read_table
 
+    options = dict(read_options or {})
     if _is_collection(uri):
         from clv.distributed.io import read_transactions
 
-        return read_transactions(uri)
-    frame = read_table(uri, "transactions")
+        return read_transactions(uri, columns=options.get("columns"))
+    frame = read_table(uri, "transactions", **options)
     partitions = max(1, 2 * sum(client.nthreads().values()))
     by_customer = frame.set_index("customer_id").sort_index(kind="stable")
     return dd.from_pandas(by_customer, npartitions=partitions).reset_index()

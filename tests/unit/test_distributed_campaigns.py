@@ -22,7 +22,7 @@ from clv.distributed.campaigns import (
     customer_habits_dask,
     purchase_summary_dask,
     transactions_fingerprint,
-    transactions_for_planning,
+    transactions_on_cluster,
 )
 from clv.distributed.cluster import connect
 from clv.distributed.io import read_transactions
@@ -122,7 +122,7 @@ def test_one_transactions_file_is_split_by_customer_for_the_cluster(
     path = tmp_path / "transactions.parquet"
     data["transactions"].to_parquet(path, index=False)
 
-    frame = transactions_for_planning(str(path), client)
+    frame = transactions_on_cluster(str(path), client)
     owners = frame.map_partitions(lambda p: p[["customer_id"]].drop_duplicates()).compute()
 
     assert frame.npartitions > 1
